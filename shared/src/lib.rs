@@ -1,0 +1,17 @@
+//! WeChat Official Account backend: everything the Lambda functions share.
+//!
+//! Protocol (`signature`, `crypto`, `message`, `reply`, `rules`, `webhook`), access tokens
+//! (`token`), web authorization (`oauth`, `session`), storage ports (`store`) and their adapters
+//! (`dynamo`, `embedded`), the WeChat API client (`wechat_api`), and the fake WeChat API used by
+//! tests and local runs (`fake_wechat`, feature `fake-wechat`).
+
+pub mod clock;
+pub mod config;
+pub mod dynamo;
+pub mod embedded;
+pub mod http;
+pub mod store;
+pub mod wechat_api;
+
+#[cfg(feature = "fake-wechat")]
+pub mod fake_wechat;
