@@ -146,7 +146,10 @@ mod tests {
         let env = [("WINDOW", "five")];
         let err = parsed_or::<u64>(&env, "WINDOW", 300).unwrap_err();
         assert!(err.to_string().contains("WINDOW") && err.to_string().contains("five"));
-        assert_eq!(parsed_or::<u64>(&[("WINDOW", "60")], "WINDOW", 300).unwrap(), 60);
+        assert_eq!(
+            parsed_or::<u64>(&[("WINDOW", "60")], "WINDOW", 300).unwrap(),
+            60
+        );
         assert_eq!(parsed_or::<u64>(&env, "UNSET", 300).unwrap(), 300);
     }
 

@@ -64,11 +64,7 @@ pub fn html(status: StatusCode, body: impl Into<String>) -> Response<Body> {
 }
 
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    respond(
-        status,
-        "application/json",
-        Body::Text(value.to_string()),
-    )
+    respond(status, "application/json", Body::Text(value.to_string()))
 }
 
 /// A `302 Found` to `location`, uncacheable (OAuth redirects carry one-time values).

@@ -15,3 +15,6 @@ pub mod wechat_api;
 
 #[cfg(feature = "fake-wechat")]
 pub mod fake_wechat;
+
+#[cfg(feature = "local-server")]
+pub mod local_server;

@@ -139,7 +139,11 @@ mod tests {
         let err = decode(br#"{"errcode":40001,"errmsg":"invalid credential"}"#).unwrap_err();
         assert_eq!(err.errcode(), Some(40001));
         assert!(err.is_access_token_invalid());
-        assert!(!decode(br#"{"errcode":45009,"errmsg":"limit"}"#).unwrap_err().is_access_token_invalid());
+        assert!(
+            !decode(br#"{"errcode":45009,"errmsg":"limit"}"#)
+                .unwrap_err()
+                .is_access_token_invalid()
+        );
     }
 
     #[test]

@@ -25,5 +25,8 @@ async fn put_then_get_round_trips_through_dynalite() {
         .send()
         .await
         .expect("get from dynalite");
-    assert_eq!(got.item().and_then(|i| i.get("v")), Some(&AttributeValue::N("7".into())));
+    assert_eq!(
+        got.item().and_then(|i| i.get("v")),
+        Some(&AttributeValue::N("7".into()))
+    );
 }

@@ -106,9 +106,13 @@ mod tests {
 
     #[test]
     fn corrupt_file_is_reported_not_ignored() {
-        let path = std::env::temp_dir().join(format!("embedded-corrupt-{}.json", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("embedded-corrupt-{}.json", std::process::id()));
         std::fs::write(&path, b"{not json").unwrap();
-        assert!(matches!(EmbeddedStore::open(&path), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            EmbeddedStore::open(&path),
+            Err(StoreError::Corrupt(_))
+        ));
         std::fs::remove_file(path).unwrap();
     }
 }
