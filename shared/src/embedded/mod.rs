@@ -57,10 +57,8 @@ impl EmbeddedStore {
             .lock()
             .map_err(|_| StoreError::Unavailable("embedded store lock poisoned".into()))?;
         let (result, changed) = f(&mut items);
-        if changed {
-            if let Some(path) = &self.inner.path {
-                persist(path, &items)?;
-            }
+        if let (true, Some(path)) = (changed, &self.inner.path) {
+            persist(path, &items)?;
         }
         Ok(result)
     }
