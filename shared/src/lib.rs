@@ -10,6 +10,8 @@ pub mod config;
 pub mod dynamo;
 pub mod embedded;
 pub mod http;
+pub mod oauth;
+pub mod session;
 pub mod store;
 pub mod wechat_api;
 

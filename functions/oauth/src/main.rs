@@ -1,1 +1,38 @@
-fn main() {}
+//! The `oauth` Lambda: WeChat web authorization (`/oauth/authorize`, `/oauth/callback`,
+//! `/oauth/me`, `/oauth/logout`) behind API Gateway HTTP API. All logic is in `shared::oauth`.
+
+use std::convert::Infallible;
+
+use lambda_http::{Request, service_fn};
+use shared::clock::SystemClock;
+use shared::config::ProcessEnv;
+use shared::dynamo::DynamoTable;
+use shared::oauth::{OAuth, OAuthConfig};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .without_time()
+        .init();
+
+    let config = match OAuthConfig::from_env(&ProcessEnv) {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!(variable = err.variable, error = %err, "invalid configuration");
+            return Err(err.into());
+        }
+    };
+    let table = DynamoTable::from_env(config.table_name.clone()).await;
+    let oauth = OAuth::new(config, table, SystemClock);
+    let oauth = &oauth;
+
+    lambda_http::run(service_fn(move |req: Request| async move {
+        Ok::<_, Infallible>(oauth.handle(&req).await)
+    }))
+    .await
+}

@@ -7,6 +7,8 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 
 use crate::store::StoreError;
 
+pub mod oauth;
+
 /// The project's table and the client to reach it.
 #[derive(Debug, Clone)]
 pub struct DynamoTable {

@@ -11,6 +11,8 @@ use serde_json::Value;
 
 use crate::store::StoreError;
 
+pub mod oauth;
+
 /// Items by partition key, each a JSON object shaped like its DynamoDB item.
 pub type Items = BTreeMap<String, Value>;
 

@@ -1,0 +1,369 @@
+//! The user directory: who signed in, with which profile, and keeping that profile fresh.
+//!
+//! This is the API later features call: [`UserDirectory::get`] (as stored),
+//! [`UserDirectory::current`] (refreshed first when older than `OAUTH_PROFILE_MAX_AGE_SECS`,
+//! best-effort) and [`UserDirectory::refresh_profile`] (now). A refresh uses the stored
+//! `snsapi_userinfo` grant: an expired access token is renewed with the refresh token first, and
+//! when WeChat rejects the refresh token (40030/42002) the grant is dropped and the profile stays
+//! as it was until the user signs in with `snsapi_userinfo` again. WeChat being unreachable never
+//! fails a read: the stored profile is served and the failure is logged.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::oauth::Scope;
+use crate::oauth::sns::{Authorization, SnsClient, is_refresh_token_rejected};
+use crate::store::StoreError;
+use crate::store::oauth::{Profile, SnsGrant, User, UserStore};
+use crate::wechat_api::ApiError;
+
+/// An access token this close to its expiry is renewed before use.
+const ACCESS_TOKEN_EARLY_RENEWAL_S: i64 = 60;
+
+/// Where a user's profile stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileStatus {
+    /// Younger than the maximum age (possibly just refreshed).
+    Fresh,
+    /// The user only ever signed in with `snsapi_base`: there is no profile to show.
+    NotShared,
+    /// Stale, and the stored grant can refresh it (before a refresh is tried).
+    Stale,
+    /// Stale, and only a new `snsapi_userinfo` sign-in can refresh it.
+    NeedsConsent,
+    /// Stale, and WeChat could not be asked just now; the stored profile is served.
+    StaleUnavailable,
+}
+
+/// Why a sign-in could not be recorded. Nothing was written in either case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignInError {
+    #[error("reading the profile from WeChat failed: {0}")]
+    WeChat(ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Users by openid, backed by a [`UserStore`] and the sns API.
+pub struct UserDirectory<S> {
+    store: S,
+    sns: SnsClient,
+    clock: Arc<dyn Clock>,
+    profile_max_age_s: i64,
+}
+
+impl<S: UserStore> UserDirectory<S> {
+    pub fn new(store: S, sns: SnsClient, clock: Arc<dyn Clock>, profile_max_age_s: i64) -> Self {
+        Self {
+            store,
+            sns,
+            clock,
+            profile_max_age_s,
+        }
+    }
+
+    /// The user as stored, without calling WeChat.
+    pub async fn get(&self, openid: &str) -> Result<Option<User>, StoreError> {
+        self.store.get_user(openid).await
+    }
+
+    /// The user, with the profile refreshed first if it is stale and can be refreshed.
+    pub async fn current(&self, openid: &str) -> Result<Option<(User, ProfileStatus)>, StoreError> {
+        let Some(mut user) = self.store.get_user(openid).await? else {
+            return Ok(None);
+        };
+        let now_s = self.clock.now_s();
+        let status = match self.status(&user, now_s) {
+            // `NeedsConsent` too: an expired grant is dropped, without calling WeChat.
+            ProfileStatus::Stale | ProfileStatus::NeedsConsent => {
+                self.refresh_and_save(&mut user, now_s).await?
+            }
+            settled => settled,
+        };
+        Ok(Some((user, status)))
+    }
+
+    /// Refresh the profile now, whatever its age.
+    pub async fn refresh_profile(
+        &self,
+        mut user: User,
+    ) -> Result<(User, ProfileStatus), StoreError> {
+        let now_s = self.clock.now_s();
+        let status = self.refresh_and_save(&mut user, now_s).await?;
+        Ok((user, status))
+    }
+
+    /// Record a sign-in: for `snsapi_userinfo`, read the profile first (a failure writes
+    /// nothing); then merge into the stored user and save the whole item once.
+    pub async fn sign_in(&self, authorization: Authorization) -> Result<User, SignInError> {
+        let now_s = self.clock.now_s();
+        let Authorization {
+            openid,
+            unionid,
+            grant,
+        } = authorization;
+        let fetched = match grant.scope {
+            Scope::UserInfo => Some(
+                self.sns
+                    .userinfo(&grant.access_token, &openid, now_s)
+                    .await
+                    .map_err(SignInError::WeChat)?,
+            ),
+            Scope::Base => None,
+        };
+        let existing = self.store.get_user(&openid).await?;
+        let (profile, profile_unionid) = fetched.map_or((None, None), |(p, u)| (Some(p), u));
+        let mut user = merge(
+            existing,
+            &openid,
+            unionid.or(profile_unionid),
+            grant,
+            profile,
+            now_s,
+        );
+        if self.status(&user, now_s) == ProfileStatus::Stale {
+            // A silent sign-in is a good moment to refresh a stale profile; it must not fail the sign-in.
+            self.refresh_in_memory(&mut user, now_s).await;
+        }
+        self.store.put_user(&user).await?;
+        Ok(user)
+    }
+
+    /// Where the stored profile stands at `now_s`, before any refresh.
+    pub fn status(&self, user: &User, now_s: i64) -> ProfileStatus {
+        match &user.profile {
+            None if user.scope == Scope::Base => ProfileStatus::NotShared,
+            Some(p) if p.fetched_at_s.saturating_add(self.profile_max_age_s) > now_s => {
+                ProfileStatus::Fresh
+            }
+            _ if usable_grant(user, now_s).is_some() => ProfileStatus::Stale,
+            _ => ProfileStatus::NeedsConsent,
+        }
+    }
+
+    async fn refresh_and_save(
+        &self,
+        user: &mut User,
+        now_s: i64,
+    ) -> Result<ProfileStatus, StoreError> {
+        let (status, changed) = self.refresh_in_memory(user, now_s).await;
+        if changed {
+            self.store.put_user(user).await?;
+        }
+        Ok(status)
+    }
+
+    /// Refresh `user` in place; returns the outcome and whether `user` changed.
+    async fn refresh_in_memory(&self, user: &mut User, now_s: i64) -> (ProfileStatus, bool) {
+        let Some(mut grant) = usable_grant(user, now_s) else {
+            let changed = user.grant.as_ref().is_some_and(|g| {
+                g.scope == Scope::UserInfo && g.refresh_token_expires_at_s <= now_s
+            });
+            if changed {
+                drop_grant(user, now_s);
+            }
+            let status = if user.scope == Scope::Base && user.profile.is_none() {
+                ProfileStatus::NotShared
+            } else {
+                ProfileStatus::NeedsConsent
+            };
+            return (status, changed);
+        };
+        let mut changed = false;
+        let mut renewed = false;
+        if grant.access_token_expires_at_s <= now_s + ACCESS_TOKEN_EARLY_RENEWAL_S {
+            match self.renew(user, &grant, now_s).await {
+                Ok(g) => {
+                    grant = g;
+                    changed = true;
+                    renewed = true;
+                }
+                Err(status) => return (status, status == ProfileStatus::NeedsConsent),
+            }
+        }
+        loop {
+            match self
+                .sns
+                .userinfo(&grant.access_token, &user.openid, now_s)
+                .await
+            {
+                Ok((profile, unionid)) => {
+                    user.profile = Some(profile);
+                    if unionid.is_some() {
+                        user.unionid = unionid;
+                    }
+                    user.updated_at_s = now_s;
+                    tracing::info!(openid = %user.openid, "profile refreshed");
+                    return (ProfileStatus::Fresh, true);
+                }
+                Err(err) if err.is_access_token_invalid() && !renewed => {
+                    match self.renew(user, &grant, now_s).await {
+                        Ok(g) => {
+                            grant = g;
+                            changed = true;
+                            renewed = true;
+                        }
+                        Err(status) => return (status, status == ProfileStatus::NeedsConsent),
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(openid = %user.openid, error = %err, "profile refresh failed; serving the stored profile");
+                    return (ProfileStatus::StaleUnavailable, changed);
+                }
+            }
+        }
+    }
+
+    /// Renew the access token; on success the new grant is stored in `user`.
+    async fn renew(
+        &self,
+        user: &mut User,
+        grant: &SnsGrant,
+        now_s: i64,
+    ) -> Result<SnsGrant, ProfileStatus> {
+        match self.sns.refresh(grant, now_s).await {
+            Ok(renewed) => {
+                user.grant = Some(renewed.clone());
+                user.updated_at_s = now_s;
+                Ok(renewed)
+            }
+            Err(err) if is_refresh_token_rejected(&err) => {
+                tracing::info!(openid = %user.openid, error = %err, "refresh token rejected; the profile needs a new snsapi_userinfo sign-in");
+                drop_grant(user, now_s);
+                Err(ProfileStatus::NeedsConsent)
+            }
+            Err(err) => {
+                tracing::warn!(openid = %user.openid, error = %err, "sns token refresh failed; serving the stored profile");
+                Err(ProfileStatus::StaleUnavailable)
+            }
+        }
+    }
+}
+
+/// The stored `snsapi_userinfo` grant, while its refresh token has not expired.
+fn usable_grant(user: &User, now_s: i64) -> Option<SnsGrant> {
+    user.grant
+        .clone()
+        .filter(|g| g.scope == Scope::UserInfo && g.refresh_token_expires_at_s > now_s)
+}
+
+fn drop_grant(user: &mut User, now_s: i64) {
+    user.grant = None;
+    user.updated_at_s = now_s;
+}
+
+/// The user after this sign-in. A `snsapi_base` sign-in keeps a still-refreshable
+/// `snsapi_userinfo` grant (its tokens can read the profile; the new ones cannot).
+fn merge(
+    existing: Option<User>,
+    openid: &str,
+    unionid: Option<String>,
+    grant: SnsGrant,
+    profile: Option<Profile>,
+    now_s: i64,
+) -> User {
+    let Some(mut user) = existing else {
+        return User {
+            openid: openid.to_string(),
+            unionid,
+            scope: grant.scope,
+            profile,
+            grant: Some(grant),
+            created_at_s: now_s,
+            updated_at_s: now_s,
+        };
+    };
+    if unionid.is_some() {
+        user.unionid = unionid;
+    }
+    let keep_stored_grant = grant.scope == Scope::Base && usable_grant(&user, now_s).is_some();
+    if grant.scope == Scope::UserInfo {
+        user.scope = Scope::UserInfo;
+    }
+    if !keep_stored_grant {
+        user.grant = Some(grant);
+    }
+    if profile.is_some() {
+        user.profile = profile;
+    }
+    user.updated_at_s = now_s;
+    user
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn grant(scope: Scope, token: &str, refresh_expires_at_s: i64) -> SnsGrant {
+        SnsGrant {
+            scope,
+            access_token: Secret::new(format!("at-{token}")),
+            access_token_expires_at_s: 7_200,
+            refresh_token: Secret::new(format!("rt-{token}")),
+            refresh_token_expires_at_s: refresh_expires_at_s,
+        }
+    }
+
+    fn profile(nickname: &str) -> Profile {
+        Profile {
+            nickname: nickname.into(),
+            sex: 0,
+            province: String::new(),
+            city: String::new(),
+            country: String::new(),
+            headimgurl: String::new(),
+            privilege: vec![],
+            fetched_at_s: 0,
+        }
+    }
+
+    #[test]
+    fn a_base_sign_in_keeps_a_refreshable_userinfo_grant_and_the_profile() {
+        let first = merge(
+            None,
+            "o1",
+            None,
+            grant(Scope::UserInfo, "1", 1_000),
+            Some(profile("小明")),
+            0,
+        );
+        let second = merge(
+            Some(first),
+            "o1",
+            Some("u1".into()),
+            grant(Scope::Base, "2", 2_000),
+            None,
+            10,
+        );
+        assert_eq!(second.scope, Scope::UserInfo);
+        assert_eq!(second.profile, Some(profile("小明")));
+        assert_eq!(second.grant.unwrap().access_token.expose(), "at-1");
+        assert_eq!(second.unionid.as_deref(), Some("u1"));
+        assert_eq!((second.created_at_s, second.updated_at_s), (0, 10));
+    }
+
+    #[test]
+    fn a_base_sign_in_replaces_a_dead_userinfo_grant() {
+        let first = merge(
+            None,
+            "o1",
+            None,
+            grant(Scope::UserInfo, "1", 5),
+            Some(profile("小明")),
+            0,
+        );
+        let second = merge(
+            Some(first),
+            "o1",
+            None,
+            grant(Scope::Base, "2", 2_000),
+            None,
+            10,
+        );
+        let stored = second.grant.unwrap();
+        assert_eq!(stored.scope, Scope::Base);
+        assert_eq!(stored.access_token.expose(), "at-2");
+        assert_eq!(second.profile, Some(profile("小明")));
+    }
+}
