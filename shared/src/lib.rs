@@ -11,6 +11,7 @@ pub mod dynamo;
 pub mod embedded;
 pub mod http;
 pub mod store;
+pub mod token;
 pub mod wechat_api;
 
 #[cfg(feature = "fake-wechat")]

@@ -4,6 +4,8 @@
 //! Everything lives in one DynamoDB table: string partition key `pk`, no sort key, TTL attribute
 //! `ttl` (epoch seconds). Each domain prefixes its keys (`token#…`, `lease#…`, `user#…`, …).
 
+pub mod token;
+
 /// A storage failure that is not a domain outcome (a lost conditional write is a domain outcome
 /// and is returned as an enum variant by the trait method, never as this error).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
