@@ -46,12 +46,25 @@ impl LambdaTokenSource {
     pub async fn from_env(env: &impl Env, table: DynamoTable) -> Result<Self, ConfigError> {
         let function_name = required(env, "TOKEN_FUNCTION_NAME")?;
         let app_id = required(env, "WECHAT_APP_ID")?;
+        let lambda = Self::lambda_client(&table, None).await;
+        Ok(Self::new(table, lambda, function_name, app_id))
+    }
+
+    /// A Lambda client from the standard AWS environment that shares `table`'s HTTP client (one
+    /// TLS stack, one connection pool). `endpoint_url` overrides the endpoint (tests); without
+    /// it, `AWS_ENDPOINT_URL_LAMBDA` does, if set.
+    pub async fn lambda_client(
+        table: &DynamoTable,
+        endpoint_url: Option<&str>,
+    ) -> aws_sdk_lambda::Client {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(http_client) = table.client.config().http_client() {
             loader = loader.http_client(http_client);
         }
-        let lambda = aws_sdk_lambda::Client::new(&loader.load().await);
-        Ok(Self::new(table, lambda, function_name, app_id))
+        if let Some(url) = endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        aws_sdk_lambda::Client::new(&loader.load().await)
     }
 
     async fn invoke(&self, invocation: Invocation) -> Result<AccessToken, TokenError> {

@@ -50,6 +50,13 @@ pub async fn fake_for(app_id: &str, clock: &ManualClock) -> FakeWeChat {
     fake
 }
 
+/// A fake WeChat API for `app_id` on wall-clock time.
+pub async fn fake_on_wall_clock(app_id: &str) -> FakeWeChat {
+    FakeWeChat::start_with(([127, 0, 0, 1], 0).into(), app_id, FAKE_APP_SECRET)
+        .await
+        .expect("start the fake WeChat API")
+}
+
 pub const STABLE: &str = "/cgi-bin/stable_token";
 pub const CLASSIC: &str = "/cgi-bin/token";
 
