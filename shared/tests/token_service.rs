@@ -448,3 +448,45 @@ async fn the_fake_refuses_forced_refreshes_30_s_apart_and_after_20_a_day() {
     assert_eq!(err.errcode(), Some(45009));
     assert_eq!(lock(&fake.state().token).issued(), 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresher_waiting_on_a_holder_that_gives_up_does_not_fetch_itself() {
+    let clock = manual_clock();
+    let fake = fake_for(FAKE_APP_ID, &clock).await;
+    let store = CountingStore::new(EmbeddedStore::in_memory());
+    let service = std::sync::Arc::new(TokenService::new(
+        config(&fake, &[]),
+        store.clone(),
+        clock.clone(),
+    ));
+    let until = clock.now_ms() + 1000;
+    store
+        .try_acquire_lease(
+            FAKE_APP_ID,
+            "holder-whose-fetch-failed",
+            clock.now_ms(),
+            until,
+        )
+        .await
+        .unwrap();
+    let waiter = tokio::spawn({
+        let service = service.clone();
+        async move { service.on_schedule().await }
+    });
+    // Once the waiter has read the token twice it is polling the lease holder; now give up.
+    while store.token_reads() < 2 {
+        tokio::task::yield_now().await;
+    }
+    store
+        .release_lease(FAKE_APP_ID, "holder-whose-fetch-failed")
+        .await
+        .unwrap();
+    let report = waiter.await.unwrap().unwrap();
+    assert_eq!(report.outcome, RefreshOutcome::OtherRefresherFinished);
+    assert_eq!(report.token, None);
+    assert_eq!(
+        fake.calls(STABLE),
+        0,
+        "no fetch behind a failed holder's back"
+    );
+}

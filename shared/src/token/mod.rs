@@ -201,7 +201,8 @@ impl RefreshOutcome {
         }
     }
 
-    /// Whether the refresh failed (as opposed to finding or producing a good token).
+    /// Whether this refresh failed. `OtherRefresherFinished` is not: the refresher that held the
+    /// lease reports its own outcome, and this one did nothing that could fail.
     pub fn is_failure(&self) -> bool {
         matches!(
             self,
@@ -211,7 +212,6 @@ impl RefreshOutcome {
                 | Self::WeChatBusy { .. }
                 | Self::WeChatUnavailable(_)
                 | Self::LeaseBusy
-                | Self::OtherRefresherFinished
         )
     }
 }

@@ -362,7 +362,7 @@ pub async fn simulate_a_day_on_the_schedule<S: TokenStore>(
 ) -> u64 {
     let app_id = service.config().app_id.clone();
     let start = clock.now_ms();
-    let mut random = Xorshift::new(0x5eed_0f_da7);
+    let mut random = Xorshift::new(0x5EED_DA7A);
     let mut reads = 0;
     for tick in 0..(24 * 12) {
         let tick_at = start + tick * FIVE_MINUTES_MS;
@@ -397,6 +397,7 @@ pub async fn simulate_a_day_on_the_schedule<S: TokenStore>(
     assert_eq!(reads, 24 * 12 * 3);
     let calls = fake.calls(endpoint);
     assert!(calls <= 50, "{calls} calls to {endpoint} in a day");
+    eprintln!("a virtual day on the schedule: {calls} calls to {endpoint}, {reads} reads");
     calls
 }
 
