@@ -13,6 +13,7 @@ pub mod http;
 pub mod oauth;
 pub mod session;
 pub mod store;
+pub mod token;
 pub mod wechat_api;
 
 #[cfg(feature = "fake-wechat")]

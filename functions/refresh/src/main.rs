@@ -1,1 +1,29 @@
-fn main() {}
+//! The `refresh` Lambda: the account's central access_token service (中控服务器). Invoked by the
+//! EventBridge schedule and directly (`{"action": "get"}`, `{"action": "refresh", "stale_token"}`);
+//! all logic is `shared::token::handle_invocation`.
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+use shared::clock::SystemClock;
+use shared::config::{ProcessEnv, required};
+use shared::dynamo::DynamoTable;
+use shared::token::{TokenConfig, TokenService, handle_invocation};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let env = ProcessEnv;
+    let config = TokenConfig::from_env(&env)?;
+    let table = DynamoTable::from_env(required(&env, "TABLE_NAME")?).await;
+    let service = TokenService::new(config, table, SystemClock);
+    let service = &service;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handle_invocation(service, event.payload)
+            .await
+            .map_err(|e| Diagnostic {
+                error_type: e.kind().into(),
+                error_message: e.to_string(),
+            })
+    }))
+    .await
+}

@@ -1,6 +1,8 @@
 //! DynamoDB adapter: one table (name from `TABLE_NAME`), client built once per container.
 //! The endpoint follows the standard `AWS_ENDPOINT_URL_DYNAMODB`, so tests point it at dynalite.
 
+pub mod token;
+
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};

@@ -2,6 +2,8 @@
 //! memory behind one lock (so conditional writes are atomic) and persisted to a JSON file after
 //! every change (so a restart of `make run` keeps its token and does not burn quota).
 
+pub mod token;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};

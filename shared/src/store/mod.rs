@@ -5,6 +5,7 @@
 //! `ttl` (epoch seconds). Each domain prefixes its keys (`token#…`, `lease#…`, `user#…`, …).
 
 pub mod oauth;
+pub mod token;
 
 /// A storage failure that is not a domain outcome (a lost conditional write is a domain outcome
 /// and is returned as an enum variant by the trait method, never as this error).

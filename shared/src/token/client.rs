@@ -1,0 +1,147 @@
+//! The access_token as the other functions see it: [`TokenClient`] keeps the token for the life of
+//! the Lambda container (a warm invocation asks nobody), and [`TokenClient::call_with_token`] runs a
+//! WeChat API call with it, reporting the token stale and retrying once when WeChat rejects it.
+//!
+//! Where the token comes from is the [`TokenSource`] port: the service itself, in process (the
+//! refresh function, the local server, tests), or [`super::LambdaTokenSource`] (read the table,
+//! report stale tokens to the refresh function).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{AccessToken, TokenError, TokenService};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Secret;
+use crate::store::token::TokenStore;
+use crate::wechat_api::ApiError;
+
+/// Where tokens come from.
+pub trait TokenSource: Send + Sync {
+    /// A usable token (more than [`super::MIN_REMAINING_MS`] left).
+    fn current(&self) -> impl Future<Output = Result<AccessToken, TokenError>> + Send;
+
+    /// `stale` failed a call with 40001/40014/42001: have it replaced (unless that already
+    /// happened) and return the token current afterwards.
+    fn report_stale(
+        &self,
+        stale: &str,
+    ) -> impl Future<Output = Result<AccessToken, TokenError>> + Send;
+}
+
+/// In process: the service's own logic, over its store.
+impl<S: TokenStore, C: Clock> TokenSource for TokenService<S, C> {
+    async fn current(&self) -> Result<AccessToken, TokenError> {
+        self.get().await
+    }
+
+    async fn report_stale(&self, stale: &str) -> Result<AccessToken, TokenError> {
+        let report = self.refresh_stale(stale).await?;
+        report
+            .token
+            .ok_or(TokenError::NoUsableToken(report.outcome))
+    }
+}
+
+impl<T: TokenSource> TokenSource for Arc<T> {
+    fn current(&self) -> impl Future<Output = Result<AccessToken, TokenError>> + Send {
+        (**self).current()
+    }
+
+    fn report_stale(
+        &self,
+        stale: &str,
+    ) -> impl Future<Output = Result<AccessToken, TokenError>> + Send {
+        (**self).report_stale(stale)
+    }
+}
+
+/// Why a call made through [`TokenClient::call_with_token`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("no access_token: {0}")]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// The token for one container: build it once at start-up and share it between invocations.
+#[derive(Debug)]
+pub struct TokenClient<S, C = SystemClock> {
+    source: S,
+    clock: C,
+    cached: Mutex<Option<AccessToken>>,
+}
+
+impl<S: TokenSource> TokenClient<S> {
+    pub fn new(source: S) -> Self {
+        Self::with_clock(source, SystemClock)
+    }
+}
+
+impl<S: TokenSource, C: Clock> TokenClient<S, C> {
+    pub fn with_clock(source: S, clock: C) -> Self {
+        Self {
+            source,
+            clock,
+            cached: Mutex::new(None),
+        }
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// The cached token while it is usable; otherwise the source's, cached for next time.
+    pub async fn current(&self) -> Result<AccessToken, TokenError> {
+        let now = self.clock.now_ms();
+        if let Some(token) = self.cache().as_ref().filter(|t| t.is_usable_at(now)) {
+            return Ok(token.clone());
+        }
+        let token = self.source.current().await?;
+        *self.cache() = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Run `call` with the current token. If WeChat rejects the token (40001/40014/42001), report
+    /// it stale, and run `call` once more with the replacement; a second rejection is returned
+    /// as is (no loop). When the source has no other token to offer, the first error is returned.
+    pub async fn call_with_token<T, F, Fut>(&self, call: F) -> Result<T, CallError>
+    where
+        F: Fn(Secret<String>) -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let token = self.current().await?;
+        let error = match call(token.value.clone()).await {
+            Err(e) if e.is_access_token_invalid() => e,
+            other => return Ok(other?),
+        };
+        tracing::warn!(
+            errcode = error.errcode(),
+            token = %token.fingerprint(),
+            "WeChat rejected the access_token; reporting it stale and retrying once"
+        );
+        self.forget(&token);
+        let replacement = self.source.report_stale(token.value.expose()).await?;
+        if replacement.value == token.value {
+            tracing::warn!(
+                token = %token.fingerprint(),
+                "no replacement for the rejected access_token is available yet"
+            );
+            return Err(CallError::Api(error));
+        }
+        *self.cache() = Some(replacement.clone());
+        Ok(call(replacement.value).await?)
+    }
+
+    fn forget(&self, token: &AccessToken) {
+        let mut cached = self.cache();
+        if cached.as_ref() == Some(token) {
+            *cached = None;
+        }
+    }
+
+    fn cache(&self) -> MutexGuard<'_, Option<AccessToken>> {
+        // A panic while holding this lock cannot leave a half-written token: ignore poisoning.
+        self.cached.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

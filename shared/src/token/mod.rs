@@ -1,0 +1,348 @@
+//! The account's access_token: the central control service (中控服务器) that alone fetches it
+//! from WeChat (`service`, `wechat`), the invocation handler of the `refresh` function
+//! (`invocation`), and the client every other function uses to get it and to report it stale
+//! (`client`, `remote`).
+//!
+//! One token per account is valid at a time and fetches are rationed, so exactly one refresher may
+//! fetch at once (a lease in the table), every write is conditional (an older refresh never
+//! overwrites a newer token), and callers whose API call failed with 40001/40014/42001 report the
+//! failing token instead of fetching themselves: fifty reports of the same stale token cause one
+//! fetch.
+
+mod client;
+mod invocation;
+mod remote;
+mod service;
+mod wechat;
+
+use std::fmt;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+pub use client::{CallError, TokenClient, TokenSource};
+pub use invocation::{Invocation, handle_invocation};
+pub use remote::LambdaTokenSource;
+pub use service::{TokenService, china_day, next_china_midnight_ms};
+pub use wechat::{
+    FORCE_REFRESH_DAILY_LIMIT, FORCE_REFRESH_MIN_INTERVAL_MS, FetchFailure, FetchMode, Fetched,
+    RetryPolicy, TokenApi, TokenFetcher, config_errcode_advice,
+};
+
+use crate::config::{ConfigError, Env, Secret, optional, parsed_or, required};
+use crate::store::StoreError;
+use crate::wechat_api::{ApiError, DEFAULT_API_BASE};
+
+/// A token with less than this left is not handed out: a call made with it could outlive it.
+pub const MIN_REMAINING_MS: i64 = 60_000;
+
+/// An access_token and when it expires. `Debug` never shows the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    pub value: Secret<String>,
+    pub expires_at_ms: i64,
+}
+
+impl AccessToken {
+    pub fn expires_at_s(&self) -> i64 {
+        self.expires_at_ms.div_euclid(1000)
+    }
+
+    /// Whether it can still be handed out at `now_ms` (more than [`MIN_REMAINING_MS`] left).
+    pub fn is_usable_at(&self, now_ms: i64) -> bool {
+        self.expires_at_ms - now_ms > MIN_REMAINING_MS
+    }
+
+    /// A short, non-reversible name for log lines.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(self.value.expose())
+    }
+}
+
+/// The first 8 hex digits of the token's SHA-256: enough to correlate log lines, useless to call
+/// WeChat with.
+pub fn fingerprint(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    hex::encode(&digest[..4])
+}
+
+/// The service's settings, read from the environment.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    /// `WECHAT_APP_ID` (required).
+    pub app_id: String,
+    /// `WECHAT_APP_SECRET` (required).
+    pub app_secret: Secret<String>,
+    /// `WECHAT_TOKEN_API`: `stable` (default, `POST /cgi-bin/stable_token`) or `classic`
+    /// (`GET /cgi-bin/token`).
+    pub api: TokenApi,
+    /// `WECHAT_API_BASE` (default `https://api.weixin.qq.com`).
+    pub api_base: String,
+    /// `WECHAT_HTTP_TIMEOUT_MS` (default 5000).
+    pub http_timeout: Duration,
+    /// `TOKEN_REFRESH_MARGIN_SECS` (default 900): the scheduled refresh replaces a token with this
+    /// little left. With a 5-minute schedule, 900 s gives three chances before expiry; the stable
+    /// API only renews in the last 300 s, which one of the three always hits.
+    pub refresh_margin: Duration,
+    /// `TOKEN_LEASE_MS` (default 10000): how long one refresher may hold the refresh lease. A
+    /// refresher that dies holding it is taken over once it runs out, never before.
+    pub lease: Duration,
+    /// `TOKEN_LEASE_POLL_MS` (default 150): how often a refresher that lost the lease race looks
+    /// for the winner's token.
+    pub lease_poll: Duration,
+    /// `TOKEN_FETCH_ATTEMPTS` (default 3) and `TOKEN_RETRY_BACKOFF_MS` (default 300, doubling):
+    /// the bounded retries when WeChat answers -1 (system busy) or 45011 (too frequent).
+    pub retry: RetryPolicy,
+}
+
+impl TokenConfig {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let api = match optional(env, "WECHAT_TOKEN_API").as_deref() {
+            None | Some("stable") => TokenApi::Stable,
+            Some("classic") => TokenApi::Classic,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "WECHAT_TOKEN_API",
+                    format!("expected stable or classic, got {other:?}"),
+                ));
+            }
+        };
+        let refresh_margin_s: u64 = parsed_or(env, "TOKEN_REFRESH_MARGIN_SECS", 900)?;
+        if refresh_margin_s >= 7200 {
+            return Err(ConfigError::new(
+                "TOKEN_REFRESH_MARGIN_SECS",
+                "must be below 7200 (a token's lifetime), or every scheduled run would refresh",
+            ));
+        }
+        let attempts: u32 = parsed_or(env, "TOKEN_FETCH_ATTEMPTS", 3)?;
+        if attempts == 0 {
+            return Err(ConfigError::new(
+                "TOKEN_FETCH_ATTEMPTS",
+                "must be at least 1",
+            ));
+        }
+        let lease_ms: u64 = parsed_or(env, "TOKEN_LEASE_MS", 10_000)?;
+        let lease_poll_ms: u64 = parsed_or(env, "TOKEN_LEASE_POLL_MS", 150)?;
+        if lease_ms == 0 || lease_poll_ms == 0 {
+            let variable = if lease_ms == 0 {
+                "TOKEN_LEASE_MS"
+            } else {
+                "TOKEN_LEASE_POLL_MS"
+            };
+            return Err(ConfigError::new(variable, "must be at least 1"));
+        }
+        Ok(Self {
+            app_id: required(env, "WECHAT_APP_ID")?,
+            app_secret: Secret::new(required(env, "WECHAT_APP_SECRET")?),
+            api,
+            api_base: optional(env, "WECHAT_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.into()),
+            http_timeout: Duration::from_millis(parsed_or(env, "WECHAT_HTTP_TIMEOUT_MS", 5000)?),
+            refresh_margin: Duration::from_secs(refresh_margin_s),
+            lease: Duration::from_millis(lease_ms),
+            lease_poll: Duration::from_millis(lease_poll_ms),
+            retry: RetryPolicy {
+                attempts,
+                backoff: Duration::from_millis(parsed_or(env, "TOKEN_RETRY_BACKOFF_MS", 300)?),
+            },
+        })
+    }
+}
+
+/// What a refresh did. Every path of the service ends in one of these, so tests and the
+/// scheduled run's summary say exactly what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// No usable token was stored; one was fetched and stored.
+    Fresh,
+    /// The stored token was good enough; nothing was fetched.
+    AlreadyValid,
+    /// The stored token was close to expiry or reported stale, and was replaced.
+    Refreshed,
+    /// The stable API handed back the stored token: it renews only in a token's last 5 minutes.
+    Unchanged,
+    /// The reported stale token had already been replaced; the newer one is current.
+    AlreadyReplaced,
+    /// Another refresher held the lease; this one waited and used the token it stored.
+    LostRaceUsedWinner,
+    /// Another refresher held the lease and gave it back without storing what this one needed
+    /// (typically its fetch failed); nothing was fetched here, to spare the quota.
+    OtherRefresherFinished,
+    /// Another refresher still holds the lease after waiting its full length.
+    LeaseBusy,
+    /// WeChat's daily quota is exhausted (45009); no call is made until it resets.
+    QuotaExhausted { until_ms: i64 },
+    /// A forced stable-token refresh is not allowed yet (20 a day, 30 s apart).
+    ForceRefreshLimited { until_ms: i64 },
+    /// WeChat rejected the app's configuration (wrong app id or secret, IP not whitelisted, ...).
+    ConfigError { errcode: i64 },
+    /// WeChat stayed busy (-1 or 45011) through every allowed attempt.
+    WeChatBusy { errcode: i64, attempts: u32 },
+    /// WeChat timed out, answered an HTTP error or something that is not a token.
+    WeChatUnavailable(ApiError),
+}
+
+impl RefreshOutcome {
+    /// A stable snake_case name for JSON answers and log fields.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Fresh => "fresh",
+            Self::AlreadyValid => "already_valid",
+            Self::Refreshed => "refreshed",
+            Self::Unchanged => "unchanged",
+            Self::AlreadyReplaced => "already_replaced",
+            Self::LostRaceUsedWinner => "lost_race_used_winner",
+            Self::OtherRefresherFinished => "other_refresher_finished",
+            Self::LeaseBusy => "lease_busy",
+            Self::QuotaExhausted { .. } => "quota_exhausted",
+            Self::ForceRefreshLimited { .. } => "force_refresh_limited",
+            Self::ConfigError { .. } => "config_error",
+            Self::WeChatBusy { .. } => "wechat_busy",
+            Self::WeChatUnavailable(_) => "wechat_unavailable",
+        }
+    }
+
+    /// Whether this refresh failed. `OtherRefresherFinished` is not: the refresher that held the
+    /// lease reports its own outcome, and this one did nothing that could fail.
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::QuotaExhausted { .. }
+                | Self::ForceRefreshLimited { .. }
+                | Self::ConfigError { .. }
+                | Self::WeChatBusy { .. }
+                | Self::WeChatUnavailable(_)
+                | Self::LeaseBusy
+        )
+    }
+}
+
+impl fmt::Display for RefreshOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::QuotaExhausted { until_ms } => write!(
+                f,
+                "WeChat's daily quota is exhausted (45009) until epoch {}s",
+                until_ms.div_euclid(1000)
+            ),
+            Self::ForceRefreshLimited { until_ms } => write!(
+                f,
+                "a forced refresh is not allowed before epoch {}s (20 a day, 30 s apart)",
+                until_ms.div_euclid(1000)
+            ),
+            Self::ConfigError { errcode } => {
+                let (meaning, _) = config_errcode_advice(*errcode);
+                write!(
+                    f,
+                    "WeChat rejected the configuration: {errcode} ({meaning})"
+                )
+            }
+            Self::WeChatBusy { errcode, attempts } => write!(
+                f,
+                "WeChat stayed busy (errcode {errcode}) through {attempts} attempts"
+            ),
+            Self::WeChatUnavailable(e) => write!(f, "{e}"),
+            other => f.write_str(other.code()),
+        }
+    }
+}
+
+/// A refresh's outcome and the token current afterwards (`None` when none is left unexpired).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshReport {
+    pub outcome: RefreshOutcome,
+    pub token: Option<AccessToken>,
+}
+
+/// Why no token could be had, or an invocation could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no usable access_token: {0}")]
+    NoUsableToken(RefreshOutcome),
+    #[error("scheduled refresh failed: {0}")]
+    ScheduledRefreshFailed(RefreshOutcome),
+    #[error("invalid invocation: {0}")]
+    BadInvocation(&'static str),
+    #[error("could not invoke the token function: {0}")]
+    Invoke(String),
+    #[error("the token function failed: {0}")]
+    Remote(String),
+}
+
+impl TokenError {
+    /// A stable name for the Lambda error type.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Store(_) => "StoreUnavailable",
+            Self::NoUsableToken(_) => "NoUsableToken",
+            Self::ScheduledRefreshFailed(_) => "ScheduledRefreshFailed",
+            Self::BadInvocation(_) => "BadInvocation",
+            Self::Invoke(_) => "InvokeFailed",
+            Self::Remote(_) => "TokenFunctionFailed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> [(&'static str, &'static str); 2] {
+        [("WECHAT_APP_ID", "wx1"), ("WECHAT_APP_SECRET", "s3cret")]
+    }
+
+    #[test]
+    fn defaults_are_the_stable_api_a_900_s_margin_and_a_10_s_lease() {
+        let config = TokenConfig::from_env(&env()).unwrap();
+        assert_eq!(config.api, TokenApi::Stable);
+        assert_eq!(config.api_base, DEFAULT_API_BASE);
+        assert_eq!(config.refresh_margin, Duration::from_secs(900));
+        assert_eq!(config.lease, Duration::from_secs(10));
+        assert_eq!(config.retry.attempts, 3);
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn unknown_token_api_and_missing_secret_name_their_variable() {
+        let err = TokenConfig::from_env(&[
+            ("WECHAT_APP_ID", "wx1"),
+            ("WECHAT_APP_SECRET", "s"),
+            ("WECHAT_TOKEN_API", "fast"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "WECHAT_TOKEN_API");
+        let err = TokenConfig::from_env(&[("WECHAT_APP_ID", "wx1")]).unwrap_err();
+        assert_eq!(err.variable, "WECHAT_APP_SECRET");
+    }
+
+    #[test]
+    fn a_margin_as_long_as_a_token_lives_is_refused() {
+        let err = TokenConfig::from_env(&[
+            ("WECHAT_APP_ID", "wx1"),
+            ("WECHAT_APP_SECRET", "s"),
+            ("TOKEN_REFRESH_MARGIN_SECS", "7200"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "TOKEN_REFRESH_MARGIN_SECS");
+    }
+
+    #[test]
+    fn fingerprints_are_short_stable_and_do_not_contain_the_token() {
+        let a = fingerprint("ACCESS_TOKEN_VALUE");
+        assert_eq!(a.len(), 8);
+        assert_eq!(a, fingerprint("ACCESS_TOKEN_VALUE"));
+        assert_ne!(a, fingerprint("ACCESS_TOKEN_VALUF"));
+    }
+
+    #[test]
+    fn tokens_with_a_minute_or_less_left_are_not_usable() {
+        let token = AccessToken {
+            value: Secret::new("t".into()),
+            expires_at_ms: 100_000,
+        };
+        assert!(token.is_usable_at(39_999));
+        assert!(!token.is_usable_at(40_000));
+        assert!(!format!("{token:?}").contains("\"t\""));
+    }
+}

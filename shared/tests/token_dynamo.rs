@@ -1,0 +1,273 @@
+//! The access_token service on DynamoDB (dynalite): the storage contract, real concurrency
+//! (separate service instances, like separate Lambda containers, on a multi-thread runtime), the
+//! dead lease holder, a virtual day, and the functions' token source that reads the table and
+//! invokes the refresh function (against a fake Lambda Invoke endpoint on loopback).
+//!
+//! Run with `node scripts/with-dynalite.mjs cargo test -p shared --test token_dynamo`.
+mod support;
+mod token_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use shared::clock::SystemClock;
+use shared::dynamo::DynamoTable;
+use shared::fake_wechat::{FakeWeChat, lock};
+use shared::token::{
+    LambdaTokenSource, RefreshOutcome, TokenClient, TokenConfig, TokenError, TokenService,
+    TokenSource, handle_invocation,
+};
+use shared::wechat_api::WeChatHttp;
+use token_support::*;
+use tokio::sync::Barrier;
+
+const REFRESHERS: usize = 50;
+
+/// Settings for the concurrency tests: a lease far longer than a fetch, so only a dead holder
+/// could ever let it run out.
+fn concurrent_config(fake: &FakeWeChat) -> TokenConfig {
+    config(
+        fake,
+        &[("TOKEN_LEASE_MS", "10000"), ("TOKEN_LEASE_POLL_MS", "50")],
+    )
+}
+
+#[tokio::test]
+async fn an_older_refresh_write_is_rejected_by_dynamodb() {
+    let table = support::dynalite_table().await;
+    older_token_write_is_rejected(&table, &support::unique("wx")).await;
+}
+
+#[tokio::test]
+async fn the_dynamodb_lease_is_exclusive_until_it_runs_out() {
+    let table = support::dynalite_table().await;
+    lease_is_exclusive_until_it_runs_out(&table, &support::unique("wx")).await;
+}
+
+#[tokio::test]
+async fn dynamodb_quota_writes_are_compare_and_swap() {
+    let table = support::dynalite_table().await;
+    quota_writes_are_compare_and_swap(&table, &support::unique("wx")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_refreshers_on_an_empty_table_make_one_call_and_agree_on_the_token() {
+    let table = support::dynalite_table().await;
+    let fake = fake_on_wall_clock(&support::unique("wx")).await;
+    let start = Arc::new(Barrier::new(REFRESHERS));
+    let mut tasks = Vec::new();
+    for _ in 0..REFRESHERS {
+        // One service per task: fifty containers sharing nothing but the table.
+        let service = TokenService::new(concurrent_config(&fake), table.clone(), SystemClock);
+        let start = start.clone();
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            service.on_schedule().await
+        }));
+    }
+    let mut reports = Vec::new();
+    for task in tasks {
+        reports.push(task.await.unwrap().unwrap());
+    }
+    assert_eq!(fake.calls(STABLE), 1);
+    let token = reports[0].token.clone().expect("a token");
+    assert!(reports.iter().all(|r| r.token.as_ref() == Some(&token)));
+    let fresh = reports
+        .iter()
+        .filter(|r| r.outcome == RefreshOutcome::Fresh)
+        .count();
+    assert_eq!(fresh, 1);
+    assert!(reports.iter().all(|r| matches!(
+        r.outcome,
+        RefreshOutcome::Fresh | RefreshOutcome::LostRaceUsedWinner | RefreshOutcome::AlreadyValid
+    )));
+    assert!(accepted(&fake, &token));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_reports_of_the_same_stale_token_cause_one_fetch() {
+    let table = support::dynalite_table().await;
+    let fake = fake_on_wall_clock(&support::unique("wx")).await;
+    let stale = TokenService::new(concurrent_config(&fake), table.clone(), SystemClock)
+        .get()
+        .await
+        .unwrap();
+    let start = Arc::new(Barrier::new(REFRESHERS));
+    let mut tasks = Vec::new();
+    for _ in 0..REFRESHERS {
+        let service = TokenService::new(concurrent_config(&fake), table.clone(), SystemClock);
+        let start = start.clone();
+        let stale = stale.value.expose().clone();
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            service.refresh_stale(&stale).await
+        }));
+    }
+    let mut reports = Vec::new();
+    for task in tasks {
+        reports.push(task.await.unwrap().unwrap());
+    }
+    assert_eq!(
+        fake.calls(STABLE),
+        2,
+        "the first fetch and one forced refresh"
+    );
+    let fresh = reports[0].token.clone().expect("a token");
+    assert_ne!(fresh.value, stale.value);
+    assert!(reports.iter().all(|r| r.token.as_ref() == Some(&fresh)));
+    let refreshed = reports
+        .iter()
+        .filter(|r| r.outcome == RefreshOutcome::Refreshed)
+        .count();
+    assert_eq!(refreshed, 1);
+    assert!(reports.iter().all(|r| matches!(
+        r.outcome,
+        RefreshOutcome::Refreshed
+            | RefreshOutcome::LostRaceUsedWinner
+            | RefreshOutcome::AlreadyReplaced
+    )));
+    assert!(!accepted(&fake, &stale) && accepted(&fake, &fresh));
+}
+
+#[tokio::test]
+async fn a_dead_lease_holder_in_dynamodb_is_taken_over_after_its_lease_and_never_before() {
+    let table = support::dynalite_table().await;
+    let clock = manual_clock();
+    let fake = fake_for(&support::unique("wx"), &clock).await;
+    let service = TokenService::new(
+        config(&fake, &[("TOKEN_LEASE_MS", "300")]),
+        table,
+        clock.clone(),
+    );
+    dead_lease_holder_is_taken_over_only_after_its_lease(&service, &clock, &fake).await;
+}
+
+#[tokio::test]
+async fn a_virtual_day_on_the_schedule_over_dynamodb_never_serves_an_expired_token() {
+    let table = support::dynalite_table().await;
+    let clock = manual_clock();
+    let fake = fake_for(&support::unique("wx"), &clock).await;
+    let service = TokenService::new(config(&fake, &[]), table, clock.clone());
+    simulate_a_day_on_the_schedule(&service, &clock, &fake, STABLE).await;
+}
+
+/// A fake Lambda Invoke endpoint (`POST /2015-03-31/functions/{name}/invocations`) that runs the
+/// refresh function's handler, as Lambda would, and counts invocations.
+async fn fake_lambda(
+    service: Arc<TokenService<DynamoTable, SystemClock>>,
+    function_name: &str,
+) -> (String, Arc<AtomicU64>) {
+    let invocations = Arc::new(AtomicU64::new(0));
+    let counted = invocations.clone();
+    let path = format!("/2015-03-31/functions/{function_name}/invocations");
+    let (url, _server) = shared::local_server::spawn_on_loopback(move |req: Request| {
+        let service = service.clone();
+        let ours = req.method() == "POST" && req.uri().path() == path;
+        if ours {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+        async move {
+            if !ours {
+                return shared::http::text(
+                    lambda_http::http::StatusCode::NOT_FOUND,
+                    "no such function",
+                );
+            }
+            let event: Value = serde_json::from_slice(req.body().as_ref()).unwrap_or(Value::Null);
+            match handle_invocation(&service, event).await {
+                Ok(answer) => shared::http::json(lambda_http::http::StatusCode::OK, &answer),
+                Err(e) => function_error(&e),
+            }
+        }
+    })
+    .await;
+    (url, invocations)
+}
+
+/// Lambda's answer for a function that returned an error: HTTP 200 with `X-Amz-Function-Error`.
+fn function_error(e: &TokenError) -> Response<Body> {
+    let body = json!({ "errorType": e.kind(), "errorMessage": e.to_string() });
+    let mut response = shared::http::json(lambda_http::http::StatusCode::OK, &body);
+    response.headers_mut().insert(
+        "x-amz-function-error",
+        lambda_http::http::HeaderValue::from_static("Unhandled"),
+    );
+    response
+}
+
+#[tokio::test]
+async fn the_functions_token_source_reads_the_table_and_invokes_the_refresh_function_only_when_needed()
+ {
+    let table = support::dynalite_table().await;
+    let fake = fake_on_wall_clock(&support::unique("wx")).await;
+    let app_id = fake.state().app_id.clone();
+    let service = Arc::new(TokenService::new(
+        config(&fake, &[]),
+        table.clone(),
+        SystemClock,
+    ));
+    let (endpoint, invocations) = fake_lambda(service, "wechat-refresh").await;
+    let source = LambdaTokenSource::new(
+        table.clone(),
+        LambdaTokenSource::lambda_client(&table, Some(&endpoint)).await,
+        "wechat-refresh",
+        app_id,
+    );
+
+    // Nothing stored yet: the source asks the refresh function, which fetches.
+    let first = source.current().await.unwrap();
+    assert_eq!(invocations.load(Ordering::SeqCst), 1);
+    assert!(accepted(&fake, &first));
+    // Stored now: read straight from the table.
+    assert_eq!(source.current().await.unwrap().value, first.value);
+    assert_eq!(invocations.load(Ordering::SeqCst), 1);
+
+    // A client whose call is rejected reports through the function and retries once.
+    let client = TokenClient::new(source);
+    lock(&fake.state().token).revoke_all();
+    let http = WeChatHttp::new(fake.base_url(), std::time::Duration::from_secs(2));
+    let answer = client
+        .call_with_token(|token| {
+            let http = http.clone();
+            async move {
+                http.get(
+                    "/cgi-bin/get_api_domain_ip",
+                    &[("access_token", token.expose().as_str())],
+                )
+                .await
+            }
+        })
+        .await
+        .unwrap();
+    assert!(answer["ip_list"].is_array());
+    assert_eq!(invocations.load(Ordering::SeqCst), 2);
+    assert_eq!(fake.calls(STABLE), 2);
+    assert_ne!(client.current().await.unwrap().value, first.value);
+}
+
+#[tokio::test]
+async fn a_failing_refresh_function_is_reported_as_its_error_without_secrets() {
+    let table = support::dynalite_table().await;
+    let fake = fake_on_wall_clock(&support::unique("wx")).await;
+    let app_id = fake.state().app_id.clone();
+    let wrong = config(&fake, &[("WECHAT_APP_SECRET", "wrong-secret-value")]);
+    let service = Arc::new(TokenService::new(wrong, table.clone(), SystemClock));
+    let (endpoint, invocations) = fake_lambda(service, "wechat-refresh").await;
+    let source = LambdaTokenSource::new(
+        table.clone(),
+        LambdaTokenSource::lambda_client(&table, Some(&endpoint)).await,
+        "wechat-refresh",
+        app_id,
+    );
+    let err = source.current().await.unwrap_err();
+    assert_eq!(invocations.load(Ordering::SeqCst), 1);
+    let text = err.to_string();
+    assert!(matches!(err, TokenError::Remote(_)), "{err:?}");
+    assert!(
+        text.contains("NoUsableToken") && text.contains("40125"),
+        "{text}"
+    );
+    assert!(!text.contains("wrong-secret-value"));
+}
