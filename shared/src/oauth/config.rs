@@ -43,7 +43,7 @@ pub struct OAuthConfig {
     pub session_ttl_s: i64,
     /// `OAUTH_PROFILE_MAX_AGE_SECS`, default 1 day: older profiles are refreshed when possible.
     pub profile_max_age_s: i64,
-    /// `WECHAT_API_TIMEOUT_MS`, default 5000: per call to WeChat.
+    /// `WECHAT_HTTP_TIMEOUT_MS`, default 5000: per call to WeChat.
     pub api_timeout: Duration,
 }
 
@@ -86,10 +86,10 @@ impl OAuthConfig {
         let session_ttl_s = positive(env, "SESSION_TTL_SECS", DEFAULT_SESSION_TTL_S)?;
         let profile_max_age_s =
             positive(env, "OAUTH_PROFILE_MAX_AGE_SECS", DEFAULT_PROFILE_MAX_AGE_S)?;
-        let timeout_ms = parsed_or(env, "WECHAT_API_TIMEOUT_MS", DEFAULT_API_TIMEOUT_MS)?;
+        let timeout_ms = parsed_or(env, "WECHAT_HTTP_TIMEOUT_MS", DEFAULT_API_TIMEOUT_MS)?;
         if timeout_ms == 0 {
             return Err(ConfigError::new(
-                "WECHAT_API_TIMEOUT_MS",
+                "WECHAT_HTTP_TIMEOUT_MS",
                 "must be positive",
             ));
         }

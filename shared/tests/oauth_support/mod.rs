@@ -29,7 +29,7 @@ pub fn config(public_base_url: &str, fake: &FakeWeChat) -> OAuthConfig {
         ("TABLE_NAME", "unused-by-these-tests"),
         ("WECHAT_API_BASE", fake.base_url()),
         ("WECHAT_OPEN_BASE", fake.base_url()),
-        ("WECHAT_API_TIMEOUT_MS", "10000"),
+        ("WECHAT_HTTP_TIMEOUT_MS", "10000"),
     ];
     OAuthConfig::from_env(&env).expect("test config is valid")
 }
