@@ -7,9 +7,12 @@
 
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod dynamo;
 pub mod embedded;
 pub mod http;
+pub mod message;
+pub mod signature;
 pub mod store;
 pub mod wechat_api;
 
