@@ -119,7 +119,11 @@ impl MessageCrypto {
         let mut buf = Vec::with_capacity(framed_len + pad);
         buf.extend_from_slice(prefix);
         // A body is limited far below 4 GiB; saturating keeps this total without a panic path.
-        buf.extend_from_slice(&u32::try_from(message.len()).unwrap_or(u32::MAX).to_be_bytes());
+        buf.extend_from_slice(
+            &u32::try_from(message.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
         buf.extend_from_slice(message);
         buf.extend_from_slice(self.app_id.as_bytes());
         // `pad` is in 1..=32, so it fits a byte.
@@ -299,12 +303,21 @@ mod tests {
     fn padding_values_outside_1_to_32_or_uneven_are_refused() {
         let mut frame = vec![0u8; 64];
         frame[63] = 0;
-        assert_eq!(crypto().decrypt(&encrypt_raw(&frame)), Err(CryptoError::Padding));
+        assert_eq!(
+            crypto().decrypt(&encrypt_raw(&frame)),
+            Err(CryptoError::Padding)
+        );
         frame[63] = 33;
-        assert_eq!(crypto().decrypt(&encrypt_raw(&frame)), Err(CryptoError::Padding));
+        assert_eq!(
+            crypto().decrypt(&encrypt_raw(&frame)),
+            Err(CryptoError::Padding)
+        );
         // Claims 3 bytes of padding but the bytes before differ.
         frame[61..].copy_from_slice(&[3, 2, 3]);
-        assert_eq!(crypto().decrypt(&encrypt_raw(&frame)), Err(CryptoError::Padding));
+        assert_eq!(
+            crypto().decrypt(&encrypt_raw(&frame)),
+            Err(CryptoError::Padding)
+        );
     }
 
     #[test]
@@ -312,7 +325,10 @@ mod tests {
         let mut frame = vec![0u8; 32];
         frame[16..20].copy_from_slice(&1000u32.to_be_bytes());
         frame[20..].fill(12);
-        assert_eq!(crypto().decrypt(&encrypt_raw(&frame)), Err(CryptoError::Frame));
+        assert_eq!(
+            crypto().decrypt(&encrypt_raw(&frame)),
+            Err(CryptoError::Frame)
+        );
     }
 
     #[test]

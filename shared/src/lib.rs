@@ -12,8 +12,11 @@ pub mod dynamo;
 pub mod embedded;
 pub mod http;
 pub mod message;
+pub mod reply;
+pub mod rules;
 pub mod signature;
 pub mod store;
+pub mod webhook;
 pub mod wechat_api;
 
 #[cfg(feature = "fake-wechat")]

@@ -109,7 +109,9 @@ impl FieldReader {
             let position = reader.buffer_position();
             match event {
                 XmlEvent::Decl(_) if !seen_element => {}
-                XmlEvent::Decl(_) | XmlEvent::PI(_) => return Err(ParseError::ProcessingInstruction),
+                XmlEvent::Decl(_) | XmlEvent::PI(_) => {
+                    return Err(ParseError::ProcessingInstruction);
+                }
                 XmlEvent::DocType(_) => return Err(ParseError::Declaration),
                 XmlEvent::Comment(_) => {}
                 XmlEvent::Start(start) => {
@@ -147,9 +149,7 @@ impl FieldReader {
                     match resolved {
                         Some(ch) => self.text.push(ch),
                         None => {
-                            let name = reference
-                                .decode()
-                                .map_err(|_| ParseError::UnknownEntity)?;
+                            let name = reference.decode().map_err(|_| ParseError::UnknownEntity)?;
                             let value = resolve_predefined_entity(&name)
                                 .ok_or(ParseError::UnknownEntity)?;
                             self.text.push_str(value);
@@ -651,7 +651,9 @@ mod tests {
 
     #[test]
     fn an_xml_declaration_and_comments_are_accepted() {
-        let xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- hi -->{TEXT}\n<!-- bye -->\n");
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- hi -->{TEXT}\n<!-- bye -->\n"
+        );
         assert!(Message::parse(xml.as_bytes()).is_ok());
     }
 
@@ -717,7 +719,11 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused_before_it_costs_anything() {
-        let deep = format!("<xml>{}{}</xml>", "<a>".repeat(10_000), "</a>".repeat(10_000));
+        let deep = format!(
+            "<xml>{}{}</xml>",
+            "<a>".repeat(10_000),
+            "</a>".repeat(10_000)
+        );
         assert_eq!(Fields::parse(&deep), Err(ParseError::TooDeep));
     }
 
@@ -795,7 +801,9 @@ mod tests {
             TEXT,
             "<?xml version=\"1.0\"?><xml><A><B><![CDATA[x]]></B><C>&amp;&#x41;</C></A><!-- c --></xml>",
         ];
-        let replacements = [b'<', b'>', b'&', b'/', b'!', b'?', b'[', b']', b';', b'#', 0xff, 0];
+        let replacements = [
+            b'<', b'>', b'&', b'/', b'!', b'?', b'[', b']', b';', b'#', 0xff, 0,
+        ];
         for sample in samples {
             let bytes = sample.as_bytes();
             for end in 0..=bytes.len() {
