@@ -7,11 +7,12 @@
 use std::collections::HashMap;
 use std::error::Error;
 use std::io::IsTerminal;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use shared::config::optional;
+use shared::config::{optional, parsed_or};
 use shared::webhook::{ENCODING_AES_KEY_VARIABLE, TOKEN_VARIABLE, Webhook};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -27,7 +28,17 @@ const DEV_DEFAULTS: &[(&str, &str)] = &[
 const DOTENV_FILE: &str = ".env";
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -41,14 +52,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
         Err(e) => return Err(format!("cannot read {DOTENV_FILE}: {e}").into()),
     };
-    let (env, defaulted) = merge_env(std::env::vars(), &dotenv, DEV_DEFAULTS);
+    // `vars_os`: a variable that is not Unicode is skipped rather than aborting the server.
+    let real = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let (env, defaulted) = merge_env(real, &dotenv, DEV_DEFAULTS);
 
     let webhook = Arc::new(Webhook::from_env(&env)?);
     let host = optional(&env, "HOST").unwrap_or_else(|| "127.0.0.1".into());
-    let port: u16 = optional(&env, "PORT")
-        .unwrap_or_else(|| "3000".into())
-        .parse()
-        .map_err(|e| format!("configuration error in PORT: {e}"))?;
+    let port: u16 = parsed_or(&env, "PORT", 3000)?;
     let listener = TcpListener::bind((host.as_str(), port)).await?;
     let address = listener.local_addr()?;
 

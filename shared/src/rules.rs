@@ -194,10 +194,10 @@ impl Rules {
             MessageKind::Unknown | MessageKind::Event(Event::Unknown { .. }) => Reply::Success,
             MessageKind::Event(event) => self.reply_for_event(event, msg),
             kind => {
-                if let MessageKind::Text { content } = kind {
-                    if let Some(reply) = self.reply_for_text(content) {
-                        return reply.clone();
-                    }
+                if let MessageKind::Text { content } = kind
+                    && let Some(reply) = self.reply_for_text(content)
+                {
+                    return reply.clone();
                 }
                 self.msg_types
                     .iter()

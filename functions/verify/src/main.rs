@@ -12,7 +12,7 @@ use shared::webhook::Webhook;
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     // Fails the cold start with a message naming the variable when configuration is wrong.
-    let webhook = Webhook::from_env(&ProcessEnv)?;
+    let webhook = Webhook::from_env(&ProcessEnv).inspect_err(|e| tracing::error!("{e}"))?;
     let webhook = &webhook;
     lambda_http::run(service_fn(move |req: Request| async move {
         Ok::<_, Infallible>(webhook.verify(&req))
