@@ -160,7 +160,7 @@ impl WebhookError {
 pub struct Webhook<H = Rules> {
     token: Secret<String>,
     crypto: Option<MessageCrypto>,
-    max_clock_skew_secs: i64,
+    max_clock_skew_secs: u64,
     require_encryption: bool,
     handler: H,
     clock: Arc<dyn Clock>,
@@ -187,7 +187,7 @@ impl<H: MessageHandler> Webhook<H> {
         Self {
             token: config.token,
             crypto: config.crypto,
-            max_clock_skew_secs: i64::try_from(config.max_clock_skew_secs).unwrap_or(i64::MAX),
+            max_clock_skew_secs: config.max_clock_skew_secs,
             require_encryption: config.require_encryption,
             handler,
             clock: Arc::new(SystemClock),
@@ -297,7 +297,7 @@ impl<H: MessageHandler> Webhook<H> {
             .parse()
             .map_err(|_| WebhookError::InvalidTimestamp)?;
         let skew = self.clock.now_s().saturating_sub(sent_at).unsigned_abs();
-        if skew > self.max_clock_skew_secs.unsigned_abs() {
+        if skew > self.max_clock_skew_secs {
             return Err(WebhookError::Replayed);
         }
         Ok(Signed { timestamp, nonce })
