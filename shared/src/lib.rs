@@ -7,13 +7,19 @@
 
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod dynamo;
 pub mod embedded;
 pub mod http;
+pub mod message;
 pub mod oauth;
+pub mod reply;
+pub mod rules;
 pub mod session;
+pub mod signature;
 pub mod store;
 pub mod token;
+pub mod webhook;
 pub mod wechat_api;
 
 #[cfg(feature = "fake-wechat")]

@@ -1,0 +1,708 @@
+//! Reply rules: the TOML file an account owner edits to decide passive replies without writing
+//! Rust, parsed and validated once at start-up, and the matching that picks a reply.
+//!
+//! Matching, for one message:
+//! - unknown message types and events: `success`, always;
+//! - events: the first `event` rule (in file order) whose event name matches and, when it has
+//!   an `event_key`, whose key matches; else `welcome` for a subscribe; else `success`.
+//!   For subscribe, `event_key` matches the scene with or without the `qrscene_` prefix, so one
+//!   key serves both the scan-subscribe and the SCAN of an existing follower;
+//! - text: the first `keyword` rule equal to the content, then the first `contains` rule found
+//!   in it (both after trimming, ignoring case), so exact beats contains;
+//! - then the first `msg_type` rule for the message's type; then `default`; then `success`.
+//!
+//! Events never fall back to `default`: location reports and job notifications would get a
+//! reply nobody reads.
+
+use std::future::Future;
+
+use serde::Deserialize;
+
+use crate::config::{ConfigError, Env, optional};
+use crate::message::{Event, Message, MessageKind};
+use crate::reply::{Article, MessageHandler, Music, News, Reply};
+
+/// The environment variable naming the rules file.
+pub const RULES_VARIABLE: &str = "WECHAT_REPLY_RULES";
+
+/// The rules used when `WECHAT_REPLY_RULES` is unset.
+pub const BUNDLED_DEFAULT: &str = include_str!("../rules/default.toml");
+
+/// Event names a rule may match, as WeChat spells them (matched ignoring case).
+const KNOWN_EVENTS: &[&str] = &[
+    "subscribe",
+    "unsubscribe",
+    "SCAN",
+    "LOCATION",
+    "CLICK",
+    "VIEW",
+    "scancode_push",
+    "scancode_waitmsg",
+    "pic_sysphoto",
+    "pic_photo_or_album",
+    "pic_weixin",
+    "location_select",
+    "view_miniprogram",
+    "TEMPLATESENDJOBFINISH",
+    "MASSSENDJOBFINISH",
+];
+
+/// User message types a `msg_type` rule may match (events are matched with `event`).
+const KNOWN_MSG_TYPES: &[&str] = &[
+    "text",
+    "image",
+    "voice",
+    "video",
+    "shortvideo",
+    "location",
+    "link",
+];
+
+/// Why a rules file was refused: where in the file, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RulesError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("invalid TOML: {0}")]
+    Toml(String),
+    #[error("{at}: {problem}")]
+    Invalid { at: String, problem: String },
+}
+
+/// Validated reply rules, ready to match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rules {
+    welcome: Option<Reply>,
+    default: Option<Reply>,
+    /// Lowercased keyword and its reply, in file order.
+    exact: Vec<(String, Reply)>,
+    contains: Vec<(String, Reply)>,
+    events: Vec<EventRule>,
+    msg_types: Vec<(String, Reply)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EventRule {
+    /// Lowercased.
+    event: String,
+    event_key: Option<String>,
+    reply: Reply,
+}
+
+impl Rules {
+    /// The bundled default rules (a welcome text and a reply to any text message).
+    pub fn bundled() -> Result<Self, RulesError> {
+        Self::from_toml(BUNDLED_DEFAULT)
+    }
+
+    /// The rules file at `path`.
+    pub fn load(path: &str) -> Result<Self, RulesError> {
+        let text = std::fs::read_to_string(path).map_err(|e| RulesError::Read {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// The file named by `WECHAT_REPLY_RULES`, or the bundled default when it is unset.
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        match optional(env, RULES_VARIABLE) {
+            Some(path) => Self::load(&path)
+                .map_err(|e| ConfigError::new(RULES_VARIABLE, format!("{path}: {e}"))),
+            None => Self::bundled().map_err(|e| {
+                ConfigError::new(RULES_VARIABLE, format!("bundled default rules: {e}"))
+            }),
+        }
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, RulesError> {
+        let file: RulesFile = toml::from_str(text).map_err(|e| RulesError::Toml(e.to_string()))?;
+        let mut rules = Rules {
+            welcome: file
+                .welcome
+                .map(|spec| spec.into_reply("welcome"))
+                .transpose()?,
+            default: file
+                .default
+                .map(|spec| spec.into_reply("default"))
+                .transpose()?,
+            ..Rules::default()
+        };
+        for (index, spec) in file.rules.into_iter().enumerate() {
+            rules.add(spec, &format!("rule {}", index + 1))?;
+        }
+        Ok(rules)
+    }
+
+    fn add(&mut self, spec: RuleSpec, at: &str) -> Result<(), RulesError> {
+        let invalid = |problem: &str| RulesError::Invalid {
+            at: at.to_string(),
+            problem: problem.to_string(),
+        };
+        let matchers = [
+            spec.keyword.is_some(),
+            spec.contains.is_some(),
+            spec.event.is_some(),
+            spec.msg_type.is_some(),
+        ];
+        if matchers.iter().filter(|&&set| set).count() != 1 {
+            return Err(invalid(
+                "needs exactly one of keyword, contains, event or msg_type",
+            ));
+        }
+        if spec.event_key.is_some() && spec.event.is_none() {
+            return Err(invalid("event_key is only allowed together with event"));
+        }
+        let reply = spec.reply.into_reply(at)?;
+        if let Some(keywords) = spec.keyword {
+            for keyword in keywords.normalized(at)? {
+                self.exact.push((keyword, reply.clone()));
+            }
+        } else if let Some(keywords) = spec.contains {
+            for keyword in keywords.normalized(at)? {
+                self.contains.push((keyword, reply.clone()));
+            }
+        } else if let Some(event) = spec.event {
+            let event = event.trim();
+            if !KNOWN_EVENTS.iter().any(|e| e.eq_ignore_ascii_case(event)) {
+                return Err(invalid(&format!(
+                    "unknown event {event:?} (known: {})",
+                    KNOWN_EVENTS.join(", ")
+                )));
+            }
+            self.events.push(EventRule {
+                event: event.to_ascii_lowercase(),
+                event_key: spec.event_key.map(|k| k.trim().to_string()),
+                reply,
+            });
+        } else if let Some(msg_type) = spec.msg_type {
+            let msg_type = msg_type.trim().to_ascii_lowercase();
+            if !KNOWN_MSG_TYPES.contains(&msg_type.as_str()) {
+                return Err(invalid(&format!(
+                    "unknown msg_type {msg_type:?} (known: {}; match events with `event`)",
+                    KNOWN_MSG_TYPES.join(", ")
+                )));
+            }
+            self.msg_types.push((msg_type, reply));
+        }
+        Ok(())
+    }
+
+    /// The reply the rules give `msg` (see the module docs for the order).
+    pub fn reply_for(&self, msg: &Message) -> Reply {
+        match &msg.kind {
+            MessageKind::Unknown | MessageKind::Event(Event::Unknown { .. }) => Reply::Success,
+            MessageKind::Event(event) => self.reply_for_event(event, msg),
+            kind => {
+                if let MessageKind::Text { content } = kind
+                    && let Some(reply) = self.reply_for_text(content)
+                {
+                    return reply.clone();
+                }
+                self.msg_types
+                    .iter()
+                    .find(|(msg_type, _)| msg_type.eq_ignore_ascii_case(&msg.msg_type))
+                    .map(|(_, reply)| reply)
+                    .or(self.default.as_ref())
+                    .cloned()
+                    .unwrap_or(Reply::Success)
+            }
+        }
+    }
+
+    fn reply_for_text(&self, content: &str) -> Option<&Reply> {
+        let content = content.trim().to_lowercase();
+        self.exact
+            .iter()
+            .find(|(keyword, _)| *keyword == content)
+            .or_else(|| {
+                self.contains
+                    .iter()
+                    .find(|(keyword, _)| content.contains(keyword.as_str()))
+            })
+            .map(|(_, reply)| reply)
+    }
+
+    fn reply_for_event(&self, event: &Event, msg: &Message) -> Reply {
+        let name = msg.event_name().unwrap_or_default();
+        let raw_key = msg.event_key().unwrap_or_default().trim();
+        let scene = match event {
+            Event::Subscribe { scene, .. } => scene.as_deref(),
+            _ => None,
+        };
+        let key_matches = |wanted: &str| wanted == raw_key || Some(wanted) == scene;
+        let matched = self.events.iter().find(|rule| {
+            rule.event.eq_ignore_ascii_case(name)
+                && rule.event_key.as_deref().is_none_or(key_matches)
+        });
+        match (matched, event) {
+            (Some(rule), _) => rule.reply.clone(),
+            (None, Event::Subscribe { .. }) => self.welcome.clone().unwrap_or(Reply::Success),
+            (None, _) => Reply::Success,
+        }
+    }
+}
+
+impl MessageHandler for Rules {
+    fn reply(&self, msg: &Message) -> impl Future<Output = Reply> + Send {
+        std::future::ready(self.reply_for(msg))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    welcome: Option<ReplySpec>,
+    default: Option<ReplySpec>,
+    #[serde(default)]
+    rules: Vec<RuleSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    keyword: Option<OneOrMany>,
+    contains: Option<OneOrMany>,
+    event: Option<String>,
+    event_key: Option<String>,
+    msg_type: Option<String>,
+    reply: ReplySpec,
+}
+
+/// `keyword = "help"` or `keyword = ["help", "帮助"]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn normalized(self, at: &str) -> Result<Vec<String>, RulesError> {
+        let keywords = match self {
+            Self::One(one) => vec![one],
+            Self::Many(many) => many,
+        };
+        if keywords.is_empty() || keywords.iter().any(|k| k.trim().is_empty()) {
+            return Err(RulesError::Invalid {
+                at: at.to_string(),
+                problem: "keywords must not be empty".to_string(),
+            });
+        }
+        Ok(keywords.iter().map(|k| k.trim().to_lowercase()).collect())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ReplySpec {
+    Success,
+    Text {
+        content: String,
+    },
+    Image {
+        media_id: String,
+    },
+    Voice {
+        media_id: String,
+    },
+    Video {
+        media_id: String,
+        #[serde(default)]
+        title: String,
+        #[serde(default)]
+        description: String,
+    },
+    Music {
+        #[serde(default)]
+        title: String,
+        #[serde(default)]
+        description: String,
+        #[serde(default)]
+        music_url: String,
+        #[serde(default)]
+        hq_music_url: String,
+        thumb_media_id: String,
+    },
+    News {
+        articles: Vec<ArticleSpec>,
+    },
+    TransferCustomerService {
+        kf_account: Option<String>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArticleSpec {
+    title: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    pic_url: String,
+    url: String,
+}
+
+impl ReplySpec {
+    fn into_reply(self, at: &str) -> Result<Reply, RulesError> {
+        let non_blank = |field: &str, value: String| {
+            if value.trim().is_empty() {
+                Err(RulesError::Invalid {
+                    at: at.to_string(),
+                    problem: format!("{field} must not be empty"),
+                })
+            } else {
+                Ok(value)
+            }
+        };
+        let reply = match self {
+            Self::Success => Reply::Success,
+            Self::Text { content } => Reply::Text {
+                content: non_blank("content", content)?,
+            },
+            Self::Image { media_id } => Reply::Image {
+                media_id: non_blank("media_id", media_id)?,
+            },
+            Self::Voice { media_id } => Reply::Voice {
+                media_id: non_blank("media_id", media_id)?,
+            },
+            Self::Video {
+                media_id,
+                title,
+                description,
+            } => Reply::Video {
+                media_id: non_blank("media_id", media_id)?,
+                title,
+                description,
+            },
+            Self::Music {
+                title,
+                description,
+                music_url,
+                hq_music_url,
+                thumb_media_id,
+            } => Reply::Music(Music {
+                title,
+                description,
+                music_url,
+                hq_music_url,
+                thumb_media_id: non_blank("thumb_media_id", thumb_media_id)?,
+            }),
+            Self::News { articles } => {
+                let articles = articles
+                    .into_iter()
+                    .map(|a| {
+                        Ok(Article {
+                            title: non_blank("article title", a.title)?,
+                            description: a.description,
+                            pic_url: a.pic_url,
+                            url: non_blank("article url", a.url)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, RulesError>>()?;
+                Reply::News(News::new(articles).map_err(|e| RulesError::Invalid {
+                    at: at.to_string(),
+                    problem: e.to_string(),
+                })?)
+            }
+            Self::TransferCustomerService { kf_account } => Reply::TransferCustomerService {
+                kf_account: kf_account.filter(|k| !k.trim().is_empty()),
+            },
+        };
+        Ok(reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(xml_fields: &str) -> Message {
+        let xml = format!(
+            "<xml><ToUserName>gh</ToUserName><FromUserName>o</FromUserName><CreateTime>1</CreateTime>{xml_fields}</xml>"
+        );
+        Message::parse(xml.as_bytes()).unwrap()
+    }
+
+    fn text(content: &str) -> Message {
+        message(&format!(
+            "<MsgType>text</MsgType><Content><![CDATA[{content}]]></Content>"
+        ))
+    }
+
+    fn event(name: &str, key: &str) -> Message {
+        message(&format!(
+            "<MsgType>event</MsgType><Event>{name}</Event><EventKey>{key}</EventKey>"
+        ))
+    }
+
+    fn content(reply: Reply) -> String {
+        match reply {
+            Reply::Text { content } => content,
+            other => format!("<{}>", other.msg_type()),
+        }
+    }
+
+    const RULES: &str = r#"
+        [welcome]
+        type = "text"
+        content = "welcome"
+
+        [default]
+        type = "text"
+        content = "default"
+
+        [[rules]]
+        contains = "price"
+        reply = { type = "text", content = "contains price" }
+
+        [[rules]]
+        keyword = ["Price list", "价目表"]
+        reply = { type = "text", content = "exact price list" }
+
+        [[rules]]
+        keyword = "price list"
+        reply = { type = "text", content = "second exact" }
+
+        [[rules]]
+        contains = "pri"
+        reply = { type = "text", content = "second contains" }
+
+        [[rules]]
+        event = "CLICK"
+        event_key = "V1001"
+        reply = { type = "text", content = "click V1001" }
+
+        [[rules]]
+        event = "click"
+        reply = { type = "text", content = "any click" }
+
+        [[rules]]
+        event = "subscribe"
+        event_key = "promo"
+        reply = { type = "text", content = "promo subscribe" }
+
+        [[rules]]
+        event = "SCAN"
+        event_key = "promo"
+        reply = { type = "text", content = "promo scan" }
+
+        [[rules]]
+        msg_type = "image"
+        reply = { type = "text", content = "nice picture" }
+    "#;
+
+    fn rules() -> Rules {
+        Rules::from_toml(RULES).unwrap()
+    }
+
+    #[test]
+    fn exact_keywords_beat_contains_even_when_listed_later() {
+        assert_eq!(
+            content(rules().reply_for(&text("  PRICE LIST "))),
+            "exact price list"
+        );
+        assert_eq!(
+            content(rules().reply_for(&text("价目表"))),
+            "exact price list"
+        );
+    }
+
+    #[test]
+    fn within_a_class_the_first_rule_in_file_order_wins() {
+        assert_eq!(
+            content(rules().reply_for(&text("what price?"))),
+            "contains price"
+        );
+        assert_eq!(
+            content(rules().reply_for(&text("pricing"))),
+            "second contains"
+        );
+    }
+
+    #[test]
+    fn unmatched_user_messages_get_the_msg_type_rule_or_the_default() {
+        assert_eq!(content(rules().reply_for(&text("hello"))), "default");
+        let image = message("<MsgType>image</MsgType><PicUrl>u</PicUrl><MediaId>m</MediaId>");
+        assert_eq!(content(rules().reply_for(&image)), "nice picture");
+        let link = message("<MsgType>link</MsgType><Title>t</Title>");
+        assert_eq!(content(rules().reply_for(&link)), "default");
+    }
+
+    #[test]
+    fn event_rules_match_name_and_key_in_file_order() {
+        assert_eq!(
+            content(rules().reply_for(&event("CLICK", "V1001"))),
+            "click V1001"
+        );
+        assert_eq!(
+            content(rules().reply_for(&event("CLICK", "OTHER"))),
+            "any click"
+        );
+    }
+
+    #[test]
+    fn subscribe_gets_the_scene_rule_or_else_the_welcome() {
+        assert_eq!(
+            content(rules().reply_for(&event("subscribe", "qrscene_promo"))),
+            "promo subscribe"
+        );
+        assert_eq!(
+            content(rules().reply_for(&event("subscribe", ""))),
+            "welcome"
+        );
+        assert_eq!(
+            content(rules().reply_for(&event("subscribe", "qrscene_other"))),
+            "welcome"
+        );
+        assert_eq!(
+            content(rules().reply_for(&event("SCAN", "promo"))),
+            "promo scan"
+        );
+    }
+
+    #[test]
+    fn events_without_a_rule_and_unknown_kinds_get_success_not_the_default() {
+        assert_eq!(
+            rules().reply_for(&event("VIEW", "https://x")),
+            Reply::Success
+        );
+        assert_eq!(rules().reply_for(&event("unsubscribe", "")), Reply::Success);
+        assert_eq!(
+            rules().reply_for(&event("brand_new_event", "")),
+            Reply::Success
+        );
+        let unknown = message("<MsgType>miniprogrampage</MsgType>");
+        assert_eq!(rules().reply_for(&unknown), Reply::Success);
+    }
+
+    #[test]
+    fn without_default_or_welcome_the_answer_is_success() {
+        let empty = Rules::from_toml("").unwrap();
+        assert_eq!(empty.reply_for(&text("hi")), Reply::Success);
+        assert_eq!(empty.reply_for(&event("subscribe", "")), Reply::Success);
+    }
+
+    #[test]
+    fn the_bundled_default_welcomes_followers_and_answers_text() {
+        let rules = Rules::bundled().unwrap();
+        assert!(matches!(
+            rules.reply_for(&event("subscribe", "")),
+            Reply::Text { .. }
+        ));
+        assert!(matches!(
+            rules.reply_for(&text("anything")),
+            Reply::Text { .. }
+        ));
+    }
+
+    #[test]
+    fn invalid_files_are_refused_with_the_place_and_problem() {
+        let cases = [
+            (
+                "[[rules]]\nreply = { type = \"text\", content = \"x\" }",
+                "rule 1",
+                "exactly one",
+            ),
+            (
+                "[[rules]]\nkeyword = \"a\"\nevent = \"CLICK\"\nreply = { type = \"text\", content = \"x\" }",
+                "rule 1",
+                "exactly one",
+            ),
+            (
+                "[[rules]]\nkeyword = \"a\"\nevent_key = \"k\"\nreply = { type = \"text\", content = \"x\" }",
+                "rule 1",
+                "event_key",
+            ),
+            (
+                "[[rules]]\nevent = \"CLIK\"\nreply = { type = \"success\" }",
+                "rule 1",
+                "CLIK",
+            ),
+            (
+                "[[rules]]\nmsg_type = \"event\"\nreply = { type = \"success\" }",
+                "rule 1",
+                "event",
+            ),
+            (
+                "[[rules]]\nkeyword = []\nreply = { type = \"success\" }",
+                "rule 1",
+                "empty",
+            ),
+            (
+                "[welcome]\ntype = \"text\"\ncontent = \" \"",
+                "welcome",
+                "content",
+            ),
+            (
+                "[default]\ntype = \"image\"\nmedia_id = \"\"",
+                "default",
+                "media_id",
+            ),
+        ];
+        for (toml, at, problem) in cases {
+            let err = Rules::from_toml(toml).unwrap_err().to_string();
+            assert!(err.contains(at) && err.contains(problem), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_typos_and_unknown_reply_types_are_refused() {
+        for toml in [
+            "[welcome\n",
+            "[welcome]\ntype = \"txt\"\ncontent = \"x\"",
+            "[welcome]\ntype = \"text\"\ncontnet = \"x\"",
+            "[defaults]\ntype = \"text\"\ncontent = \"x\"",
+        ] {
+            assert!(
+                matches!(Rules::from_toml(toml), Err(RulesError::Toml(_))),
+                "{toml}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_news_reply_with_nine_articles_is_refused() {
+        let articles = "[[default.articles]]\ntitle = \"t\"\nurl = \"https://x\"\n".repeat(9);
+        let err = Rules::from_toml(&format!("[default]\ntype = \"news\"\n{articles}")).unwrap_err();
+        assert!(err.to_string().contains("at most 8"), "{err}");
+    }
+
+    #[test]
+    fn the_example_file_loads_and_every_reply_type_renders() {
+        let rules = Rules::from_toml(include_str!("../rules/example.toml")).unwrap();
+        let cases = [
+            (text("help"), "text"),
+            (text("image"), "image"),
+            (text("voice"), "voice"),
+            (text("video"), "video"),
+            (text("music"), "music"),
+            (text("news"), "news"),
+            (text("agent"), "transfer_customer_service"),
+            (
+                message(
+                    "<MsgType>event</MsgType><Event>LOCATION</Event><Latitude>23.1</Latitude><Longitude>113.3</Longitude><Precision>119.4</Precision>",
+                ),
+                "success",
+            ),
+        ];
+        for (msg, expected) in cases {
+            let reply = rules.reply_for(&msg);
+            assert_eq!(reply.msg_type(), expected);
+            if expected != "success" {
+                let xml = reply.answer(&msg, 1).unwrap();
+                let fields = crate::message::Fields::parse(&xml).unwrap();
+                assert_eq!(fields.get("MsgType"), Some(expected));
+                assert_eq!(fields.get("ToUserName"), Some("o"));
+            }
+        }
+    }
+
+    #[test]
+    fn the_variable_is_named_when_the_file_is_missing_or_bad() {
+        let err = Rules::from_env(&[(RULES_VARIABLE, "/nonexistent/rules.toml")]).unwrap_err();
+        assert_eq!(err.variable, RULES_VARIABLE);
+        assert!(err.to_string().contains("/nonexistent/rules.toml"));
+        assert!(Rules::from_env(&[("OTHER", "x")]).is_ok());
+    }
+}
