@@ -100,4 +100,4 @@ tests/interop/requirements.txt:
 # The Rust standard library for the Lambda target (cargo-lambda links with zig, but std for
 # the target comes from rustup).
 lambda-target:
-	rustup target list --installed | grep -qx $(LAMBDA_TARGET) || rustup target add $(LAMBDA_TARGET)
+	rustup target list --installed | grep -x $(LAMBDA_TARGET) >/dev/null || rustup target add $(LAMBDA_TARGET)
