@@ -1,0 +1,103 @@
+# Everything a person can do with this project. `make` (or `make help`) lists the targets.
+#
+# Tools come into project-local, git-ignored folders, at pinned versions, and only once:
+#   .venv/         Python tools: requirements.txt (tests), requirements-deploy.txt (build/deploy)
+#   node_modules/  dynalite, a DynamoDB-compatible server for the tests (package-lock.json)
+# Each install is a stamp file that depends on its lock/requirements files, so a second run
+# installs nothing unless those files changed.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+TEST_TOOLS := $(VENV)/.installed-requirements
+DEPLOY_TOOLS := $(VENV)/.installed-requirements-deploy
+NODE_TOOLS := node_modules/.installed-package-lock
+LAMBDA_TARGET := aarch64-unknown-linux-gnu
+
+# Tools installed into .venv (cargo-lambda, zig, sam, cfn-lint) come first on PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
+# `sam build` with BuildMethod rust-cargolambda is a SAM CLI beta feature: opt in.
+export SAM_CLI_BETA_RUST_CARGO_LAMBDA := 1
+
+# Bootstrap size budgets (bytes): webhook functions answer WeChat within 5 s, cold starts included.
+WEBHOOK_MAX_BYTES := 3145728
+OTHER_MAX_BYTES := 8388608
+
+.PHONY: help run test build bench validate deploy fmt lint clean \
+	fmt-check unit-tests interop-test lint-template tools deploy-tools lambda-target
+
+help: ## List the targets
+	@echo "Usage: make <target>"
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) \
+		| awk 'BEGIN { FS = ":.*## " } { printf "  %-10s %s\n", $$1, $$2 }'
+
+run: ## Serve every function on http://localhost:3000 (embedded store; reads .env)
+	cargo run -p local
+
+test: tools ## fmt check, clippy, all tests (DynamoDB ones on dynalite), wechatpy interop, cfn-lint
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --all-features -- -D warnings
+	node scripts/with-dynalite.mjs cargo test --workspace --all-features
+	cargo build -p local
+	LOCAL_BIN=target/debug/local $(VENV_PY) -m pytest -q tests/interop
+	scripts/lint-template.sh template.yaml
+
+build: deploy-tools lambda-target ## Build every function for Lambda (arm64, release); check bootstrap sizes
+	cargo lambda build --release --arm64
+	scripts/check-bootstrap-sizes.sh target/lambda $(WEBHOOK_MAX_BYTES) $(OTHER_MAX_BYTES)
+
+bench: ## Run the criterion benchmarks of the shared crate
+	cargo bench -p shared
+
+validate: tools deploy-tools ## Validate template.yaml offline: sam validate --lint and cfn-lint
+	AWS_DEFAULT_REGION=us-east-1 sam validate --lint --template template.yaml
+	scripts/lint-template.sh template.yaml
+
+deploy: deploy-tools lambda-target ## sam build, then sam deploy (--guided the first time)
+	sam build --template template.yaml
+	if [ -f samconfig.toml ]; then sam deploy; else sam deploy --guided; fi
+
+fmt: ## Format all Rust code
+	cargo fmt --all
+
+lint: ## Clippy on every crate and target, warnings as errors
+	cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+clean: ## Remove Lambda build outputs (target/lambda, .aws-sam); keeps the cargo cache and tools
+	rm -rf target/lambda .aws-sam
+
+# --- tool installs ----------------------------------------------------------------------------
+
+tools: $(TEST_TOOLS) $(NODE_TOOLS)
+
+deploy-tools: $(DEPLOY_TOOLS)
+
+$(VENV_PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(TEST_TOOLS): requirements.txt tests/interop/requirements.txt | $(VENV_PY)
+	$(VENV_PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+$(DEPLOY_TOOLS): requirements-deploy.txt | $(VENV_PY)
+	$(VENV_PY) -m pip install --disable-pip-version-check -q -r requirements-deploy.txt
+	touch $@
+
+$(NODE_TOOLS): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+tests/interop/requirements.txt:
+	@echo "missing $@: it comes with the wechatpy interop test (tests/interop/)" >&2
+	@exit 1
+
+# The Rust standard library for the Lambda target (cargo-lambda links with zig, but std for
+# the target comes from rustup).
+lambda-target:
+	rustup target list --installed | grep -x $(LAMBDA_TARGET) >/dev/null || rustup target add $(LAMBDA_TARGET)
