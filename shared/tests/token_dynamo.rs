@@ -10,14 +10,13 @@ mod token_support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use lambda_http::{Body, Request, Response};
-use serde_json::{Value, json};
+use lambda_http::Request;
 use shared::clock::SystemClock;
 use shared::dynamo::DynamoTable;
 use shared::fake_wechat::{FakeWeChat, lock};
 use shared::token::{
     LambdaTokenSource, RefreshOutcome, TokenClient, TokenConfig, TokenError, TokenService,
-    TokenSource, handle_invocation,
+    TokenSource, answer_invoke_request,
 };
 use shared::wechat_api::WeChatHttp;
 use token_support::*;
@@ -175,26 +174,11 @@ async fn fake_lambda(
                     "no such function",
                 );
             }
-            let event: Value = serde_json::from_slice(req.body().as_ref()).unwrap_or(Value::Null);
-            match handle_invocation(&service, event).await {
-                Ok(answer) => shared::http::json(lambda_http::http::StatusCode::OK, &answer),
-                Err(e) => function_error(&e),
-            }
+            answer_invoke_request(&service, &req).await
         }
     })
     .await;
     (url, invocations)
-}
-
-/// Lambda's answer for a function that returned an error: HTTP 200 with `X-Amz-Function-Error`.
-fn function_error(e: &TokenError) -> Response<Body> {
-    let body = json!({ "errorType": e.kind(), "errorMessage": e.to_string() });
-    let mut response = shared::http::json(lambda_http::http::StatusCode::OK, &body);
-    response.headers_mut().insert(
-        "x-amz-function-error",
-        lambda_http::http::HeaderValue::from_static("Unhandled"),
-    );
-    response
 }
 
 #[tokio::test]

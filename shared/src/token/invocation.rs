@@ -97,6 +97,30 @@ pub async fn handle_invocation<S: TokenStore, C: Clock>(
     }
 }
 
+/// The Lambda Invoke API's answer (`POST /2015-03-31/functions/{name}/invocations`) for one
+/// invocation, so the local server and tests answer `aws lambda invoke` and
+/// [`super::LambdaTokenSource`] exactly as Lambda does: HTTP 200 with the function's JSON, or
+/// HTTP 200 with `X-Amz-Function-Error: Unhandled` and `{"errorType", "errorMessage"}`.
+pub async fn answer_invoke_request<S: TokenStore, C: Clock>(
+    service: &TokenService<S, C>,
+    request: &lambda_http::Request,
+) -> lambda_http::Response<lambda_http::Body> {
+    use lambda_http::http::{HeaderValue, StatusCode};
+    let event: Value = serde_json::from_slice(request.body().as_ref()).unwrap_or(Value::Null);
+    match handle_invocation(service, event).await {
+        Ok(answer) => crate::http::json(StatusCode::OK, &answer),
+        Err(e) => {
+            let body = json!({ "errorType": e.kind(), "errorMessage": e.to_string() });
+            let mut response = crate::http::json(StatusCode::OK, &body);
+            response.headers_mut().insert(
+                "x-amz-function-error",
+                HeaderValue::from_static("Unhandled"),
+            );
+            response
+        }
+    }
+}
+
 fn token_answer(token: &AccessToken, report: Option<&RefreshReport>) -> Value {
     let mut answer = json!({
         "access_token": token.value.expose(),

@@ -21,7 +21,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 pub use client::{CallError, TokenClient, TokenSource};
-pub use invocation::{Invocation, handle_invocation};
+pub use invocation::{Invocation, answer_invoke_request, handle_invocation};
 pub use remote::LambdaTokenSource;
 pub use service::{TokenService, china_day, next_china_midnight_ms};
 pub use wechat::{
