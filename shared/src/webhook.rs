@@ -39,9 +39,6 @@ pub struct WebhookConfig {
     pub max_clock_skew_secs: u64,
     /// Refuse plaintext pushes (only meaningful with a key).
     pub require_encryption: bool,
-    /// The reply rules: the handler of [`Webhook::from_env`]; a custom handler may take them
-    /// as its fallback.
-    pub rules: Rules,
 }
 
 impl WebhookConfig {
@@ -77,7 +74,6 @@ impl WebhookConfig {
             crypto,
             max_clock_skew_secs,
             require_encryption,
-            rules: Rules::from_env(env)?,
         })
     }
 }
@@ -169,9 +165,7 @@ pub struct Webhook<H = Rules> {
 impl Webhook<Rules> {
     /// The webhook configured from the environment, replying by the reply rules.
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let mut config = WebhookConfig::from_env(env)?;
-        let rules = std::mem::take(&mut config.rules);
-        Ok(Self::new(config, rules))
+        Ok(Self::new(WebhookConfig::from_env(env)?, Rules::from_env(env)?))
     }
 }
 
@@ -182,7 +176,7 @@ struct Signed<'a> {
 }
 
 impl<H: MessageHandler> Webhook<H> {
-    /// `config.rules` is not used: `handler` decides the replies.
+    /// `handler` decides the replies: the reply rules, or an owner's own [`MessageHandler`].
     pub fn new(config: WebhookConfig, handler: H) -> Self {
         Self {
             token: config.token,
