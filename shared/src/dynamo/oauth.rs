@@ -2,19 +2,17 @@
 //! `crate::store::oauth` mapped attribute by attribute (strings `S`, numbers `N`, lists `L`);
 //! state transitions are conditional `UpdateItem`s, and a failed condition is `Transition::Lost`.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Number, Value};
 
-use super::{DynamoTable, unavailable};
+use super::{DynamoTable, Item, n, s, unavailable};
 use crate::store::StoreError;
 use crate::store::oauth::{
     AuthState, OAuthStateStore, STATUS_COMPLETED, STATUS_CONSUMED, STATUS_PENDING, StateInsert,
     StateItem, Transition, User, UserItem, UserStore, state_key, user_key,
 };
 
-type Attributes = HashMap<String, AttributeValue>;
+type Attributes = Item;
 
 fn to_attribute(value: Value) -> Option<AttributeValue> {
     match value {
@@ -91,29 +89,7 @@ fn from_attributes<T: serde::de::DeserializeOwned>(
         .map_err(|e| StoreError::Corrupt(format!("{pk}: {e}")))
 }
 
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_string())
-}
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
 impl DynamoTable {
-    async fn get_item(&self, pk: &str) -> Result<Option<Attributes>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(output.item)
-    }
-
-    /// Run a conditional `UpdateItem` on a state item; a failed condition is `Lost`.
     async fn update_state(
         &self,
         state: &str,
@@ -176,7 +152,7 @@ impl OAuthStateStore for DynamoTable {
 
     async fn get_state(&self, state: &str, now_s: i64) -> Result<Option<AuthState>, StoreError> {
         let pk = state_key(state);
-        match self.get_item(&pk).await? {
+        match self.read_item(&pk).await? {
             None => Ok(None),
             Some(map) => from_attributes::<StateItem>(&pk, &map)?.into_state(now_s),
         }
@@ -228,7 +204,7 @@ impl OAuthStateStore for DynamoTable {
 impl UserStore for DynamoTable {
     async fn get_user(&self, openid: &str) -> Result<Option<User>, StoreError> {
         let pk = user_key(openid);
-        match self.get_item(&pk).await? {
+        match self.read_item(&pk).await? {
             None => Ok(None),
             Some(map) => from_attributes::<UserItem>(&pk, &map)?
                 .into_user()

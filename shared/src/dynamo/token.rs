@@ -1,11 +1,9 @@
 //! The token service's storage on DynamoDB: strongly consistent reads, and conditional puts whose
 //! `ConditionalCheckFailedException` is the domain outcome "someone else got there first".
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::{DynamoTable, unavailable};
+use super::{DynamoTable, Item, n, s, unavailable};
 use crate::config::Secret;
 use crate::store::StoreError;
 use crate::store::token::{
@@ -13,11 +11,9 @@ use crate::store::token::{
     quota_key, token_key,
 };
 
-type Item = HashMap<String, AttributeValue>;
-
 impl TokenStore for DynamoTable {
     async fn read_token(&self, app_id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let Some(item) = read_item(self, token_key(app_id)).await? else {
+        let Some(item) = self.read_item(&token_key(app_id)).await? else {
             return Ok(None);
         };
         Ok(Some(TokenRecord {
@@ -102,7 +98,7 @@ impl TokenStore for DynamoTable {
     }
 
     async fn read_lease(&self, app_id: &str) -> Result<Option<Lease>, StoreError> {
-        let Some(item) = read_item(self, lease_key(app_id)).await? else {
+        let Some(item) = self.read_item(&lease_key(app_id)).await? else {
             return Ok(None);
         };
         Ok(Some(Lease {
@@ -112,7 +108,7 @@ impl TokenStore for DynamoTable {
     }
 
     async fn read_quota(&self, app_id: &str) -> Result<Option<QuotaRecord>, StoreError> {
-        let Some(item) = read_item(self, quota_key(app_id)).await? else {
+        let Some(item) = self.read_item(&quota_key(app_id)).await? else {
             return Ok(None);
         };
         Ok(Some(QuotaRecord {
@@ -143,20 +139,6 @@ impl TokenStore for DynamoTable {
     }
 }
 
-// Free functions rather than inherent methods: other domains' adapters extend `DynamoTable` too.
-async fn read_item(table: &DynamoTable, pk: String) -> Result<Option<Item>, StoreError> {
-    let output = table
-        .client
-        .get_item()
-        .table_name(&table.table)
-        .key("pk", s(pk))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(unavailable)?;
-    Ok(output.item)
-}
-
 /// Put `item` if the stored `version` is `replacing` (`None`: no item stored).
 async fn compare_and_swap(
     table: &DynamoTable,
@@ -185,14 +167,6 @@ async fn compare_and_swap(
         }
         Err(e) => Err(unavailable(e)),
     }
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
 }
 
 fn string(item: &Item, name: &str) -> Result<String, StoreError> {
