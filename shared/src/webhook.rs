@@ -165,7 +165,10 @@ pub struct Webhook<H = Rules> {
 impl Webhook<Rules> {
     /// The webhook configured from the environment, replying by the reply rules.
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        Ok(Self::new(WebhookConfig::from_env(env)?, Rules::from_env(env)?))
+        Ok(Self::new(
+            WebhookConfig::from_env(env)?,
+            Rules::from_env(env)?,
+        ))
     }
 }
 

@@ -9,15 +9,21 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use shared::crypto::MessageCrypto;
 use shared::message::Fields;
-use shared::signature::{sign, verify};
 use shared::rules::Rules;
+use shared::signature::{sign, verify};
 use shared::webhook::Webhook;
 use webhook_common::*;
 
 const PUBLISHED_ENCRYPT: &str = "rTNFcsut4LfGuAFKEUVVpwcaCOTJzOd9twZdIW910jb3k+iicx2uvhttIZ3Qg9Qgty3BEF2xbOrz6boTfb30dMomcgrkTqdFPwnhqbk+kIQ7rZiwny9D7NUrTgA5kpX3KsZvrXzUZyP2x9YOlxbgm572lmxKvM7HAQQhIQ/p6HBmoY30bGXFK0BtIu1pW9TjhOYrLQoU18nWYjWqDA1ynkmOytpv7QRI1P1+0NoxL0q2zO1DgeSvnE8CZGo/o5Ap/WHK5W2RAsinpzN4/LjPnmB6U01I5XCoJoC0GK/yMZycd2Oh8Nq6+wBkC1U85oy0ktOY4nLvsQMLrourmMGdZHuTbqpeJ8Ao/5PRYJ+WBvRUwPfGKBL2+2IKZF49vAJqkcGWSHGE76ZN2erXeuNazf/o9o3lIE3q739o4c8t9QGPe31GT2Go/rOz1BsrASwvauNulCh+++yz+CQzBIuikA==";
 
 fn safe_webhook() -> Webhook {
-    at(Webhook::new(safe_config(), Rules::bundled().expect("the bundled rules load")), SAFE_TIME)
+    at(
+        Webhook::new(
+            safe_config(),
+            Rules::bundled().expect("the bundled rules load"),
+        ),
+        SAFE_TIME,
+    )
 }
 
 fn crypto() -> MessageCrypto {

@@ -101,7 +101,7 @@ impl DynamoTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(&state_key(state)))
+            .key("pk", s(state_key(state)))
             .update_expression(update)
             .condition_expression(condition)
             // `status` and `ttl` are DynamoDB reserved words.
