@@ -29,7 +29,7 @@ const DEV_DEFAULTS: &[(&str, &str)] = &[
     ("HOST", "127.0.0.1"),
     ("PORT", "3000"),
     (TOKEN_VARIABLE, "dev-token"),
-    ("LOCAL_STORE", ".local/store.json"),
+    ("LOCAL_STORE", DEFAULT_STORE),
     ("LOCAL_REFRESH_INTERVAL_SECS", "300"),
     ("TABLE_NAME", "local"),
     (
@@ -39,6 +39,8 @@ const DEV_DEFAULTS: &[(&str, &str)] = &[
 ];
 
 const DOTENV_FILE: &str = ".env";
+const DEFAULT_STORE: &str = ".local/store.json";
+const DEFAULT_FAKE_STORE: &str = ".local/store-fake.json";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -75,10 +77,11 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let listener = TcpListener::bind((host.as_str(), port)).await?;
     let address = listener.local_addr()?;
     let base = format!("http://{}:{}", display_host(&host), address.port());
+    // OAuth accepts plain http only on localhost: a LAN HOST still gets a working default.
     env.entry("PUBLIC_BASE_URL".into())
-        .or_insert_with(|| base.clone());
+        .or_insert_with(|| format!("http://localhost:{}", address.port()));
 
-    let store_path = optional(&env, "LOCAL_STORE").unwrap_or_default();
+    let store_path = store_path(&env, &defaulted)?;
     let store = EmbeddedStore::open(&store_path)?;
     let app = Arc::new(App::build(&mut env, store).await?);
 
@@ -94,6 +97,18 @@ async fn run() -> Result<(), Box<dyn Error>> {
     })
     .await;
     Ok(())
+}
+
+/// The embedded store's file. Against the fake WeChat API the default is a separate file, so
+/// a fake token never ends up served as the real account's token.
+fn store_path(env: &HashMap<String, String>, defaulted: &[&str]) -> Result<String, Box<dyn Error>> {
+    let path = optional(env, "LOCAL_STORE").unwrap_or_else(|| DEFAULT_STORE.into());
+    let fake = shared::config::flag_or(env, "LOCAL_FAKE_WECHAT", false)?;
+    Ok(if fake && defaulted.contains(&"LOCAL_STORE") {
+        DEFAULT_FAKE_STORE.into()
+    } else {
+        path
+    })
 }
 
 /// What the EventBridge schedule does in AWS: run the scheduled refresh every `every`.
@@ -188,5 +203,43 @@ fn print_banner(
             "  Development defaults in use (not for production): {}",
             defaulted.join(", ")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_fake_wechat_api_gets_its_own_store_unless_one_is_named() {
+        let fake = env(&[
+            ("LOCAL_FAKE_WECHAT", "true"),
+            ("LOCAL_STORE", DEFAULT_STORE),
+        ]);
+        assert_eq!(
+            store_path(&fake, &["LOCAL_STORE"]).unwrap(),
+            DEFAULT_FAKE_STORE
+        );
+        let named = env(&[
+            ("LOCAL_FAKE_WECHAT", "true"),
+            ("LOCAL_STORE", "/tmp/s.json"),
+        ]);
+        assert_eq!(store_path(&named, &[]).unwrap(), "/tmp/s.json");
+        let real = env(&[("LOCAL_STORE", DEFAULT_STORE)]);
+        assert_eq!(store_path(&real, &["LOCAL_STORE"]).unwrap(), DEFAULT_STORE);
+    }
+
+    #[test]
+    fn loopback_and_wildcard_hosts_are_shown_as_localhost() {
+        assert_eq!(display_host("127.0.0.1"), "localhost");
+        assert_eq!(display_host("0.0.0.0"), "localhost");
+        assert_eq!(display_host("192.168.1.5"), "192.168.1.5");
     }
 }

@@ -8,17 +8,11 @@ use shared::clock::SystemClock;
 use shared::config::ProcessEnv;
 use shared::dynamo::DynamoTable;
 use shared::oauth::{OAuth, OAuthConfig};
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_ansi(false)
-        .without_time()
-        .init();
+    // JSON logs when the function's log format is JSON (AWS_LAMBDA_LOG_FORMAT), like the others.
+    lambda_http::tracing::init_default_subscriber();
 
     let config = match OAuthConfig::from_env(&ProcessEnv) {
         Ok(config) => config,

@@ -121,6 +121,13 @@ impl TokenConfig {
                 "must be at least 1",
             ));
         }
+        let http_timeout_ms: u64 = parsed_or(env, "WECHAT_HTTP_TIMEOUT_MS", 5000)?;
+        if http_timeout_ms == 0 {
+            return Err(ConfigError::new(
+                "WECHAT_HTTP_TIMEOUT_MS",
+                "must be at least 1 (every call to WeChat would time out at once)",
+            ));
+        }
         let lease_ms: u64 = parsed_or(env, "TOKEN_LEASE_MS", 10_000)?;
         let lease_poll_ms: u64 = parsed_or(env, "TOKEN_LEASE_POLL_MS", 150)?;
         if lease_ms == 0 || lease_poll_ms == 0 {
@@ -136,7 +143,7 @@ impl TokenConfig {
             app_secret: Secret::new(required(env, "WECHAT_APP_SECRET")?),
             api,
             api_base: optional(env, "WECHAT_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.into()),
-            http_timeout: Duration::from_millis(parsed_or(env, "WECHAT_HTTP_TIMEOUT_MS", 5000)?),
+            http_timeout: Duration::from_millis(http_timeout_ms),
             refresh_margin: Duration::from_secs(refresh_margin_s),
             lease: Duration::from_millis(lease_ms),
             lease_poll: Duration::from_millis(lease_poll_ms),
@@ -325,6 +332,17 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.variable, "TOKEN_REFRESH_MARGIN_SECS");
+    }
+
+    #[test]
+    fn a_zero_http_timeout_is_refused() {
+        let err = TokenConfig::from_env(&[
+            ("WECHAT_APP_ID", "wx1"),
+            ("WECHAT_APP_SECRET", "s"),
+            ("WECHAT_HTTP_TIMEOUT_MS", "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "WECHAT_HTTP_TIMEOUT_MS");
     }
 
     #[test]
