@@ -29,7 +29,7 @@ export SAM_CLI_BETA_RUST_CARGO_LAMBDA := 1
 WEBHOOK_MAX_BYTES := 3145728
 OTHER_MAX_BYTES := 8388608
 
-.PHONY: help run test build bench validate deploy fmt lint clean \
+.PHONY: help run test build bench coldstart validate deploy fmt lint clean \
 	fmt-check unit-tests interop-test lint-template tools deploy-tools lambda-target
 
 help: ## List the targets
@@ -54,6 +54,10 @@ build: deploy-tools lambda-target ## Build every function for Lambda (arm64, rel
 
 bench: ## Run the criterion benchmarks of the shared crate
 	cargo bench -p shared
+
+coldstart: ## Cold start and warm latency of verify and message under a local Lambda Runtime API
+	cargo build --release -p verify -p message
+	$(PYTHON) scripts/coldstart.py verify=target/release/verify message=target/release/message
 
 validate: tools deploy-tools ## Validate template.yaml offline: sam validate --lint and cfn-lint
 	AWS_DEFAULT_REGION=us-east-1 sam validate --lint --template template.yaml
