@@ -547,26 +547,37 @@ fn parse_scope(raw: Option<&str>) -> Result<Scope, OAuthError> {
     }
 }
 
-/// What `/oauth/me` shows: identity and profile, never tokens.
-fn me_json(user: &User, status: ProfileStatus) -> serde_json::Value {
+/// What `/oauth/me` shows: identity and profile, never tokens. Fields in alphabetical order, as
+/// the answer had before it was typed.
+#[derive(serde::Serialize)]
+struct Me<'a> {
+    avatar: Option<&'a str>,
+    nickname: Option<&'a str>,
+    openid: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    profile_stale: bool,
+    scope: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unionid: Option<&'a str>,
+    updated_at: i64,
+}
+
+fn me_json(user: &User, status: ProfileStatus) -> Me<'_> {
     let profile = user.profile.as_ref();
-    let mut body = json!({
-        "openid": user.openid,
-        "nickname": profile.map(|p| p.nickname.as_str()),
-        "avatar": profile.map(|p| p.headimgurl.as_str()).filter(|a| !a.is_empty()),
-        "scope": user.scope.as_str(),
-        "updated_at": user.updated_at_s,
-    });
-    if let Some(unionid) = &user.unionid {
-        body["unionid"] = json!(unionid);
+    Me {
+        avatar: profile
+            .map(|p| p.headimgurl.as_str())
+            .filter(|a| !a.is_empty()),
+        nickname: profile.map(|p| p.nickname.as_str()),
+        openid: &user.openid,
+        profile_stale: matches!(
+            status,
+            ProfileStatus::NeedsConsent | ProfileStatus::StaleUnavailable
+        ),
+        scope: user.scope.as_str(),
+        unionid: user.unionid.as_deref(),
+        updated_at: user.updated_at_s,
     }
-    if matches!(
-        status,
-        ProfileStatus::NeedsConsent | ProfileStatus::StaleUnavailable
-    ) {
-        body["profile_stale"] = json!(true);
-    }
-    body
 }
 
 fn no_store(mut response: Response<Body>) -> Response<Body> {
