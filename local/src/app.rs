@@ -12,15 +12,21 @@ use std::sync::Arc;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use shared::clock::SystemClock;
+use shared::clock;
+use shared::config::vars::{
+    LOCAL_FAKE_WECHAT, WECHAT_API_BASE, WECHAT_APP_ID, WECHAT_APP_SECRET, WECHAT_OPEN_BASE,
+};
 use shared::config::{flag_or, optional};
 use shared::embedded::EmbeddedStore;
 use shared::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat};
 use shared::oauth::{OAuth, OAuthConfig};
-use shared::token::{TokenConfig, TokenService, answer_invoke_request};
+use shared::token::{TokenConfig, TokenService};
 use shared::webhook::Webhook;
+use shared::wechat_api::WeChatHttp;
 
-pub type LocalTokenService = TokenService<EmbeddedStore, SystemClock>;
+use crate::invoke::answer_invoke_request;
+
+pub type LocalTokenService = TokenService<EmbeddedStore>;
 
 /// Where the token service and OAuth talk to WeChat.
 pub enum WeChatApi {
@@ -46,21 +52,20 @@ impl App {
         env: &mut HashMap<String, String>,
         store: EmbeddedStore,
     ) -> Result<Self, Box<dyn std::error::Error>> {
-        let wechat_api = if flag_or(env, "LOCAL_FAKE_WECHAT", false)? {
-            let app_id = optional(env, "WECHAT_APP_ID").unwrap_or_else(|| FAKE_APP_ID.into());
-            let secret =
-                optional(env, "WECHAT_APP_SECRET").unwrap_or_else(|| FAKE_APP_SECRET.into());
+        let wechat_api = if flag_or(env, LOCAL_FAKE_WECHAT, false)? {
+            let app_id = optional(env, WECHAT_APP_ID).unwrap_or_else(|| FAKE_APP_ID.into());
+            let secret = optional(env, WECHAT_APP_SECRET).unwrap_or_else(|| FAKE_APP_SECRET.into());
             let fake = FakeWeChat::start_with(([127, 0, 0, 1], 0).into(), &app_id, &secret).await?;
             for (name, value) in [
-                ("WECHAT_APP_ID", app_id),
-                ("WECHAT_APP_SECRET", secret),
-                ("WECHAT_API_BASE", fake.base_url().to_string()),
-                ("WECHAT_OPEN_BASE", fake.base_url().to_string()),
+                (WECHAT_APP_ID, app_id),
+                (WECHAT_APP_SECRET, secret),
+                (WECHAT_API_BASE, fake.base_url().to_string()),
+                (WECHAT_OPEN_BASE, fake.base_url().to_string()),
             ] {
                 env.insert(name.into(), value);
             }
             WeChatApi::Fake(fake)
-        } else if optional(env, "WECHAT_APP_SECRET").is_some() {
+        } else if optional(env, WECHAT_APP_SECRET).is_some() {
             WeChatApi::Real
         } else {
             WeChatApi::Off
@@ -70,8 +75,13 @@ impl App {
         let (oauth, tokens) = match wechat_api {
             WeChatApi::Off => (None, None),
             _ => {
-                let oauth = OAuth::new(OAuthConfig::from_env(env)?, store.clone(), SystemClock);
-                let tokens = TokenService::new(TokenConfig::from_env(env)?, store, SystemClock);
+                let tokens = TokenConfig::from_env(env)?;
+                let oauth = OAuthConfig::from_env(env)?;
+                // One client to WeChat for both, as one Lambda container would build it.
+                let http = WeChatHttp::from_config(&tokens.wechat)?;
+                let clock = clock::system();
+                let oauth = OAuth::new(oauth, store.clone(), http.clone(), clock.clone());
+                let tokens = TokenService::new(tokens, store, http, clock);
                 (Some(oauth), Some(Arc::new(tokens)))
             }
         };

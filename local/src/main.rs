@@ -7,6 +7,7 @@
 
 mod app;
 mod env;
+mod invoke;
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -15,6 +16,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use shared::config::vars::{
+    HOST, LOCAL_FAKE_WECHAT, LOCAL_REFRESH_INTERVAL_SECS, LOCAL_STORE, PORT, PUBLIC_BASE_URL,
+    SESSION_SECRET, TABLE_NAME, WECHAT_API_BASE,
+};
 use shared::config::{optional, parsed_or};
 use shared::embedded::EmbeddedStore;
 use shared::webhook::{ENCODING_AES_KEY_VARIABLE, TOKEN_VARIABLE};
@@ -26,16 +31,13 @@ use app::{App, LocalTokenService, WeChatApi};
 /// Values used when neither the environment nor `.env` sets a variable. None of them is fit for
 /// production; the banner names the ones in use.
 const DEV_DEFAULTS: &[(&str, &str)] = &[
-    ("HOST", "127.0.0.1"),
-    ("PORT", "3000"),
+    (HOST, "127.0.0.1"),
+    (PORT, "3000"),
     (TOKEN_VARIABLE, "dev-token"),
-    ("LOCAL_STORE", DEFAULT_STORE),
-    ("LOCAL_REFRESH_INTERVAL_SECS", "300"),
-    ("TABLE_NAME", "local"),
-    (
-        "SESSION_SECRET",
-        "local-development-only-session-secret-0000",
-    ),
+    (LOCAL_STORE, DEFAULT_STORE),
+    (LOCAL_REFRESH_INTERVAL_SECS, "300"),
+    (TABLE_NAME, "local"),
+    (SESSION_SECRET, "local-development-only-session-secret-0000"),
 ];
 
 const DOTENV_FILE: &str = ".env";
@@ -72,13 +74,13 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
     let (mut env, defaulted) = env::merge_env(real, &dotenv, DEV_DEFAULTS);
 
-    let host = optional(&env, "HOST").unwrap_or_else(|| "127.0.0.1".into());
-    let port: u16 = parsed_or(&env, "PORT", 3000)?;
+    let host = optional(&env, HOST).unwrap_or_else(|| "127.0.0.1".into());
+    let port: u16 = parsed_or(&env, PORT, 3000)?;
     let listener = TcpListener::bind((host.as_str(), port)).await?;
     let address = listener.local_addr()?;
     let base = format!("http://{}:{}", display_host(&host), address.port());
     // OAuth accepts plain http only on localhost: a LAN HOST still gets a working default.
-    env.entry("PUBLIC_BASE_URL".into())
+    env.entry(PUBLIC_BASE_URL.into())
         .or_insert_with(|| format!("http://localhost:{}", address.port()));
 
     let store_path = store_path(&env, &defaulted)?;
@@ -87,8 +89,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
 
     print_banner(&env, &defaulted, &base, &store_path, &app);
     if let Some(tokens) = &app.tokens {
-        let every =
-            Duration::from_secs(parsed_or(&env, "LOCAL_REFRESH_INTERVAL_SECS", 300)?.max(1));
+        let every = Duration::from_secs(parsed_or(&env, LOCAL_REFRESH_INTERVAL_SECS, 300)?.max(1));
         tokio::spawn(refresh_on_schedule(tokens.clone(), every));
     }
     shared::local_server::serve(listener, move |req| {
@@ -102,9 +103,9 @@ async fn run() -> Result<(), Box<dyn Error>> {
 /// The embedded store's file. Against the fake WeChat API the default is a separate file, so
 /// a fake token never ends up served as the real account's token.
 fn store_path(env: &HashMap<String, String>, defaulted: &[&str]) -> Result<String, Box<dyn Error>> {
-    let path = optional(env, "LOCAL_STORE").unwrap_or_else(|| DEFAULT_STORE.into());
-    let fake = shared::config::flag_or(env, "LOCAL_FAKE_WECHAT", false)?;
-    Ok(if fake && defaulted.contains(&"LOCAL_STORE") {
+    let path = optional(env, LOCAL_STORE).unwrap_or_else(|| DEFAULT_STORE.into());
+    let fake = shared::config::flag_or(env, LOCAL_FAKE_WECHAT, false)?;
+    Ok(if fake && defaulted.contains(&LOCAL_STORE) {
         DEFAULT_FAKE_STORE.into()
     } else {
         path
@@ -169,8 +170,8 @@ fn print_banner(
             );
         }
         WeChatApi::Real => {
-            let api = optional(env, "WECHAT_API_BASE")
-                .unwrap_or_else(|| shared::wechat_api::DEFAULT_API_BASE.into());
+            let api = optional(env, WECHAT_API_BASE)
+                .unwrap_or_else(|| shared::config::DEFAULT_API_BASE.into());
             println!(
                 "  WeChat API:    {api} (real; this machine's IP must be on the account's whitelist)"
             );

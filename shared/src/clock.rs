@@ -1,16 +1,27 @@
-//! Time as a port, so token expiry, leases and sessions can be tested on a virtual clock.
+//! Time as a port, so token expiry, leases, deadlines and sessions can be tested on a virtual
+//! clock. Every "now" in the code comes from a [`Clock`], held as a [`SharedClock`]
+//! (`Arc<dyn Clock>`): [`SystemClock`] in production, [`ManualClock`] in tests. Only waiting
+//! (backoff pauses, lease polls) uses tokio's timer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Wall-clock time in epoch milliseconds.
-pub trait Clock: Send + Sync {
+pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now_ms(&self) -> i64;
 
     fn now_s(&self) -> i64 {
         self.now_ms().div_euclid(1000)
     }
+}
+
+/// How every component holds its clock: built once in `main` (or a test) and shared.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The real clock, shared.
+pub fn system() -> SharedClock {
+    Arc::new(SystemClock)
 }
 
 /// The real clock.

@@ -1,5 +1,11 @@
 //! Reading typed configuration from the environment: one error type that names the variable,
-//! and a `Secret` wrapper so that keys and tokens never reach a log line.
+//! a `Secret` wrapper so that keys and tokens never reach a log line, every variable's name
+//! ([`vars`]) and the WeChat app configuration every function shares ([`WeChatAppConfig`]).
+
+pub mod vars;
+mod wechat;
+
+pub use wechat::{DEFAULT_API_BASE, DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_OPEN_BASE, WeChatAppConfig};
 
 use std::fmt;
 use std::str::FromStr;

@@ -63,8 +63,13 @@ pub fn html(status: StatusCode, body: impl Into<String>) -> Response<Body> {
     respond(status, "text/html; charset=utf-8", Body::Text(body.into()))
 }
 
-pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    respond(status, "application/json", Body::Text(value.to_string()))
+/// A JSON answer of any `Serialize` value (typed answers and `json!` alike).
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    match serde_json::to_string(value) {
+        Ok(body) => respond(status, "application/json", Body::Text(body)),
+        // Only a map with non-string keys or a failing custom `Serialize` gets here.
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    }
 }
 
 /// A `302 Found` to `location`, uncacheable (OAuth redirects carry one-time values).

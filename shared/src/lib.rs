@@ -2,9 +2,12 @@
 //!
 //! Protocol (`signature`, `crypto`, `message`, `reply`, `rules`, `webhook`), access tokens
 //! (`token`), web authorization (`oauth`, `session`), storage ports (`store`) and their adapters
-//! (`dynamo`, `embedded`), the WeChat API client (`wechat_api`), and the fake WeChat API used by
-//! tests and local runs (`fake_wechat`, feature `fake-wechat`).
+//! (`dynamo`, `embedded`), the WeChat API client (`wechat_api`: typed calls over a transport port,
+//! the one error-code table), configuration (`config`: variable names, the WeChat app config),
+//! time (`clock`), the AWS SDK configuration (`aws`), and the fake WeChat API used by tests and
+//! local runs (`fake_wechat`, feature `fake-wechat`).
 
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod crypto;

@@ -23,7 +23,7 @@ use crate::message::{Event, Message, MessageKind};
 use crate::reply::{Article, MessageHandler, Music, News, Reply};
 
 /// The environment variable naming the rules file.
-pub const RULES_VARIABLE: &str = "WECHAT_REPLY_RULES";
+pub use crate::config::vars::WECHAT_REPLY_RULES as RULES_VARIABLE;
 
 /// The rules used when `WECHAT_REPLY_RULES` is unset.
 pub const BUNDLED_DEFAULT: &str = include_str!("../rules/default.toml");

@@ -21,11 +21,11 @@ use crate::signature;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_CLOCK_SKEW_SECS: u64 = 300;
 
-pub const TOKEN_VARIABLE: &str = "WECHAT_TOKEN";
-pub const APP_ID_VARIABLE: &str = "WECHAT_APP_ID";
-pub const ENCODING_AES_KEY_VARIABLE: &str = "WECHAT_ENCODING_AES_KEY";
-pub const MAX_CLOCK_SKEW_VARIABLE: &str = "WECHAT_MAX_CLOCK_SKEW_SECS";
-pub const REQUIRE_ENCRYPTION_VARIABLE: &str = "WECHAT_REQUIRE_ENCRYPTION";
+pub use crate::config::vars::{
+    WECHAT_APP_ID as APP_ID_VARIABLE, WECHAT_ENCODING_AES_KEY as ENCODING_AES_KEY_VARIABLE,
+    WECHAT_MAX_CLOCK_SKEW_SECS as MAX_CLOCK_SKEW_VARIABLE,
+    WECHAT_REQUIRE_ENCRYPTION as REQUIRE_ENCRYPTION_VARIABLE, WECHAT_TOKEN as TOKEN_VARIABLE,
+};
 
 /// What the webhook needs to know about the account, read once at start-up.
 #[derive(Debug, Clone)]

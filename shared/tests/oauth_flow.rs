@@ -252,10 +252,13 @@ async fn an_allow_listed_origin_is_accepted_as_return_to() {
 async fn cookies_are_secure_when_the_public_base_url_is_https() {
     let fake = FakeWeChat::start().await;
     let clock = ManualClock::at_ms(SystemClock.now_ms());
+    let config = config("https://api.example.com", &fake);
+    let http = shared::wechat_api::WeChatHttp::from_config(&config.wechat).unwrap();
     let oauth = OAuth::new(
-        config("https://api.example.com", &fake),
+        config,
         EmbeddedStore::in_memory(),
-        clock,
+        http,
+        std::sync::Arc::new(clock),
     );
     let request = |uri: &str, cookie: Option<&str>| {
         let mut builder = lambda_http::http::Request::builder().uri(uri);
@@ -622,7 +625,7 @@ async fn wechat_http_500_shows_a_retry_page_and_a_reload_of_the_callback_succeed
 #[tokio::test]
 async fn wechat_hanging_past_the_timeout_shows_a_retry_page_and_writes_no_user() {
     let h = Harness::start_with(EmbeddedStore::in_memory(), |c| {
-        c.api_timeout = std::time::Duration::from_millis(300);
+        c.wechat.http_timeout = std::time::Duration::from_millis(300);
     })
     .await;
     let mut browser = h.browser();

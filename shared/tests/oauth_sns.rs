@@ -14,7 +14,8 @@ use shared::wechat_api::ApiError;
 
 async fn client() -> (FakeWeChat, SnsClient) {
     let fake = FakeWeChat::start().await;
-    let client = SnsClient::new(&oauth_support::config("https://api.example.com", &fake));
+    let client =
+        oauth_support::sns_client(&oauth_support::config("https://api.example.com", &fake));
     (fake, client)
 }
 
@@ -72,8 +73,8 @@ async fn a_code_older_than_five_minutes_is_42003() {
 async fn a_wrong_app_secret_is_refused_and_not_echoed() {
     let fake = FakeWeChat::start().await;
     let mut config = oauth_support::config("https://api.example.com", &fake);
-    config.app_secret = Secret::new("wrong-secret-value".into());
-    let client = SnsClient::new(&config);
+    config.wechat.app_secret = Secret::new("wrong-secret-value".into());
+    let client = oauth_support::sns_client(&config);
     let code = code(&fake, FAKE_OPENID, "snsapi_base");
     let err = client.exchange_code(&code, now()).await.unwrap_err();
     assert_eq!(err.errcode(), Some(40125));
@@ -192,8 +193,8 @@ async fn auth_checks_an_access_token() {
 async fn transport_failures_are_typed_errors() {
     let fake = FakeWeChat::start().await;
     let mut config = oauth_support::config("https://api.example.com", &fake);
-    config.api_timeout = Duration::from_millis(300);
-    let client = SnsClient::new(&config);
+    config.wechat.http_timeout = Duration::from_millis(300);
+    let client = oauth_support::sns_client(&config);
     let path = "/sns/oauth2/access_token";
     fake.script(path, Scripted::HttpStatus(502));
     fake.script(path, Scripted::Malformed);

@@ -15,8 +15,8 @@ use token_support::*;
 
 const API: &str = "/cgi-bin/get_api_domain_ip";
 
-type Service = TokenService<CountingStore<EmbeddedStore>, ManualClock>;
-type Client = TokenClient<Arc<CountingSource<Arc<Service>>>, ManualClock>;
+type Service = TokenService<CountingStore<EmbeddedStore>>;
+type Client = TokenClient<Arc<CountingSource<Arc<Service>>>>;
 
 struct Setup {
     clock: ManualClock,
@@ -31,14 +31,10 @@ async fn setup() -> Setup {
     let clock = manual_clock();
     let fake = fake_for(FAKE_APP_ID, &clock).await;
     let store = CountingStore::new(EmbeddedStore::in_memory());
-    let service = Arc::new(TokenService::new(
-        config(&fake, &[]),
-        store.clone(),
-        clock.clone(),
-    ));
+    let service = Arc::new(service(config(&fake, &[]), store.clone(), clock.clone()));
     let source = Arc::new(CountingSource::new(service));
-    let client = TokenClient::with_clock(source.clone(), clock.clone());
-    let http = WeChatHttp::new(fake.base_url(), Duration::from_secs(2));
+    let client = TokenClient::with_clock(source.clone(), Arc::new(clock.clone()));
+    let http = WeChatHttp::new(fake.base_url(), Duration::from_secs(2)).unwrap();
     Setup {
         clock,
         fake,

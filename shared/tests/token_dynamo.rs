@@ -15,8 +15,8 @@ use shared::clock::SystemClock;
 use shared::dynamo::DynamoTable;
 use shared::fake_wechat::{FakeWeChat, lock};
 use shared::token::{
-    LambdaTokenSource, RefreshOutcome, TokenClient, TokenConfig, TokenError, TokenService,
-    TokenSource, answer_invoke_request,
+    LambdaError, LambdaTokenSource, RefreshOutcome, TokenClient, TokenConfig, TokenError,
+    TokenService, TokenSource, handle_invocation,
 };
 use shared::wechat_api::WeChatHttp;
 use token_support::*;
@@ -59,7 +59,7 @@ async fn fifty_concurrent_refreshers_on_an_empty_table_make_one_call_and_agree_o
     let mut tasks = Vec::new();
     for _ in 0..REFRESHERS {
         // One service per task: fifty containers sharing nothing but the table.
-        let service = TokenService::new(concurrent_config(&fake), table.clone(), SystemClock);
+        let service = service(concurrent_config(&fake), table.clone(), SystemClock);
         let start = start.clone();
         tasks.push(tokio::spawn(async move {
             start.wait().await;
@@ -89,14 +89,14 @@ async fn fifty_concurrent_refreshers_on_an_empty_table_make_one_call_and_agree_o
 async fn fifty_concurrent_reports_of_the_same_stale_token_cause_one_fetch() {
     let table = support::dynalite_table().await;
     let fake = fake_on_wall_clock(&support::unique("wx")).await;
-    let stale = TokenService::new(concurrent_config(&fake), table.clone(), SystemClock)
+    let stale = service(concurrent_config(&fake), table.clone(), SystemClock)
         .get()
         .await
         .unwrap();
     let start = Arc::new(Barrier::new(REFRESHERS));
     let mut tasks = Vec::new();
     for _ in 0..REFRESHERS {
-        let service = TokenService::new(concurrent_config(&fake), table.clone(), SystemClock);
+        let service = service(concurrent_config(&fake), table.clone(), SystemClock);
         let start = start.clone();
         let stale = stale.value.expose().clone();
         tasks.push(tokio::spawn(async move {
@@ -135,7 +135,7 @@ async fn a_dead_lease_holder_in_dynamodb_is_taken_over_after_its_lease_and_never
     let table = support::dynalite_table().await;
     let clock = manual_clock();
     let fake = fake_for(&support::unique("wx"), &clock).await;
-    let service = TokenService::new(
+    let service = service(
         config(&fake, &[("TOKEN_LEASE_MS", "300")]),
         table,
         clock.clone(),
@@ -148,14 +148,14 @@ async fn a_virtual_day_on_the_schedule_over_dynamodb_never_serves_an_expired_tok
     let table = support::dynalite_table().await;
     let clock = manual_clock();
     let fake = fake_for(&support::unique("wx"), &clock).await;
-    let service = TokenService::new(config(&fake, &[]), table, clock.clone());
+    let service = service(config(&fake, &[]), table, clock.clone());
     simulate_a_day_on_the_schedule(&service, &clock, &fake, STABLE).await;
 }
 
 /// A fake Lambda Invoke endpoint (`POST /2015-03-31/functions/{name}/invocations`) that runs the
 /// refresh function's handler, as Lambda would, and counts invocations.
 async fn fake_lambda(
-    service: Arc<TokenService<DynamoTable, SystemClock>>,
+    service: Arc<TokenService<DynamoTable>>,
     function_name: &str,
 ) -> (String, Arc<AtomicU64>) {
     let invocations = Arc::new(AtomicU64::new(0));
@@ -181,24 +181,52 @@ async fn fake_lambda(
     (url, invocations)
 }
 
+/// Lambda's answer to an invocation: the function's JSON, or its error with
+/// `X-Amz-Function-Error` (the local server's emulation does the same, in the `local` crate).
+async fn answer_invoke_request(
+    service: &TokenService<DynamoTable>,
+    req: &Request,
+) -> lambda_http::Response<lambda_http::Body> {
+    let event = serde_json::from_slice(req.body().as_ref()).unwrap_or_default();
+    match handle_invocation(service, event).await {
+        Ok(answer) => shared::http::json(lambda_http::http::StatusCode::OK, &answer),
+        Err(e) => {
+            let mut response =
+                shared::http::json(lambda_http::http::StatusCode::OK, &LambdaError::from(&e));
+            response.headers_mut().insert(
+                "x-amz-function-error",
+                lambda_http::http::HeaderValue::from_static("Unhandled"),
+            );
+            response
+        }
+    }
+}
+
+/// The functions' token source over `table`, invoking the refresh function at `endpoint`.
+async fn lambda_source(
+    table: &DynamoTable,
+    endpoint: &str,
+    app_id: String,
+) -> LambdaTokenSource<DynamoTable> {
+    let aws = shared::aws::sdk_config().await;
+    LambdaTokenSource::new(
+        table.clone(),
+        shared::aws::lambda_client(&aws, Some(endpoint)),
+        "wechat-refresh",
+        app_id,
+        shared::clock::system(),
+    )
+}
+
 #[tokio::test]
 async fn the_functions_token_source_reads_the_table_and_invokes_the_refresh_function_only_when_needed()
  {
     let table = support::dynalite_table().await;
     let fake = fake_on_wall_clock(&support::unique("wx")).await;
     let app_id = fake.state().app_id.clone();
-    let service = Arc::new(TokenService::new(
-        config(&fake, &[]),
-        table.clone(),
-        SystemClock,
-    ));
+    let service = Arc::new(service(config(&fake, &[]), table.clone(), SystemClock));
     let (endpoint, invocations) = fake_lambda(service, "wechat-refresh").await;
-    let source = LambdaTokenSource::new(
-        table.clone(),
-        LambdaTokenSource::lambda_client(&table, Some(&endpoint)).await,
-        "wechat-refresh",
-        app_id,
-    );
+    let source = lambda_source(&table, &endpoint, app_id).await;
 
     // Nothing stored yet: the source asks the refresh function, which fetches.
     let first = source.current().await.unwrap();
@@ -211,8 +239,8 @@ async fn the_functions_token_source_reads_the_table_and_invokes_the_refresh_func
     // A client whose call is rejected reports through the function and retries once.
     let client = TokenClient::new(source);
     lock(&fake.state().token).revoke_all();
-    let http = WeChatHttp::new(fake.base_url(), std::time::Duration::from_secs(2));
-    let answer = client
+    let http = WeChatHttp::new(fake.base_url(), std::time::Duration::from_secs(2)).unwrap();
+    let answer: serde_json::Value = client
         .call_with_token(|token| {
             let http = http.clone();
             async move {
@@ -237,14 +265,9 @@ async fn a_failing_refresh_function_is_reported_as_its_error_without_secrets() {
     let fake = fake_on_wall_clock(&support::unique("wx")).await;
     let app_id = fake.state().app_id.clone();
     let wrong = config(&fake, &[("WECHAT_APP_SECRET", "wrong-secret-value")]);
-    let service = Arc::new(TokenService::new(wrong, table.clone(), SystemClock));
+    let service = Arc::new(service(wrong, table.clone(), SystemClock));
     let (endpoint, invocations) = fake_lambda(service, "wechat-refresh").await;
-    let source = LambdaTokenSource::new(
-        table.clone(),
-        LambdaTokenSource::lambda_client(&table, Some(&endpoint)).await,
-        "wechat-refresh",
-        app_id,
-    );
+    let source = lambda_source(&table, &endpoint, app_id).await;
     let err = source.current().await.unwrap_err();
     assert_eq!(invocations.load(Ordering::SeqCst), 1);
     let text = err.to_string();

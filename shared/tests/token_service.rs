@@ -16,13 +16,22 @@ use shared::wechat_api::ApiError;
 use std::time::Duration;
 use token_support::*;
 
-type Service = TokenService<EmbeddedStore, ManualClock>;
+type Service = TokenService<EmbeddedStore>;
+
+/// The refresh function's answer, as the JSON it sends.
+async fn invoke(
+    service: &Service,
+    event: serde_json::Value,
+) -> Result<serde_json::Value, TokenError> {
+    let answer = handle_invocation(service, event).await?;
+    Ok(serde_json::to_value(answer).expect("answers serialize"))
+}
 
 /// A fake on `clock`, and a service over a fresh embedded store on the same clock.
 async fn setup(extra: &[(&str, &str)]) -> (Service, ManualClock, FakeWeChat) {
     let clock = manual_clock();
     let fake = fake_for(FAKE_APP_ID, &clock).await;
-    let service = TokenService::new(
+    let service = service(
         config(&fake, extra),
         EmbeddedStore::in_memory(),
         clock.clone(),
@@ -261,9 +270,9 @@ async fn daily_quota_exhaustion_stops_every_instance_from_calling_until_midnight
     let clock = manual_clock();
     let fake = fake_for(FAKE_APP_ID, &clock).await;
     let store = EmbeddedStore::in_memory();
-    let first = TokenService::new(config(&fake, &[]), store.clone(), clock.clone());
+    let first = service(config(&fake, &[]), store.clone(), clock.clone());
     // A second instance over the same table.
-    let second = TokenService::new(config(&fake, &[]), store, clock.clone());
+    let second = service(config(&fake, &[]), store, clock.clone());
     fake.script(STABLE, Scripted::ErrCode(45009));
     let midnight = next_china_midnight_ms(clock.now_ms());
     let report = first.on_schedule().await.unwrap();
@@ -325,7 +334,7 @@ async fn wrong_credentials_are_configuration_errors_like_wechat_answers_them() {
         ),
     ];
     for (extra, errcode) in cases {
-        let service = TokenService::new(
+        let service = service(
             config(&fake, &extra),
             EmbeddedStore::in_memory(),
             clock.clone(),
@@ -378,14 +387,12 @@ async fn a_virtual_day_on_the_schedule_never_serves_an_expired_token_classic_api
 #[tokio::test]
 async fn the_refresh_function_answers_get_refresh_and_the_schedule() {
     let (service, clock, fake) = setup(&[]).await;
-    let got = handle_invocation(&service, json!({"action": "get"}))
-        .await
-        .unwrap();
+    let got = invoke(&service, json!({"action": "get"})).await.unwrap();
     let token = got["access_token"].as_str().unwrap().to_string();
     assert!(fake.state().is_valid_token(&token));
     assert_eq!(got["expires_at"], json!(clock.now_s() + 7200));
 
-    let refreshed = handle_invocation(
+    let refreshed = invoke(
         &service,
         json!({"action": "refresh", "stale_token": token.clone()}),
     )
@@ -400,9 +407,7 @@ async fn the_refresh_function_answers_get_refresh_and_the_schedule() {
         "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
         "resources": ["arn:aws:events:us-east-1:123456789012:rule/refresh"], "detail": {}
     });
-    let summary = handle_invocation(&service, scheduled.clone())
-        .await
-        .unwrap();
+    let summary = invoke(&service, scheduled.clone()).await.unwrap();
     assert_eq!(summary["outcome"], "already_valid");
     assert_eq!(summary["token"], json!(shared::token::fingerprint(&fresh)));
     assert!(
@@ -410,7 +415,7 @@ async fn the_refresh_function_answers_get_refresh_and_the_schedule() {
         "the summary never carries the token"
     );
 
-    let err = handle_invocation(&service, json!({"action": "rotate"}))
+    let err = invoke(&service, json!({"action": "rotate"}))
         .await
         .unwrap_err();
     assert!(matches!(err, TokenError::BadInvocation(_)));
@@ -418,7 +423,7 @@ async fn the_refresh_function_answers_get_refresh_and_the_schedule() {
     // A scheduled run that fails is an invocation error, so it shows in the error metrics.
     clock.advance_ms(7_200_000 - 200_000);
     fake.script(STABLE, Scripted::ErrCode(40164));
-    let err = handle_invocation(&service, scheduled).await.unwrap_err();
+    let err = invoke(&service, scheduled).await.unwrap_err();
     assert!(matches!(
         err,
         TokenError::ScheduledRefreshFailed(RefreshOutcome::ConfigError { errcode: 40164 })
@@ -431,20 +436,31 @@ async fn the_fake_refuses_forced_refreshes_30_s_apart_and_after_20_a_day() {
     // The fake itself enforces WeChat's limits, so a service that ignored them would be caught.
     let clock = manual_clock();
     let fake = fake_for(FAKE_APP_ID, &clock).await;
-    let http = shared::wechat_api::WeChatHttp::new(fake.base_url(), Duration::from_secs(2));
+    let http =
+        shared::wechat_api::WeChatHttp::new(fake.base_url(), Duration::from_secs(2)).unwrap();
     let force = json!({
         "grant_type": "client_credential", "appid": FAKE_APP_ID,
         "secret": shared::fake_wechat::FAKE_APP_SECRET, "force_refresh": true
     });
-    http.post_json(STABLE, &[], &force).await.unwrap();
-    let err = http.post_json(STABLE, &[], &force).await.unwrap_err();
+    http.post_json::<serde_json::Value>(STABLE, &[], &force)
+        .await
+        .unwrap();
+    let err = http
+        .post_json::<serde_json::Value>(STABLE, &[], &force)
+        .await
+        .unwrap_err();
     assert_eq!(err.errcode(), Some(45011));
     for _ in 1..20 {
         clock.advance_ms(30_000);
-        http.post_json(STABLE, &[], &force).await.unwrap();
+        http.post_json::<serde_json::Value>(STABLE, &[], &force)
+            .await
+            .unwrap();
     }
     clock.advance_ms(30_000);
-    let err = http.post_json(STABLE, &[], &force).await.unwrap_err();
+    let err = http
+        .post_json::<serde_json::Value>(STABLE, &[], &force)
+        .await
+        .unwrap_err();
     assert_eq!(err.errcode(), Some(45009));
     assert_eq!(lock(&fake.state().token).issued(), 20);
 }
@@ -454,11 +470,7 @@ async fn a_refresher_waiting_on_a_holder_that_gives_up_does_not_fetch_itself() {
     let clock = manual_clock();
     let fake = fake_for(FAKE_APP_ID, &clock).await;
     let store = CountingStore::new(EmbeddedStore::in_memory());
-    let service = std::sync::Arc::new(TokenService::new(
-        config(&fake, &[]),
-        store.clone(),
-        clock.clone(),
-    ));
+    let service = std::sync::Arc::new(service(config(&fake, &[]), store.clone(), clock.clone()));
     let until = clock.now_ms() + 1000;
     store
         .try_acquire_lease(

@@ -4,10 +4,11 @@
 use std::convert::Infallible;
 
 use lambda_http::{Request, service_fn};
-use shared::clock::SystemClock;
+use shared::clock;
 use shared::config::ProcessEnv;
 use shared::dynamo::DynamoTable;
 use shared::oauth::{OAuth, OAuthConfig};
+use shared::wechat_api::WeChatHttp;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -21,8 +22,9 @@ async fn main() -> Result<(), lambda_http::Error> {
             return Err(err.into());
         }
     };
+    let http = WeChatHttp::from_config(&config.wechat)?;
     let table = DynamoTable::from_env(config.table_name.clone()).await;
-    let oauth = OAuth::new(config, table, SystemClock);
+    let oauth = OAuth::new(config, table, http, clock::system());
     let oauth = &oauth;
 
     lambda_http::run(service_fn(move |req: Request| async move {

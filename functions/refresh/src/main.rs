@@ -4,18 +4,22 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
-use shared::clock::SystemClock;
+use shared::clock;
+use shared::config::vars::TABLE_NAME;
 use shared::config::{ProcessEnv, required};
 use shared::dynamo::DynamoTable;
 use shared::token::{TokenConfig, TokenService, handle_invocation};
+use shared::wechat_api::WeChatHttp;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let env = ProcessEnv;
+    // Configuration and clients once per container; a wrong variable fails the cold start.
     let config = TokenConfig::from_env(&env)?;
-    let table = DynamoTable::from_env(required(&env, "TABLE_NAME")?).await;
-    let service = TokenService::new(config, table, SystemClock);
+    let http = WeChatHttp::from_config(&config.wechat)?;
+    let table = DynamoTable::from_env(required(&env, TABLE_NAME)?).await;
+    let service = TokenService::new(config, table, http, clock::system());
     let service = &service;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         handle_invocation(service, event.payload)

@@ -89,26 +89,9 @@ impl FakeResponse {
     }
 }
 
-/// WeChat's messages for the codes the fake produces.
+/// WeChat's message for `code`, from the one error-code table (`crate::wechat_api::errcode`).
 pub fn errmsg(code: i64) -> &'static str {
-    match code {
-        -1 => "system error",
-        40001 => "invalid credential, access_token is invalid or not latest",
-        40013 => "invalid appid",
-        40125 => "invalid appsecret",
-        40164 => "invalid ip 127.0.0.1 ipv6 ::ffff:127.0.0.1, not in whitelist",
-        41004 => "appsecret missing",
-        45009 => "reach max api daily quota limit",
-        45011 => "api minute-quota reach limit  mustslower  retry next minute",
-        89503 => "this ip calls need admin confirmation",
-        40029 => "invalid code",
-        40163 => "code been used",
-        42003 => "code expired",
-        40030 => "invalid refresh_token",
-        42002 => "refresh_token expired",
-        40003 => "invalid openid",
-        _ => "error",
-    }
+    crate::wechat_api::errcode::lookup(code).map_or("error", |row| row.errmsg)
 }
 
 /// State shared by all endpoint handlers.

@@ -1,24 +1,22 @@
 //! The `oauth` function's configuration, read and validated once at start-up.
 
-use std::time::Duration;
-
-use crate::config::{ConfigError, Env, Secret, optional, parsed_or, required};
+use crate::config::vars::{
+    OAUTH_ALLOWED_ORIGINS, OAUTH_PROFILE_MAX_AGE_SECS, PUBLIC_BASE_URL, SESSION_SECRET,
+    SESSION_TTL_SECS, TABLE_NAME,
+};
+use crate::config::{ConfigError, Env, Secret, WeChatAppConfig, optional, parsed_or, required};
 use crate::oauth::return_to::{Origin, split_origin};
-use crate::wechat_api::DEFAULT_API_BASE;
 
-pub const DEFAULT_OPEN_BASE: &str = "https://open.weixin.qq.com";
 pub const DEFAULT_SESSION_TTL_S: i64 = 7 * 24 * 3600;
 pub const DEFAULT_PROFILE_MAX_AGE_S: i64 = 24 * 3600;
-pub const DEFAULT_API_TIMEOUT_MS: u64 = 5_000;
 pub const MIN_SESSION_SECRET_BYTES: usize = 32;
 
 /// Everything the OAuth handler needs to know about its deployment.
 #[derive(Debug, Clone)]
 pub struct OAuthConfig {
-    /// `WECHAT_APP_ID`.
-    pub app_id: String,
-    /// `WECHAT_APP_SECRET`.
-    pub app_secret: Secret<String>,
+    /// The app (`WECHAT_APP_ID`, `WECHAT_APP_SECRET`, `WECHAT_API_BASE`, `WECHAT_OPEN_BASE`,
+    /// `WECHAT_HTTP_TIMEOUT_MS`), as every function reads it.
+    pub wechat: WeChatAppConfig,
     /// `PUBLIC_BASE_URL`: where browsers reach this API, without a trailing slash
     /// (e.g. `https://api.example.com` or `https://abc.execute-api.region.amazonaws.com/prod`).
     pub public_base_url: String,
@@ -35,31 +33,24 @@ pub struct OAuthConfig {
     pub allowed_origins: Vec<Origin>,
     /// `TABLE_NAME`.
     pub table_name: String,
-    /// `WECHAT_API_BASE`, default `https://api.weixin.qq.com`.
-    pub api_base: String,
-    /// `WECHAT_OPEN_BASE`, default `https://open.weixin.qq.com` (the consent page).
-    pub open_base: String,
     /// `SESSION_TTL_SECS`, default 7 days.
     pub session_ttl_s: i64,
     /// `OAUTH_PROFILE_MAX_AGE_SECS`, default 1 day: older profiles are refreshed when possible.
     pub profile_max_age_s: i64,
-    /// `WECHAT_HTTP_TIMEOUT_MS`, default 5000: per call to WeChat.
-    pub api_timeout: Duration,
 }
 
 impl OAuthConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let app_id = required(env, "WECHAT_APP_ID")?;
-        let app_secret = Secret::new(required(env, "WECHAT_APP_SECRET")?);
+        let wechat = WeChatAppConfig::from_env(env)?;
 
-        let public_base_url = required(env, "PUBLIC_BASE_URL")?;
+        let public_base_url = required(env, PUBLIC_BASE_URL)?;
         let public = PublicBase::parse(&public_base_url)
-            .map_err(|reason| ConfigError::new("PUBLIC_BASE_URL", reason))?;
+            .map_err(|reason| ConfigError::new(PUBLIC_BASE_URL, reason))?;
 
-        let session_secret = required(env, "SESSION_SECRET")?.into_bytes();
+        let session_secret = required(env, SESSION_SECRET)?.into_bytes();
         if session_secret.len() < MIN_SESSION_SECRET_BYTES {
             return Err(ConfigError::new(
-                "SESSION_SECRET",
+                SESSION_SECRET,
                 format!(
                     "must be at least {MIN_SESSION_SECRET_BYTES} bytes (got {})",
                     session_secret.len()
@@ -68,46 +59,33 @@ impl OAuthConfig {
         }
 
         let mut allowed_origins = vec![public.origin.clone()];
-        for raw in optional(env, "OAUTH_ALLOWED_ORIGINS")
+        for raw in optional(env, OAUTH_ALLOWED_ORIGINS)
             .unwrap_or_default()
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
             let origin = Origin::parse(raw)
-                .map_err(|reason| ConfigError::new("OAUTH_ALLOWED_ORIGINS", reason))?;
+                .map_err(|reason| ConfigError::new(OAUTH_ALLOWED_ORIGINS, reason))?;
             if !allowed_origins.contains(&origin) {
                 allowed_origins.push(origin);
             }
         }
 
-        let api_base = base_url(env, "WECHAT_API_BASE", DEFAULT_API_BASE)?;
-        let open_base = base_url(env, "WECHAT_OPEN_BASE", DEFAULT_OPEN_BASE)?;
-        let session_ttl_s = positive(env, "SESSION_TTL_SECS", DEFAULT_SESSION_TTL_S)?;
+        let session_ttl_s = positive(env, SESSION_TTL_SECS, DEFAULT_SESSION_TTL_S)?;
         let profile_max_age_s =
-            positive(env, "OAUTH_PROFILE_MAX_AGE_SECS", DEFAULT_PROFILE_MAX_AGE_S)?;
-        let timeout_ms = parsed_or(env, "WECHAT_HTTP_TIMEOUT_MS", DEFAULT_API_TIMEOUT_MS)?;
-        if timeout_ms == 0 {
-            return Err(ConfigError::new(
-                "WECHAT_HTTP_TIMEOUT_MS",
-                "must be positive",
-            ));
-        }
+            positive(env, OAUTH_PROFILE_MAX_AGE_SECS, DEFAULT_PROFILE_MAX_AGE_S)?;
 
         Ok(Self {
-            app_id,
-            app_secret,
+            wechat,
             public_base_url: public.url,
             path_prefix: public.path,
             secure_cookies: public.secure,
             session_secret: Secret::new(session_secret),
             allowed_origins,
-            table_name: required(env, "TABLE_NAME")?,
-            api_base,
-            open_base,
+            table_name: required(env, TABLE_NAME)?,
             session_ttl_s,
             profile_max_age_s,
-            api_timeout: Duration::from_millis(timeout_ms),
         })
     }
 }
@@ -135,7 +113,7 @@ impl PublicBase {
             return Err(format!("{raw:?} has characters not allowed in its path"));
         }
         let secure = origin.as_str().starts_with("https://");
-        if !secure && !is_loopback(&origin) {
+        if !secure && !origin.is_loopback() {
             return Err(format!(
                 "{raw:?} must be https (plain http is allowed only for localhost)"
             ));
@@ -147,25 +125,6 @@ impl PublicBase {
             secure,
         })
     }
-}
-
-fn is_loopback(origin: &Origin) -> bool {
-    let host_and_port = origin
-        .as_str()
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .unwrap_or_default();
-    let host = match host_and_port.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().map(|h| format!("[{h}]")),
-        None => host_and_port.split(':').next().map(str::to_string),
-    };
-    matches!(host.as_deref(), Some("localhost" | "127.0.0.1" | "[::1]"))
-}
-
-fn base_url(env: &impl Env, name: &'static str, default: &str) -> Result<String, ConfigError> {
-    let raw = optional(env, name).unwrap_or_else(|| default.to_string());
-    split_origin(&raw).map_err(|reason| ConfigError::new(name, reason))?;
-    Ok(raw.trim_end_matches('/').to_string())
 }
 
 fn positive(env: &impl Env, name: &'static str, default: i64) -> Result<i64, ConfigError> {
@@ -210,15 +169,15 @@ mod tests {
         let config = OAuthConfig::from_env(&env(&[])).unwrap();
         assert!(config.secure_cookies);
         assert_eq!(config.path_prefix, "");
-        assert_eq!(config.open_base, "https://open.weixin.qq.com");
-        assert_eq!(config.api_base, "https://api.weixin.qq.com");
+        assert_eq!(config.wechat.open_base, "https://open.weixin.qq.com");
+        assert_eq!(config.wechat.api_base, "https://api.weixin.qq.com");
         assert_eq!(config.session_ttl_s, 7 * 24 * 3600);
         assert_eq!(config.profile_max_age_s, 24 * 3600);
         assert_eq!(
             config.allowed_origins,
             vec![Origin::parse("https://api.example.com").unwrap()]
         );
-        assert_eq!(format!("{:?}", config.app_secret), "***");
+        assert_eq!(format!("{:?}", config.wechat.app_secret), "***");
     }
 
     #[test]

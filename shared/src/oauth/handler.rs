@@ -16,14 +16,12 @@
 //! then the state is marked completed with the openid so a replayed callback from the same browser
 //! re-issues the session instead of failing.
 
-use std::sync::Arc;
-
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::json;
 
-use crate::clock::Clock;
+use crate::clock::SharedClock;
 use crate::http::{cookie, json, query, redirect, text};
 use crate::oauth::binding::{
     BINDING_COOKIE, RandomUnavailable, binding_hash, binding_matches, is_well_formed_binding,
@@ -39,7 +37,7 @@ use crate::store::StoreError;
 use crate::store::oauth::{
     AuthState, OAuthStateStore, StateInsert, StateStatus, Transition, User, UserStore,
 };
-use crate::wechat_api::ApiError;
+use crate::wechat_api::{ApiError, WeChatHttp};
 
 /// How long a sign-in may take from the authorize redirect to the callback.
 pub const STATE_TTL_S: i64 = 600;
@@ -173,7 +171,7 @@ pub struct OAuth<S> {
     users: UserDirectory<S>,
     sns: SnsClient,
     sessions: SessionCodec,
-    clock: Arc<dyn Clock>,
+    clock: SharedClock,
     session_cookie: CookieSpec,
     binding_cookie: CookieSpec,
 }
@@ -182,9 +180,9 @@ impl<S> OAuth<S>
 where
     S: OAuthStateStore + UserStore + Clone,
 {
-    pub fn new(config: OAuthConfig, store: S, clock: impl Clock + 'static) -> Self {
-        let clock: Arc<dyn Clock> = Arc::new(clock);
-        let sns = SnsClient::new(&config);
+    /// `http` (WeChat's API) and `clock` are built once in `main`, like the store.
+    pub fn new(config: OAuthConfig, store: S, http: WeChatHttp, clock: SharedClock) -> Self {
+        let sns = SnsClient::new(&config.wechat, http);
         let users = UserDirectory::new(
             store.clone(),
             sns.clone(),
@@ -329,8 +327,8 @@ where
         let callback = format!("{}/oauth/callback", self.config.public_base_url);
         format!(
             "{}/connect/oauth2/authorize?appid={}&redirect_uri={}&response_type=code&scope={}&state={}#wechat_redirect",
-            self.config.open_base,
-            utf8_percent_encode(&self.config.app_id, QUERY_VALUE),
+            self.config.wechat.open_base,
+            utf8_percent_encode(&self.config.wechat.app_id, QUERY_VALUE),
             utf8_percent_encode(&callback, QUERY_VALUE),
             scope.as_str(),
             state,
@@ -549,26 +547,37 @@ fn parse_scope(raw: Option<&str>) -> Result<Scope, OAuthError> {
     }
 }
 
-/// What `/oauth/me` shows: identity and profile, never tokens.
-fn me_json(user: &User, status: ProfileStatus) -> serde_json::Value {
+/// What `/oauth/me` shows: identity and profile, never tokens. Fields in alphabetical order, as
+/// the answer had before it was typed.
+#[derive(serde::Serialize)]
+struct Me<'a> {
+    avatar: Option<&'a str>,
+    nickname: Option<&'a str>,
+    openid: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    profile_stale: bool,
+    scope: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unionid: Option<&'a str>,
+    updated_at: i64,
+}
+
+fn me_json(user: &User, status: ProfileStatus) -> Me<'_> {
     let profile = user.profile.as_ref();
-    let mut body = json!({
-        "openid": user.openid,
-        "nickname": profile.map(|p| p.nickname.as_str()),
-        "avatar": profile.map(|p| p.headimgurl.as_str()).filter(|a| !a.is_empty()),
-        "scope": user.scope.as_str(),
-        "updated_at": user.updated_at_s,
-    });
-    if let Some(unionid) = &user.unionid {
-        body["unionid"] = json!(unionid);
+    Me {
+        avatar: profile
+            .map(|p| p.headimgurl.as_str())
+            .filter(|a| !a.is_empty()),
+        nickname: profile.map(|p| p.nickname.as_str()),
+        openid: &user.openid,
+        profile_stale: matches!(
+            status,
+            ProfileStatus::NeedsConsent | ProfileStatus::StaleUnavailable
+        ),
+        scope: user.scope.as_str(),
+        unionid: user.unionid.as_deref(),
+        updated_at: user.updated_at_s,
     }
-    if matches!(
-        status,
-        ProfileStatus::NeedsConsent | ProfileStatus::StaleUnavailable
-    ) {
-        body["profile_stale"] = json!(true);
-    }
-    body
 }
 
 fn no_store(mut response: Response<Body>) -> Response<Body> {

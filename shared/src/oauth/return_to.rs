@@ -33,6 +33,21 @@ impl Origin {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether the host is `localhost`, `127.0.0.1` or `[::1]`: the only hosts plain http is
+    /// accepted for (development, the fake WeChat API).
+    pub fn is_loopback(&self) -> bool {
+        let host_and_port = self
+            .0
+            .split_once("://")
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
+        let host = match host_and_port.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().map(|h| format!("[{h}]")),
+            None => host_and_port.split(':').next().map(str::to_string),
+        };
+        matches!(host.as_deref(), Some("localhost" | "127.0.0.1" | "[::1]"))
+    }
 }
 
 impl fmt::Display for Origin {

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{AccessToken, TokenError, TokenService};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{self, SharedClock};
 use crate::config::Secret;
 use crate::store::token::TokenStore;
 use crate::wechat_api::ApiError;
@@ -29,7 +29,7 @@ pub trait TokenSource: Send + Sync {
 }
 
 /// In process: the service's own logic, over its store.
-impl<S: TokenStore, C: Clock> TokenSource for TokenService<S, C> {
+impl<S: TokenStore> TokenSource for TokenService<S> {
     async fn current(&self) -> Result<AccessToken, TokenError> {
         self.get().await
     }
@@ -65,21 +65,27 @@ pub enum CallError {
 }
 
 /// The token for one container: build it once at start-up and share it between invocations.
-#[derive(Debug)]
-pub struct TokenClient<S, C = SystemClock> {
+pub struct TokenClient<S> {
     source: S,
-    clock: C,
+    clock: SharedClock,
     cached: Mutex<Option<AccessToken>>,
 }
 
-impl<S: TokenSource> TokenClient<S> {
-    pub fn new(source: S) -> Self {
-        Self::with_clock(source, SystemClock)
+impl<S: std::fmt::Debug> std::fmt::Debug for TokenClient<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenClient")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
     }
 }
 
-impl<S: TokenSource, C: Clock> TokenClient<S, C> {
-    pub fn with_clock(source: S, clock: C) -> Self {
+impl<S: TokenSource> TokenClient<S> {
+    /// On the system clock.
+    pub fn new(source: S) -> Self {
+        Self::with_clock(source, clock::system())
+    }
+
+    pub fn with_clock(source: S, clock: SharedClock) -> Self {
         Self {
             source,
             clock,

@@ -21,7 +21,9 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 pub use client::{CallError, TokenClient, TokenSource};
-pub use invocation::{Invocation, answer_invoke_request, handle_invocation};
+pub use invocation::{
+    Invocation, InvocationAnswer, LambdaError, ScheduleSummary, TokenAnswer, handle_invocation,
+};
 pub use remote::LambdaTokenSource;
 pub use service::{TokenService, china_day, next_china_midnight_ms};
 pub use wechat::{
@@ -29,9 +31,13 @@ pub use wechat::{
     RetryPolicy, TokenApi, TokenFetcher, config_errcode_advice,
 };
 
-use crate::config::{ConfigError, Env, Secret, optional, parsed_or, required};
+use crate::config::vars::{
+    TOKEN_FETCH_ATTEMPTS, TOKEN_LEASE_MS, TOKEN_LEASE_POLL_MS, TOKEN_REFRESH_MARGIN_SECS,
+    TOKEN_RETRY_BACKOFF_MS, WECHAT_TOKEN_API,
+};
+use crate::config::{ConfigError, Env, Secret, WeChatAppConfig, optional, parsed_or};
 use crate::store::StoreError;
-use crate::wechat_api::{ApiError, DEFAULT_API_BASE};
+use crate::wechat_api::ApiError;
 
 /// A token with less than this left is not handed out: a call made with it could outlive it.
 pub const MIN_REMAINING_MS: i64 = 60_000;
@@ -69,17 +75,12 @@ pub fn fingerprint(token: &str) -> String {
 /// The service's settings, read from the environment.
 #[derive(Debug, Clone)]
 pub struct TokenConfig {
-    /// `WECHAT_APP_ID` (required).
-    pub app_id: String,
-    /// `WECHAT_APP_SECRET` (required).
-    pub app_secret: Secret<String>,
+    /// The app (`WECHAT_APP_ID`, `WECHAT_APP_SECRET`, `WECHAT_API_BASE`, `WECHAT_HTTP_TIMEOUT_MS`),
+    /// as every function reads it.
+    pub wechat: WeChatAppConfig,
     /// `WECHAT_TOKEN_API`: `stable` (default, `POST /cgi-bin/stable_token`) or `classic`
     /// (`GET /cgi-bin/token`).
     pub api: TokenApi,
-    /// `WECHAT_API_BASE` (default `https://api.weixin.qq.com`).
-    pub api_base: String,
-    /// `WECHAT_HTTP_TIMEOUT_MS` (default 5000).
-    pub http_timeout: Duration,
     /// `TOKEN_REFRESH_MARGIN_SECS` (default 900): the scheduled refresh replaces a token with this
     /// little left. With a 5-minute schedule, 900 s gives three chances before expiry; the stable
     /// API only renews in the last 300 s, which one of the three always hits.
@@ -97,59 +98,47 @@ pub struct TokenConfig {
 
 impl TokenConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let api = match optional(env, "WECHAT_TOKEN_API").as_deref() {
+        let wechat = WeChatAppConfig::from_env(env)?;
+        let api = match optional(env, WECHAT_TOKEN_API).as_deref() {
             None | Some("stable") => TokenApi::Stable,
             Some("classic") => TokenApi::Classic,
             Some(other) => {
                 return Err(ConfigError::new(
-                    "WECHAT_TOKEN_API",
+                    WECHAT_TOKEN_API,
                     format!("expected stable or classic, got {other:?}"),
                 ));
             }
         };
-        let refresh_margin_s: u64 = parsed_or(env, "TOKEN_REFRESH_MARGIN_SECS", 900)?;
+        let refresh_margin_s: u64 = parsed_or(env, TOKEN_REFRESH_MARGIN_SECS, 900)?;
         if refresh_margin_s >= 7200 {
             return Err(ConfigError::new(
-                "TOKEN_REFRESH_MARGIN_SECS",
+                TOKEN_REFRESH_MARGIN_SECS,
                 "must be below 7200 (a token's lifetime), or every scheduled run would refresh",
             ));
         }
-        let attempts: u32 = parsed_or(env, "TOKEN_FETCH_ATTEMPTS", 3)?;
+        let attempts: u32 = parsed_or(env, TOKEN_FETCH_ATTEMPTS, 3)?;
         if attempts == 0 {
-            return Err(ConfigError::new(
-                "TOKEN_FETCH_ATTEMPTS",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new(TOKEN_FETCH_ATTEMPTS, "must be at least 1"));
         }
-        let http_timeout_ms: u64 = parsed_or(env, "WECHAT_HTTP_TIMEOUT_MS", 5000)?;
-        if http_timeout_ms == 0 {
-            return Err(ConfigError::new(
-                "WECHAT_HTTP_TIMEOUT_MS",
-                "must be at least 1 (every call to WeChat would time out at once)",
-            ));
-        }
-        let lease_ms: u64 = parsed_or(env, "TOKEN_LEASE_MS", 10_000)?;
-        let lease_poll_ms: u64 = parsed_or(env, "TOKEN_LEASE_POLL_MS", 150)?;
+        let lease_ms: u64 = parsed_or(env, TOKEN_LEASE_MS, 10_000)?;
+        let lease_poll_ms: u64 = parsed_or(env, TOKEN_LEASE_POLL_MS, 150)?;
         if lease_ms == 0 || lease_poll_ms == 0 {
             let variable = if lease_ms == 0 {
-                "TOKEN_LEASE_MS"
+                TOKEN_LEASE_MS
             } else {
-                "TOKEN_LEASE_POLL_MS"
+                TOKEN_LEASE_POLL_MS
             };
             return Err(ConfigError::new(variable, "must be at least 1"));
         }
         Ok(Self {
-            app_id: required(env, "WECHAT_APP_ID")?,
-            app_secret: Secret::new(required(env, "WECHAT_APP_SECRET")?),
+            wechat,
             api,
-            api_base: optional(env, "WECHAT_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.into()),
-            http_timeout: Duration::from_millis(http_timeout_ms),
             refresh_margin: Duration::from_secs(refresh_margin_s),
             lease: Duration::from_millis(lease_ms),
             lease_poll: Duration::from_millis(lease_poll_ms),
             retry: RetryPolicy {
                 attempts,
-                backoff: Duration::from_millis(parsed_or(env, "TOKEN_RETRY_BACKOFF_MS", 300)?),
+                backoff: Duration::from_millis(parsed_or(env, TOKEN_RETRY_BACKOFF_MS, 300)?),
             },
         })
     }
@@ -303,7 +292,7 @@ mod tests {
     fn defaults_are_the_stable_api_a_900_s_margin_and_a_10_s_lease() {
         let config = TokenConfig::from_env(&env()).unwrap();
         assert_eq!(config.api, TokenApi::Stable);
-        assert_eq!(config.api_base, DEFAULT_API_BASE);
+        assert_eq!(config.wechat.api_base, crate::config::DEFAULT_API_BASE);
         assert_eq!(config.refresh_margin, Duration::from_secs(900));
         assert_eq!(config.lease, Duration::from_secs(10));
         assert_eq!(config.retry.attempts, 3);

@@ -1,70 +1,66 @@
 //! The token source of the functions other than `refresh`: they read the token item straight from
 //! the table (read-only access), and anything that needs a fetch — no usable token stored, or a
 //! token WeChat rejected — goes to the `refresh` function by Lambda Invoke, so that function stays
-//! the only one that ever calls WeChat's token endpoint.
+//! the only one that ever calls WeChat's token endpoint. The table reader, the Lambda client and
+//! the clock come from `main`.
 
-use aws_config::BehaviorVersion;
 use aws_sdk_lambda::error::DisplayErrorContext;
 use aws_sdk_lambda::primitives::Blob;
-use serde_json::Value;
 
-use super::invocation::parse_token_answer;
+use super::invocation::{LambdaError, TokenAnswer};
 use super::{AccessToken, Invocation, TokenError, TokenSource};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::SharedClock;
+use crate::config::vars::{TOKEN_FUNCTION_NAME, WECHAT_APP_ID};
 use crate::config::{ConfigError, Env, Secret, required};
-use crate::dynamo::DynamoTable;
 use crate::store::token::TokenStore;
 
-/// Reads `token#<app_id>` from DynamoDB; invokes the refresh function (`TOKEN_FUNCTION_NAME`) for
-/// `get` when nothing usable is stored, and for every stale report.
-#[derive(Debug, Clone)]
-pub struct LambdaTokenSource {
-    table: DynamoTable,
+/// Reads `token#<app_id>` through `tokens` (the DynamoDB table in production); invokes the
+/// refresh function (`TOKEN_FUNCTION_NAME`) for `get` when nothing usable is stored, and for
+/// every stale report.
+pub struct LambdaTokenSource<R> {
+    tokens: R,
     lambda: aws_sdk_lambda::Client,
     function_name: String,
     app_id: String,
+    clock: SharedClock,
 }
 
-impl LambdaTokenSource {
+impl<R> std::fmt::Debug for LambdaTokenSource<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LambdaTokenSource")
+            .field("function_name", &self.function_name)
+            .field("app_id", &self.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: TokenStore> LambdaTokenSource<R> {
     pub fn new(
-        table: DynamoTable,
+        tokens: R,
         lambda: aws_sdk_lambda::Client,
         function_name: impl Into<String>,
         app_id: impl Into<String>,
+        clock: SharedClock,
     ) -> Self {
         Self {
-            table,
+            tokens,
             lambda,
             function_name: function_name.into(),
             app_id: app_id.into(),
+            clock,
         }
     }
 
-    /// `TOKEN_FUNCTION_NAME` (name or ARN of the refresh function) and `WECHAT_APP_ID` from `env`;
-    /// the Lambda client from the standard AWS environment (endpoint override:
-    /// `AWS_ENDPOINT_URL_LAMBDA`), sharing the table client's HTTP client (rustls with ring).
-    pub async fn from_env(env: &impl Env, table: DynamoTable) -> Result<Self, ConfigError> {
-        let function_name = required(env, "TOKEN_FUNCTION_NAME")?;
-        let app_id = required(env, "WECHAT_APP_ID")?;
-        let lambda = Self::lambda_client(&table, None).await;
-        Ok(Self::new(table, lambda, function_name, app_id))
-    }
-
-    /// A Lambda client from the standard AWS environment that shares `table`'s HTTP client (one
-    /// TLS stack, one connection pool). `endpoint_url` overrides the endpoint (tests); without
-    /// it, `AWS_ENDPOINT_URL_LAMBDA` does, if set.
-    pub async fn lambda_client(
-        table: &DynamoTable,
-        endpoint_url: Option<&str>,
-    ) -> aws_sdk_lambda::Client {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(http_client) = table.client.config().http_client() {
-            loader = loader.http_client(http_client);
-        }
-        if let Some(url) = endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        aws_sdk_lambda::Client::new(&loader.load().await)
+    /// `TOKEN_FUNCTION_NAME` (name or ARN of the refresh function) and `WECHAT_APP_ID` from `env`.
+    pub fn from_env(
+        env: &impl Env,
+        tokens: R,
+        lambda: aws_sdk_lambda::Client,
+        clock: SharedClock,
+    ) -> Result<Self, ConfigError> {
+        let function_name = required(env, TOKEN_FUNCTION_NAME)?;
+        let app_id = required(env, WECHAT_APP_ID)?;
+        Ok(Self::new(tokens, lambda, function_name, app_id, clock))
     }
 
     async fn invoke(&self, invocation: Invocation) -> Result<AccessToken, TokenError> {
@@ -78,31 +74,44 @@ impl LambdaTokenSource {
             .send()
             .await
             .map_err(|e| TokenError::Invoke(DisplayErrorContext(&e).to_string()))?;
-        let body: Value = output
+        let body = output
             .payload()
-            .map(|blob| serde_json::from_slice(blob.as_ref()))
-            .transpose()
-            .map_err(|e| TokenError::Remote(format!("the answer is not JSON: {e}")))?
-            .unwrap_or(Value::Null);
+            .map(|blob| blob.as_ref())
+            .unwrap_or(b"null");
         if let Some(kind) = output.function_error() {
-            // Lambda's error shape: {"errorType": "...", "errorMessage": "..."}.
-            let error_type = body.get("errorType").and_then(Value::as_str);
-            let message = body.get("errorMessage").and_then(Value::as_str);
+            let error: Option<LambdaError> = serde_json::from_slice(body).ok();
+            let (error_type, message) = error.map_or((None, None), |e| {
+                (Some(e.error_type), Some(e.error_message))
+            });
             return Err(TokenError::Remote(format!(
                 "{kind}: {}: {}",
-                error_type.unwrap_or("error"),
-                message.unwrap_or("no message")
+                error_type
+                    .filter(|t| !t.is_empty())
+                    .as_deref()
+                    .unwrap_or("error"),
+                message
+                    .filter(|m| !m.is_empty())
+                    .as_deref()
+                    .unwrap_or("no message")
             )));
         }
-        parse_token_answer(&body)
+        serde_json::from_slice::<TokenAnswer>(body)
+            .map_err(|e| {
+                if e.is_data() {
+                    TokenError::Remote("the answer lacks access_token or expires_at".into())
+                } else {
+                    TokenError::Remote(format!("the answer is not JSON: {e}"))
+                }
+            })?
+            .into_token()
     }
 }
 
-impl TokenSource for LambdaTokenSource {
+impl<R: TokenStore> TokenSource for LambdaTokenSource<R> {
     async fn current(&self) -> Result<AccessToken, TokenError> {
-        let now = SystemClock.now_ms();
+        let now = self.clock.now_ms();
         let stored = self
-            .table
+            .tokens
             .read_token(&self.app_id)
             .await?
             .map(|record| AccessToken {

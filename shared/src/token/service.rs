@@ -4,15 +4,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::time::Instant;
-
 use super::wechat::{
-    FORCE_REFRESH_DAILY_LIMIT, FORCE_REFRESH_MIN_INTERVAL_MS, FetchFailure, FetchMode, TokenApi,
-    TokenFetcher,
+    FORCE_REFRESH_DAILY_LIMIT, FORCE_REFRESH_MIN_INTERVAL_MS, FetchFailure, FetchMode, Fetched,
+    TokenApi, TokenFetcher,
 };
 use super::{AccessToken, RefreshOutcome, RefreshReport, TokenConfig, TokenError};
-use crate::clock::Clock;
+use crate::clock::SharedClock;
 use crate::store::token::{ConditionalWrite, LeaseAttempt, QuotaRecord, TokenRecord, TokenStore};
+use crate::wechat_api::WeChatHttp;
 
 const DAY_MS: i64 = 86_400_000;
 const CHINA_OFFSET_MS: i64 = 8 * 3_600_000;
@@ -68,24 +67,33 @@ enum QuotaUpdate<E> {
     Contended,
 }
 
-/// The central access_token service for one app, over any [`TokenStore`] and [`Clock`].
+/// The central access_token service for one app, over any [`TokenStore`], calling WeChat
+/// through `http` and telling time by `clock` (both built once in `main`).
 /// Share it (`Arc`) between concurrent callers; every method is safe to run concurrently, here
 /// and on other instances over the same table.
-#[derive(Debug)]
-pub struct TokenService<S, C> {
+pub struct TokenService<S> {
     config: TokenConfig,
     fetcher: TokenFetcher,
     store: S,
-    clock: C,
+    clock: SharedClock,
 }
 
-impl<S: TokenStore, C: Clock> TokenService<S, C> {
-    pub fn new(config: TokenConfig, store: S, clock: C) -> Self {
+impl<S> std::fmt::Debug for TokenService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: TokenStore> TokenService<S> {
+    pub fn new(config: TokenConfig, store: S, http: WeChatHttp, clock: SharedClock) -> Self {
         let fetcher = TokenFetcher::new(
-            &config.api_base,
-            config.http_timeout,
-            &config.app_id,
-            config.app_secret.clone(),
+            http,
+            clock.clone(),
+            config.wechat.http_timeout,
+            &config.wechat.app_id,
+            config.wechat.app_secret.clone(),
             config.api,
             config.retry,
         );
@@ -128,7 +136,7 @@ impl<S: TokenStore, C: Clock> TokenService<S, C> {
     }
 
     async fn refresh(&self, need: Need<'_>) -> Result<RefreshReport, TokenError> {
-        let app_id = self.config.app_id.as_str();
+        let app_id = self.config.wechat.app_id.as_str();
         let mut round = 1;
         loop {
             let now = self.clock.now_ms();
@@ -198,8 +206,9 @@ impl<S: TokenStore, C: Clock> TokenService<S, C> {
         }
     }
 
+    /// With the lease held: check again, ask the quota, fetch, and store what came back.
     async fn refresh_holding_lease(&self, need: Need<'_>) -> Result<RefreshReport, TokenError> {
-        let app_id = self.config.app_id.as_str();
+        let app_id = self.config.wechat.app_id.as_str();
         let now = self.clock.now_ms();
         // Read again: the previous holder may have stored a token just before we took the lease.
         let stored = self.store.read_token(app_id).await?;
@@ -207,7 +216,33 @@ impl<S: TokenStore, C: Clock> TokenService<S, C> {
             Decision::Keep(outcome) => return Ok(self.report(outcome, stored)),
             Decision::Fetch(mode) => mode,
         };
+        if let Some(refusal) = self.quota_refusal(mode, now).await? {
+            return Ok(self.report(refusal, stored));
+        }
+        match self.fetcher.fetch(mode, self.fetch_deadline_ms()).await {
+            Ok(fetched) => self.store_fetched(fetched, stored).await,
+            Err(failure) => {
+                let outcome = self
+                    .record_failure(failure, self.is_forced(mode), now)
+                    .await?;
+                Ok(self.report(outcome, stored))
+            }
+        }
+    }
 
+    /// Whether this fetch spends one of the stable API's forced refreshes.
+    fn is_forced(&self, mode: FetchMode) -> bool {
+        mode == FetchMode::Force && self.fetcher.api() == TokenApi::Stable
+    }
+
+    /// Why WeChat must not be called now, if it must not: the daily quota is blocked, or a forced
+    /// refresh is over WeChat's limits. A forced refresh that is allowed is counted here.
+    async fn quota_refusal(
+        &self,
+        mode: FetchMode,
+        now: i64,
+    ) -> Result<Option<RefreshOutcome>, TokenError> {
+        let app_id = self.config.wechat.app_id.as_str();
         let quota = self.store.read_quota(app_id).await?.unwrap_or_default();
         if quota.blocked_until_ms > now {
             tracing::warn!(
@@ -215,63 +250,57 @@ impl<S: TokenStore, C: Clock> TokenService<S, C> {
                 blocked_until_s = quota.blocked_until_ms.div_euclid(1000),
                 "WeChat's daily quota is exhausted; not calling until it resets"
             );
-            let outcome = RefreshOutcome::QuotaExhausted {
+            return Ok(Some(RefreshOutcome::QuotaExhausted {
                 until_ms: quota.blocked_until_ms,
-            };
-            return Ok(self.report(outcome, stored));
+            }));
         }
-        let forced = mode == FetchMode::Force && self.fetcher.api() == TokenApi::Stable;
-        if forced && let Some(until_ms) = self.reserve_forced_refresh(now).await? {
+        if self.is_forced(mode)
+            && let Some(until_ms) = self.reserve_forced_refresh(now).await?
+        {
             tracing::warn!(
                 app_id,
                 until_s = until_ms.div_euclid(1000),
                 "a forced refresh is not allowed yet (20 a day, 30 s apart); keeping the stored token"
             );
-            let outcome = RefreshOutcome::ForceRefreshLimited { until_ms };
-            return Ok(self.report(outcome, stored));
+            return Ok(Some(RefreshOutcome::ForceRefreshLimited { until_ms }));
         }
+        Ok(None)
+    }
 
-        // Never start a retry that could outlast the lease: a slower refresher must not race a
-        // taker-over (and if it does, the conditional write below rejects the older token).
-        let lease = self.config.lease;
-        let deadline = Instant::now() + lease - lease / 5;
-        let fetched = match self.fetcher.fetch(mode, deadline).await {
-            Ok(fetched) => fetched,
-            Err(failure) => {
-                let outcome = self.record_failure(failure, forced, now).await?;
-                return Ok(self.report(outcome, stored));
-            }
-        };
+    /// Never start a retry that could outlast the lease: a slower refresher must not race a
+    /// taker-over (and if it does, the conditional write of its token is rejected).
+    fn fetch_deadline_ms(&self) -> i64 {
+        let lease_ms = self.config.lease.as_millis() as i64;
+        self.clock.now_ms() + lease_ms - lease_ms / 5
+    }
 
+    /// Store a fetched token over `stored`, unless WeChat handed back the same one.
+    async fn store_fetched(
+        &self,
+        fetched: Fetched,
+        stored: Option<TokenRecord>,
+    ) -> Result<RefreshReport, TokenError> {
         let now = self.clock.now_ms();
-        if let Some(current) = stored.as_ref().filter(|s| as_token(s).is_usable_at(now))
-            && current.access_token == fetched.access_token
-        {
+        let usable = stored.as_ref().filter(|s| as_token(s).is_usable_at(now));
+        if usable.is_some_and(|current| current.access_token == fetched.access_token) {
             // The stable API's normal mode hands back the current token until its last 5 minutes.
             return Ok(self.report(RefreshOutcome::Unchanged, stored));
         }
+        let outcome = match usable {
+            Some(_) => RefreshOutcome::Refreshed,
+            None => RefreshOutcome::Fresh,
+        };
         let record = TokenRecord {
+            expires_at_ms: fetched.expires_at_ms(now),
             access_token: fetched.access_token,
-            expires_at_ms: now + fetched.expires_in_s * 1000,
             fetched_at_ms: now,
             version: stored.as_ref().map_or(1, |s| s.version + 1),
         };
         let replacing = stored.as_ref().map(|s| s.version);
+        let app_id = self.config.wechat.app_id.as_str();
         match self.store.write_token(app_id, &record, replacing).await? {
             ConditionalWrite::Written => {
-                let outcome = match stored.as_ref() {
-                    Some(s) if as_token(s).is_usable_at(now) => RefreshOutcome::Refreshed,
-                    _ => RefreshOutcome::Fresh,
-                };
-                let token = as_token(&record);
-                tracing::info!(
-                    app_id,
-                    outcome = outcome.code(),
-                    token = %token.fingerprint(),
-                    version = record.version,
-                    expires_at_s = token.expires_at_s(),
-                    "stored a new access_token"
-                );
+                log_stored(app_id, &outcome, &record);
                 Ok(self.report(outcome, Some(record)))
             }
             ConditionalWrite::Superseded => {
@@ -326,7 +355,7 @@ impl<S: TokenStore, C: Clock> TokenService<S, C> {
         forced: bool,
         now: i64,
     ) -> Result<RefreshOutcome, TokenError> {
-        let app_id = self.config.app_id.as_str();
+        let app_id = self.config.wechat.app_id.as_str();
         Ok(match failure {
             FetchFailure::Configuration { errcode } => RefreshOutcome::ConfigError { errcode },
             FetchFailure::Busy { errcode, attempts } => {
@@ -376,7 +405,7 @@ impl<S: TokenStore, C: Clock> TokenService<S, C> {
         &self,
         mut change: impl FnMut(QuotaRecord) -> Result<QuotaRecord, E>,
     ) -> Result<QuotaUpdate<E>, TokenError> {
-        let app_id = self.config.app_id.as_str();
+        let app_id = self.config.wechat.app_id.as_str();
         for _ in 0..MAX_QUOTA_WRITES {
             let current = self.store.read_quota(app_id).await?;
             let replacing = current.as_ref().map(|q| q.version);
@@ -398,7 +427,7 @@ impl<S: TokenStore, C: Clock> TokenService<S, C> {
     /// Poll until the lease holder stores a token that meets the need, gives the lease back, or
     /// its lease runs out; at most the lease's length (plus two polls).
     async fn wait_for_lease_holder(&self, need: Need<'_>) -> Result<Waited, TokenError> {
-        let app_id = self.config.app_id.as_str();
+        let app_id = self.config.wechat.app_id.as_str();
         let polls = self.config.lease.as_millis() / self.config.lease_poll.as_millis().max(1) + 2;
         let mut stored = None;
         for _ in 0..polls {
@@ -431,6 +460,18 @@ impl<S: TokenStore, C: Clock> TokenService<S, C> {
                 .filter(|t| t.expires_at_ms > now),
         }
     }
+}
+
+fn log_stored(app_id: &str, outcome: &RefreshOutcome, record: &TokenRecord) {
+    let token = as_token(record);
+    tracing::info!(
+        app_id,
+        outcome = outcome.code(),
+        token = %token.fingerprint(),
+        version = record.version,
+        expires_at_s = token.expires_at_s(),
+        "stored a new access_token"
+    );
 }
 
 fn as_token(record: &TokenRecord) -> AccessToken {

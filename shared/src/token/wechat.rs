@@ -4,21 +4,17 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use tokio::time::Instant;
+use serde::{Deserialize, Serialize};
 
+use crate::clock::SharedClock;
 use crate::config::Secret;
-use crate::wechat_api::{ApiError, WeChatHttp};
+use crate::wechat_api::errcode::{self, ErrClass};
+use crate::wechat_api::{ApiError, Endpoint, Method, WeChatHttp};
 
 /// WeChat allows 20 forced stable-token refreshes a day (China time)...
 pub const FORCE_REFRESH_DAILY_LIMIT: u32 = 20;
 /// ...at least 30 seconds apart.
 pub const FORCE_REFRESH_MIN_INTERVAL_MS: i64 = 30_000;
-
-/// -1 (system busy) and 45011 (calls too frequent): worth another try after a pause.
-const BUSY_ERRCODES: [i64; 2] = [-1, 45011];
-/// 45009: the daily quota is used up until midnight China time.
-const QUOTA_EXHAUSTED_ERRCODE: i64 = 45009;
 
 /// Which WeChat endpoint hands out tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +38,51 @@ pub enum FetchMode {
 pub struct Fetched {
     pub access_token: Secret<String>,
     pub expires_in_s: i64,
+}
+
+impl Fetched {
+    /// When it expires if fetched at `now_ms`; saturating, so an absurd `expires_in` cannot
+    /// overflow into the past.
+    pub fn expires_at_ms(&self, now_ms: i64) -> i64 {
+        now_ms.saturating_add(self.expires_in_s.saturating_mul(1000))
+    }
+}
+
+/// `POST /cgi-bin/stable_token` (fields in the order WeChat's documentation lists them).
+#[derive(Serialize)]
+struct StableTokenRequest<'a> {
+    grant_type: &'static str,
+    appid: &'a str,
+    secret: &'a str,
+    force_refresh: bool,
+}
+
+impl Endpoint for StableTokenRequest<'_> {
+    const METHOD: Method = Method::Post;
+    const PATH: &'static str = "/cgi-bin/stable_token";
+    type Answer = TokenAnswer;
+}
+
+/// `GET /cgi-bin/token`.
+#[derive(Serialize)]
+struct ClassicTokenRequest<'a> {
+    grant_type: &'static str,
+    appid: &'a str,
+    secret: &'a str,
+}
+
+impl Endpoint for ClassicTokenRequest<'_> {
+    const METHOD: Method = Method::Get;
+    const PATH: &'static str = "/cgi-bin/token";
+    type Answer = TokenAnswer;
+}
+
+/// Both token endpoints answer `{"access_token": "...", "expires_in": 7200}`.
+#[derive(Deserialize)]
+pub(crate) struct TokenAnswer {
+    #[serde(deserialize_with = "crate::wechat_api::secret")]
+    access_token: Secret<String>,
+    expires_in: i64,
 }
 
 /// Why no token came back, sorted by what the service does about it.
@@ -70,49 +111,20 @@ pub struct RetryPolicy {
     pub backoff: Duration,
 }
 
-/// What a configuration error code means and what to fix, for the error log line.
+/// What a configuration error code means and what to fix, for the error log line (from the one
+/// error-code table, `crate::wechat_api::errcode`).
 pub fn config_errcode_advice(errcode: i64) -> (&'static str, &'static str) {
-    match errcode {
-        40001 => (
-            "invalid credential: the AppSecret is wrong or belongs to another account",
-            "set WECHAT_APP_SECRET to this account's AppSecret (mp.weixin.qq.com > Settings and Development > Basic Configuration)",
-        ),
-        40013 => (
-            "invalid AppID",
-            "set WECHAT_APP_ID to the account's AppID (starts with wx)",
-        ),
-        40125 => (
-            "invalid AppSecret",
-            "set WECHAT_APP_SECRET to the account's current AppSecret; it changes when reset",
-        ),
-        40164 => (
-            "the calling IP address is not on the account's IP whitelist",
-            "add the function's outbound IP (the NAT gateway's Elastic IP) to the IP whitelist in mp.weixin.qq.com > Settings and Development > Basic Configuration",
-        ),
-        41004 => (
-            "the AppSecret is missing from the request",
-            "set WECHAT_APP_SECRET",
-        ),
-        89503 => (
-            "calls from this IP address need the account administrator's confirmation",
-            "have the administrator confirm in WeChat, or add the function's outbound IP to the IP whitelist",
-        ),
-        _ => (
-            "unknown configuration error",
-            "check the WeChat error code table",
-        ),
-    }
-}
-
-/// Error codes that mean the configuration is wrong, not that WeChat is in trouble.
-fn is_configuration_errcode(errcode: i64) -> bool {
-    matches!(errcode, 40001 | 40013 | 40125 | 40164 | 41004 | 89503)
+    errcode::config_advice(errcode).unwrap_or((
+        "unknown configuration error",
+        "check the WeChat error code table",
+    ))
 }
 
 /// Fetches tokens for one app. Build it once; cheap to share.
 #[derive(Debug, Clone)]
 pub struct TokenFetcher {
     http: WeChatHttp,
+    clock: SharedClock,
     timeout: Duration,
     app_id: String,
     app_secret: Secret<String>,
@@ -121,8 +133,10 @@ pub struct TokenFetcher {
 }
 
 impl TokenFetcher {
+    /// `timeout` is the HTTP client's per-call timeout: no retry starts that could not finish.
     pub fn new(
-        api_base: &str,
+        http: WeChatHttp,
+        clock: SharedClock,
         timeout: Duration,
         app_id: &str,
         app_secret: Secret<String>,
@@ -130,7 +144,8 @@ impl TokenFetcher {
         retry: RetryPolicy,
     ) -> Self {
         Self {
-            http: WeChatHttp::new(api_base, timeout),
+            http,
+            clock,
             timeout,
             app_id: app_id.into(),
             app_secret,
@@ -144,19 +159,26 @@ impl TokenFetcher {
     }
 
     /// Fetch a token, retrying WeChat's busy answers up to the policy's attempts, and never
-    /// starting an attempt that could not finish before `deadline` (the end of the caller's lease).
-    pub async fn fetch(&self, mode: FetchMode, deadline: Instant) -> Result<Fetched, FetchFailure> {
+    /// starting an attempt that could not finish before `deadline_ms` (epoch ms on the service's
+    /// clock: the end of the caller's lease).
+    pub async fn fetch(&self, mode: FetchMode, deadline_ms: i64) -> Result<Fetched, FetchFailure> {
         let mut attempt = 1;
         let mut backoff = self.retry.backoff;
         loop {
             let errcode = match self.fetch_once(mode).await {
                 Ok(fetched) => return Ok(fetched),
-                Err(ApiError::WeChat { errcode, .. }) if BUSY_ERRCODES.contains(&errcode) => {
+                Err(ApiError::WeChat { errcode, .. })
+                    if errcode::class(errcode) == ErrClass::Busy =>
+                {
                     errcode
                 }
                 Err(e) => return Err(self.classify(e)),
             };
-            let no_time_left = Instant::now() + backoff + self.timeout > deadline;
+            let next_attempt_ends_ms = self
+                .clock
+                .now_ms()
+                .saturating_add((backoff + self.timeout).as_millis() as i64);
+            let no_time_left = next_attempt_ends_ms > deadline_ms;
             if attempt >= self.retry.attempts || no_time_left {
                 tracing::warn!(
                     app_id = %self.app_id,
@@ -183,33 +205,32 @@ impl TokenFetcher {
     }
 
     async fn fetch_once(&self, mode: FetchMode) -> Result<Fetched, ApiError> {
+        let (appid, secret) = (self.app_id.as_str(), self.app_secret.expose().as_str());
         let answer = match self.api {
             TokenApi::Stable => {
-                let body = json!({
-                    "grant_type": "client_credential",
-                    "appid": self.app_id,
-                    "secret": self.app_secret.expose(),
-                    "force_refresh": mode == FetchMode::Force,
-                });
-                self.http
-                    .post_json("/cgi-bin/stable_token", &[], &body)
-                    .await?
+                let request = StableTokenRequest {
+                    grant_type: "client_credential",
+                    appid,
+                    secret,
+                    force_refresh: mode == FetchMode::Force,
+                };
+                self.http.call(&request).await?
             }
             TokenApi::Classic => {
-                let query = [
-                    ("grant_type", "client_credential"),
-                    ("appid", self.app_id.as_str()),
-                    ("secret", self.app_secret.expose().as_str()),
-                ];
-                self.http.get("/cgi-bin/token", &query).await?
+                let request = ClassicTokenRequest {
+                    grant_type: "client_credential",
+                    appid,
+                    secret,
+                };
+                self.http.call(&request).await?
             }
         };
-        parse_token(&answer)
+        fetched(answer)
     }
 
     fn classify(&self, error: ApiError) -> FetchFailure {
         match error {
-            ApiError::WeChat { errcode, errmsg } if is_configuration_errcode(errcode) => {
+            ApiError::WeChat { errcode, errmsg } if errcode::config_advice(errcode).is_some() => {
                 let (meaning, fix) = config_errcode_advice(errcode);
                 tracing::error!(
                     app_id = %self.app_id,
@@ -221,7 +242,9 @@ impl TokenFetcher {
                 );
                 FetchFailure::Configuration { errcode }
             }
-            ApiError::WeChat { errcode, .. } if errcode == QUOTA_EXHAUSTED_ERRCODE => {
+            ApiError::WeChat { errcode, .. }
+                if errcode::class(errcode) == ErrClass::QuotaExhausted =>
+            {
                 FetchFailure::QuotaExhausted
             }
             other => {
@@ -232,37 +255,45 @@ impl TokenFetcher {
     }
 }
 
-/// `{"access_token": "...", "expires_in": 7200}`, or `Malformed` naming what is missing (never
-/// echoing the answer, which could hold a token).
-fn parse_token(answer: &Value) -> Result<Fetched, ApiError> {
-    let access_token = answer
-        .get("access_token")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::Malformed("no access_token in the answer".into()))?;
-    let expires_in_s = answer
-        .get("expires_in")
-        .and_then(Value::as_i64)
-        .filter(|s| *s > 0)
-        .ok_or_else(|| ApiError::Malformed("no positive expires_in in the answer".into()))?;
+/// A usable token from the answer, or `Malformed` naming what is wrong (never echoing the
+/// answer, which holds a token).
+fn fetched(answer: TokenAnswer) -> Result<Fetched, ApiError> {
+    if answer.access_token.expose().is_empty() {
+        return Err(ApiError::Malformed("no access_token in the answer".into()));
+    }
+    if answer.expires_in <= 0 {
+        return Err(ApiError::Malformed(
+            "no positive expires_in in the answer".into(),
+        ));
+    }
     Ok(Fetched {
-        access_token: Secret::new(access_token.to_string()),
-        expires_in_s,
+        access_token: answer.access_token,
+        expires_in_s: answer.expires_in,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{ManualClock, SharedClock};
+    use crate::wechat_api::decode;
+    use crate::wechat_api::double::{InProcessWeChat, ok};
+    use std::sync::Arc;
+
+    fn parse_token(answer: &[u8]) -> Result<Fetched, ApiError> {
+        decode::<TokenAnswer>(answer).and_then(fetched)
+    }
 
     #[test]
     fn answers_without_a_token_or_lifetime_are_malformed_without_echoing_them() {
-        let err = parse_token(&json!({"expires_in": 7200})).unwrap_err();
+        let err = parse_token(br#"{"expires_in": 7200}"#).unwrap_err();
         assert!(matches!(err, ApiError::Malformed(_)));
-        let err = parse_token(&json!({"access_token": "SECRET_TOKEN", "expires_in": "7200"}))
-            .unwrap_err();
+        let err =
+            parse_token(br#"{"access_token": "SECRET_TOKEN", "expires_in": "7200"}"#).unwrap_err();
         assert!(!err.to_string().contains("SECRET_TOKEN"));
-        let ok = parse_token(&json!({"access_token": "T", "expires_in": 7200})).unwrap();
+        let err = parse_token(br#"{"access_token": "", "expires_in": 7200}"#).unwrap_err();
+        assert!(matches!(err, ApiError::Malformed(_)));
+        let ok = parse_token(br#"{"access_token": "T", "expires_in": 7200}"#).unwrap();
         assert_eq!(
             (ok.access_token.expose().as_str(), ok.expires_in_s),
             ("T", 7200)
@@ -273,7 +304,98 @@ mod tests {
     fn the_whitelist_error_says_so() {
         let (meaning, fix) = config_errcode_advice(40164);
         assert!(meaning.contains("whitelist") && fix.contains("whitelist"));
-        assert!(is_configuration_errcode(89503));
-        assert!(!is_configuration_errcode(45009));
+        assert!(errcode::config_advice(89503).is_some());
+        assert!(errcode::config_advice(45009).is_none());
+    }
+
+    #[test]
+    fn a_huge_expires_in_saturates_instead_of_overflowing() {
+        let fetched =
+            parse_token(br#"{"access_token": "T", "expires_in": 9223372036854775807}"#).unwrap();
+        assert_eq!(fetched.expires_at_ms(1_000), i64::MAX);
+        let normal = parse_token(br#"{"access_token": "T", "expires_in": 7200}"#).unwrap();
+        assert_eq!(normal.expires_at_ms(1_000), 7_201_000);
+    }
+
+    fn fetcher(double: &Arc<InProcessWeChat>, api: TokenApi, clock: SharedClock) -> TokenFetcher {
+        TokenFetcher::new(
+            double.client(),
+            clock,
+            Duration::from_millis(500),
+            "wx1",
+            Secret::new("s3cret".into()),
+            api,
+            RetryPolicy {
+                attempts: 3,
+                backoff: Duration::from_millis(1),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn busy_answers_are_retried_and_the_requests_carry_the_credentials_as_wechat_wants() {
+        let answers = std::sync::Mutex::new(vec![
+            r#"{"access_token":"T","expires_in":7200}"#,
+            r#"{"errcode":45011,"errmsg":"too frequent"}"#,
+            r#"{"errcode":-1,"errmsg":"system error"}"#,
+        ]);
+        let double = InProcessWeChat::new(move |_| {
+            ok(answers
+                .lock()
+                .unwrap()
+                .pop()
+                .expect("no more than three calls"))
+        });
+        let clock: SharedClock = Arc::new(ManualClock::at_ms(0));
+        let got = fetcher(&double, TokenApi::Stable, clock)
+            .fetch(FetchMode::Force, 10_000)
+            .await
+            .unwrap();
+        assert_eq!(got.access_token.expose(), "T");
+        let requests = double.requests();
+        assert_eq!(requests.len(), 3);
+        assert_eq!(requests[0].path, "/cgi-bin/stable_token");
+        assert_eq!(
+            requests[0].json_body.as_deref(),
+            Some(
+                &br#"{"grant_type":"client_credential","appid":"wx1","secret":"s3cret","force_refresh":true}"#[..]
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn no_retry_starts_that_could_not_finish_before_the_deadline() {
+        let double = InProcessWeChat::new(|_| ok(r#"{"errcode":-1,"errmsg":"system error"}"#));
+        let clock: SharedClock = Arc::new(ManualClock::at_ms(0));
+        let failure = fetcher(&double, TokenApi::Classic, clock)
+            .fetch(FetchMode::Normal, 400)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            failure,
+            FetchFailure::Busy {
+                errcode: -1,
+                attempts: 1
+            }
+        );
+        assert_eq!(double.requests().len(), 1);
+        assert_eq!(double.requests()[0].path, "/cgi-bin/token");
+        assert_eq!(
+            double.requests()[0].query,
+            "grant_type=client_credential&appid=wx1&secret=s3cret"
+        );
+    }
+
+    #[tokio::test]
+    async fn credential_errors_are_configuration_failures_and_not_retried() {
+        let double =
+            InProcessWeChat::new(|_| ok(r#"{"errcode":40125,"errmsg":"invalid appsecret"}"#));
+        let clock: SharedClock = Arc::new(ManualClock::at_ms(0));
+        let failure = fetcher(&double, TokenApi::Stable, clock)
+            .fetch(FetchMode::Normal, 10_000)
+            .await
+            .unwrap_err();
+        assert_eq!(failure, FetchFailure::Configuration { errcode: 40125 });
+        assert_eq!(double.requests().len(), 1);
     }
 }

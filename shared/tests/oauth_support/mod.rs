@@ -14,6 +14,7 @@ use shared::config::Secret;
 use shared::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat, lock};
 use shared::oauth::{OAuth, OAuthConfig, Origin};
 use shared::store::oauth::{OAuthStateStore, UserStore};
+use shared::wechat_api::WeChatHttp;
 
 pub const SESSION_SECRET: &str = "test-session-secret-0123456789abcdef";
 pub const ALLOWED_ORIGIN: &str = "https://shop.example";
@@ -32,6 +33,12 @@ pub fn config(public_base_url: &str, fake: &FakeWeChat) -> OAuthConfig {
         ("WECHAT_HTTP_TIMEOUT_MS", "10000"),
     ];
     OAuthConfig::from_env(&env).expect("test config is valid")
+}
+
+/// The sns client of `config`'s app, over the real HTTP client.
+pub fn sns_client(config: &OAuthConfig) -> shared::oauth::SnsClient {
+    let http = WeChatHttp::from_config(&config.wechat).expect("an HTTP client to the fake");
+    shared::oauth::SnsClient::new(&config.wechat, http)
 }
 
 /// The oauth server, the fake WeChat it talks to, and the clock and store behind it.
@@ -63,7 +70,13 @@ where
         let mut config = config(&base, &fake);
         adjust(&mut config);
         let clock = ManualClock::at_ms(SystemClock.now_ms());
-        let oauth = Arc::new(OAuth::new(config, store.clone(), clock.clone()));
+        let http = WeChatHttp::from_config(&config.wechat).expect("an HTTP client to the fake");
+        let oauth = Arc::new(OAuth::new(
+            config,
+            store.clone(),
+            http,
+            Arc::new(clock.clone()),
+        ));
         let served = oauth.clone();
         let server = tokio::spawn(shared::local_server::serve(listener, move |req| {
             let oauth = served.clone();

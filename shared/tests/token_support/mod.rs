@@ -15,6 +15,7 @@ use shared::store::token::{
     ConditionalWrite, Lease, LeaseAttempt, QuotaRecord, TokenRecord, TokenStore,
 };
 use shared::token::{AccessToken, TokenConfig, TokenError, TokenService, TokenSource};
+use shared::wechat_api::WeChatHttp;
 
 /// 2026-01-01T08:00:00+08:00, a plain morning in China time.
 pub const T0_MS: i64 = 1_767_225_600_000;
@@ -318,11 +319,11 @@ pub async fn quota_writes_are_compare_and_swap(store: &impl TokenStore, app_id: 
 /// run out on the service's clock, and not a millisecond before. Asserted on outcomes and on the
 /// number of calls that reached the fake, with a virtual clock: no timing involved.
 pub async fn dead_lease_holder_is_taken_over_only_after_its_lease<S: TokenStore>(
-    service: &TokenService<S, ManualClock>,
+    service: &TokenService<S>,
     clock: &ManualClock,
     fake: &FakeWeChat,
 ) {
-    let app_id = service.config().app_id.clone();
+    let app_id = service.config().wechat.app_id.clone();
     let lease_ms = service.config().lease.as_millis() as i64;
     let until = clock.now_ms() + lease_ms;
     assert_eq!(
@@ -355,12 +356,12 @@ pub async fn dead_lease_holder_is_taken_over_only_after_its_lease<S: TokenStore>
 /// fake) when read, reads never cause a fetch, and the token endpoint is called at most 50 times.
 /// Returns the number of calls to the token endpoint.
 pub async fn simulate_a_day_on_the_schedule<S: TokenStore>(
-    service: &TokenService<S, ManualClock>,
+    service: &TokenService<S>,
     clock: &ManualClock,
     fake: &FakeWeChat,
     endpoint: &str,
 ) -> u64 {
-    let app_id = service.config().app_id.clone();
+    let app_id = service.config().wechat.app_id.clone();
     let start = clock.now_ms();
     let mut random = Xorshift::new(0x5EED_DA7A);
     let mut reads = 0;
@@ -403,6 +404,17 @@ pub async fn simulate_a_day_on_the_schedule<S: TokenStore>(
 
 pub fn manual_clock() -> ManualClock {
     ManualClock::at_ms(T0_MS)
+}
+
+/// The service over `store`, calling WeChat where `config` says, on `clock` (any clock: clones of
+/// a `ManualClock` share its time).
+pub fn service<S: TokenStore>(
+    config: TokenConfig,
+    store: S,
+    clock: impl Clock + 'static,
+) -> TokenService<S> {
+    let http = WeChatHttp::from_config(&config.wechat).expect("an HTTP client to the fake");
+    TokenService::new(config, store, http, Arc::new(clock))
 }
 
 /// The current token according to the fake: is it accepted by an API call?

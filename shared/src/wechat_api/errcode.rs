@@ -1,0 +1,235 @@
+//! WeChat's error codes, in one table: what WeChat says (`errmsg`), what it means, how the code
+//! reacts to it ([`ErrClass`]) and, for credential errors, what the operator must fix.
+//! Everything that sorts an `errcode` (the token fetcher, the token client, the sns client, the
+//! fake WeChat API) reads this table.
+
+/// How callers react to an error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrClass {
+    /// -1 (system busy), 45011 (too frequent): worth another try after a pause.
+    Busy,
+    /// 45009: the daily quota is used up until midnight China time.
+    QuotaExhausted,
+    /// The access_token used for the call is no longer good: report it stale and retry once.
+    AccessTokenInvalid,
+    /// The app's configuration (id, secret, IP whitelist) is wrong; retrying cannot help.
+    Configuration,
+    /// The web-authorization `code` cannot be used (invalid, used, expired).
+    CodeRejected,
+    /// The sns refresh token cannot be used: only a new consent helps.
+    RefreshTokenRejected,
+    /// Anything else the code knows by name.
+    Other,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrCode {
+    pub code: i64,
+    pub class: ErrClass,
+    /// WeChat's own `errmsg` for it.
+    pub errmsg: &'static str,
+    /// What it means, for log lines and error texts.
+    pub meaning: &'static str,
+    /// Set when a credential call (fetching the access_token) answering this code means the
+    /// app's configuration is wrong: what to change. 40001 is such a code on the token endpoint,
+    /// and an invalid access_token everywhere else.
+    pub config_fix: Option<&'static str>,
+}
+
+const fn row(
+    code: i64,
+    class: ErrClass,
+    errmsg: &'static str,
+    meaning: &'static str,
+    config_fix: Option<&'static str>,
+) -> ErrCode {
+    ErrCode {
+        code,
+        class,
+        errmsg,
+        meaning,
+        config_fix,
+    }
+}
+
+use ErrClass::*;
+
+/// Every error code the code reacts to by name.
+pub const TABLE: &[ErrCode] = &[
+    row(-1, Busy, "system error", "WeChat is busy", None),
+    row(
+        40001,
+        AccessTokenInvalid,
+        "invalid credential, access_token is invalid or not latest",
+        "invalid credential: the AppSecret is wrong or belongs to another account",
+        Some(
+            "set WECHAT_APP_SECRET to this account's AppSecret (mp.weixin.qq.com > Settings and Development > Basic Configuration)",
+        ),
+    ),
+    row(
+        40003,
+        Other,
+        "invalid openid",
+        "the openid is not a follower of this account",
+        None,
+    ),
+    row(
+        40013,
+        Configuration,
+        "invalid appid",
+        "invalid AppID",
+        Some("set WECHAT_APP_ID to the account's AppID (starts with wx)"),
+    ),
+    row(
+        40014,
+        AccessTokenInvalid,
+        "invalid access_token",
+        "the access_token is not valid",
+        None,
+    ),
+    row(
+        40029,
+        CodeRejected,
+        "invalid code",
+        "the authorization code is invalid",
+        None,
+    ),
+    row(
+        40030,
+        RefreshTokenRejected,
+        "invalid refresh_token",
+        "the sns refresh_token is invalid",
+        None,
+    ),
+    row(
+        40125,
+        Configuration,
+        "invalid appsecret",
+        "invalid AppSecret",
+        Some("set WECHAT_APP_SECRET to the account's current AppSecret; it changes when reset"),
+    ),
+    row(
+        40163,
+        CodeRejected,
+        "code been used",
+        "the authorization code was already used",
+        None,
+    ),
+    row(
+        40164,
+        Configuration,
+        "invalid ip 127.0.0.1 ipv6 ::ffff:127.0.0.1, not in whitelist",
+        "the calling IP address is not on the account's IP whitelist",
+        Some(
+            "add the function's outbound IP (the NAT gateway's Elastic IP) to the IP whitelist in mp.weixin.qq.com > Settings and Development > Basic Configuration",
+        ),
+    ),
+    row(
+        41004,
+        Configuration,
+        "appsecret missing",
+        "the AppSecret is missing from the request",
+        Some("set WECHAT_APP_SECRET"),
+    ),
+    row(
+        41001,
+        Other,
+        "access_token missing",
+        "the call carried no access_token",
+        None,
+    ),
+    row(
+        42001,
+        AccessTokenInvalid,
+        "access_token expired",
+        "the access_token has expired",
+        None,
+    ),
+    row(
+        42002,
+        RefreshTokenRejected,
+        "refresh_token expired",
+        "the sns refresh_token has expired (30 days after consent)",
+        None,
+    ),
+    row(
+        42003,
+        CodeRejected,
+        "code expired",
+        "the authorization code has expired",
+        None,
+    ),
+    row(
+        45009,
+        QuotaExhausted,
+        "reach max api daily quota limit",
+        "the daily quota of this API is used up until midnight China time",
+        None,
+    ),
+    row(
+        45011,
+        Busy,
+        "api minute-quota reach limit  mustslower  retry next minute",
+        "calls are too frequent",
+        None,
+    ),
+    row(
+        48001,
+        Other,
+        "api unauthorized",
+        "the account (or the sns token's scope) is not allowed this API",
+        None,
+    ),
+    row(
+        89503,
+        Configuration,
+        "this ip calls need admin confirmation",
+        "calls from this IP address need the account administrator's confirmation",
+        Some(
+            "have the administrator confirm in WeChat, or add the function's outbound IP to the IP whitelist",
+        ),
+    ),
+];
+
+/// The row for `code`, if the code knows it.
+pub fn lookup(code: i64) -> Option<&'static ErrCode> {
+    TABLE.iter().find(|row| row.code == code)
+}
+
+/// How to react to `code` (`Other` for codes not in the table).
+pub fn class(code: i64) -> ErrClass {
+    lookup(code).map_or(Other, |row| row.class)
+}
+
+/// What a credential error means and what to fix, for the error log line; `None` when `code`
+/// does not mean the app's configuration is wrong.
+pub fn config_advice(code: i64) -> Option<(&'static str, &'static str)> {
+    lookup(code).and_then(|row| Some((row.meaning, row.config_fix?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_listed_once() {
+        for (i, row) in TABLE.iter().enumerate() {
+            assert!(
+                TABLE[i + 1..].iter().all(|other| other.code != row.code),
+                "{} is listed twice",
+                row.code
+            );
+        }
+    }
+
+    #[test]
+    fn the_whitelist_error_says_so_and_40001_is_both_a_credential_and_a_token_error() {
+        let (meaning, fix) = config_advice(40164).unwrap();
+        assert!(meaning.contains("whitelist") && fix.contains("whitelist"));
+        assert!(config_advice(40001).is_some());
+        assert_eq!(class(40001), AccessTokenInvalid);
+        assert_eq!(config_advice(45009), None);
+        assert_eq!(class(123_456), Other);
+    }
+}
