@@ -349,8 +349,8 @@ mod tests {
                 description: String::new()
             })
         );
-        let news = parse(r#"{"type":"news","articles":[{"title":"t","url":"https://x"}]}"#)
-            .unwrap();
+        let news =
+            parse(r#"{"type":"news","articles":[{"title":"t","url":"https://x"}]}"#).unwrap();
         let Reply::News(news) = news else {
             panic!("{news:?}");
         };
@@ -369,9 +369,7 @@ mod tests {
         assert!(refusal(r#"{"type":"text","content":"x","extra":1}"#).contains("extra"));
         assert!(refusal(r#"{"content":"x"}"#).contains("type"));
         assert!(refusal(r#"{"type":"news","articles":[]}"#).contains("at least one"));
-        assert!(
-            refusal(r#"{"type":"music","thumb_media_id":"m","hq":"x"}"#).contains("hq")
-        );
+        assert!(refusal(r#"{"type":"music","thumb_media_id":"m","hq":"x"}"#).contains("hq"));
     }
 
     #[test]

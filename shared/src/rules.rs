@@ -229,9 +229,10 @@ impl Rules {
             _ => None,
         };
         let key_matches = |wanted: &str| wanted == raw_key || Some(wanted) == scene;
-        let matched = self.events.iter().find(|rule| {
-            rule.event == event && rule.event_key.as_deref().is_none_or(key_matches)
-        });
+        let matched = self
+            .events
+            .iter()
+            .find(|rule| rule.event == event && rule.event_key.as_deref().is_none_or(key_matches));
         match (matched, event) {
             (Some(rule), _) => Some(&rule.action),
             (None, EventType::Subscribe) => self.welcome.as_ref(),

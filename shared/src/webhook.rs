@@ -433,17 +433,30 @@ mod tests {
     #[test]
     fn a_token_outside_the_consoles_rule_is_refused_naming_the_variable_not_the_value() {
         let long = "a".repeat(33);
-        for bad in ["x", "ab", "my token!", "dev-token", "中文令牌abc", long.as_str()] {
+        for bad in [
+            "x",
+            "ab",
+            "my token!",
+            "dev-token",
+            "中文令牌abc",
+            long.as_str(),
+        ] {
             let err = WebhookConfig::from_env(&[(TOKEN_VARIABLE, bad)]).unwrap_err();
             assert_eq!(err.variable, TOKEN_VARIABLE, "{bad}");
-            assert!(err.to_string().contains("3 to 32 letters or digits"), "{err}");
+            assert!(
+                err.to_string().contains("3 to 32 letters or digits"),
+                "{err}"
+            );
             if bad.len() > 2 {
                 assert!(!err.to_string().contains(bad), "{err}");
             }
         }
         let longest = "Z9".repeat(16);
         for good in ["abc", "devtoken123", longest.as_str()] {
-            assert!(WebhookConfig::from_env(&[(TOKEN_VARIABLE, good)]).is_ok(), "{good}");
+            assert!(
+                WebhookConfig::from_env(&[(TOKEN_VARIABLE, good)]).is_ok(),
+                "{good}"
+            );
         }
     }
 
