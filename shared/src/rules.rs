@@ -462,6 +462,63 @@ mod tests {
     }
 
     #[test]
+    fn messages_with_unreadable_details_still_meet_the_rules_of_their_type_and_event() {
+        let image = message("<MsgType>IMAGE</MsgType><PicUrl>u</PicUrl>");
+        assert!(image.detail_error.is_some());
+        assert_eq!(content(rules().reply_for(&image)), "nice picture");
+        let click = event("click", "V1001").fields.clone();
+        let mut click = Message::from_fields(click).unwrap();
+        click.kind = MessageKind::Event(crate::message::Event::Unknown {
+            name: "click".into(),
+        });
+        assert_eq!(content(rules().reply_for(&click)), "click V1001");
+        let subscribe = message(
+            "<MsgType>event</MsgType><Event>subscribe</Event><EventKey>qrscene_promo</EventKey>",
+        );
+        assert_eq!(content(rules().reply_for(&subscribe)), "promo subscribe");
+    }
+
+    #[test]
+    fn a_matched_rule_yields_its_action_and_no_match_yields_none() {
+        assert_eq!(
+            rules().action_for(&text("价目表")),
+            Some(&Action::Reply(Reply::text("exact price list")))
+        );
+        assert_eq!(rules().action_for(&event("VIEW", "https://x")), None);
+    }
+
+    #[test]
+    fn a_bad_reply_anywhere_is_refused_with_its_line_and_problem() {
+        let toml = "[[rules]]\nkeyword = \"a\"\nreply = { type = \"text\", content = \"\" }\n";
+        let err = Rules::from_toml(toml).unwrap_err().to_string();
+        assert!(
+            err.contains("line 3") && err.contains("content must not be empty"),
+            "{err}"
+        );
+        let toml = "[[rules]]\nmsg_type = \"text\"\n[rules.reply]\ntype = \"news\"\n[[rules.reply.articles]]\ntitle = \"t\"\nurl = \" \"\n";
+        let err = Rules::from_toml(toml).unwrap_err().to_string();
+        assert!(err.contains("article url must not be empty"), "{err}");
+    }
+
+    #[test]
+    fn unknown_names_are_listed_from_the_one_vocabulary() {
+        let err = Rules::from_toml("[[rules]]\nevent = \"CLIK\"\nreply = { type = \"success\" }")
+            .unwrap_err()
+            .to_string();
+        for event in EventType::ALL {
+            assert!(err.contains(event.as_str()), "{err}");
+        }
+        let err =
+            Rules::from_toml("[[rules]]\nmsg_type = \"event\"\nreply = { type = \"success\" }")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("shortvideo") && err.contains("match events with `event`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn without_default_or_welcome_the_answer_is_success() {
         let empty = Rules::from_toml("").unwrap();
         assert_eq!(empty.reply_for(&text("hi")), Reply::Success);

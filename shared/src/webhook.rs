@@ -1,7 +1,9 @@
 //! The WeChat webhook: server URL verification (`GET /wechat`) and two-way messaging
 //! (`POST /wechat`) in plaintext, compatible and safe mode. Owns the webhook's configuration,
 //! the order of checks (body size → signature → timestamp window → msg_signature and
-//! decryption → parse), and the mapping of every refusal to an HTTP status.
+//! decryption → parse), and the mapping of every refusal to an HTTP status. Once a push is
+//! authenticated, only a broken envelope or hostile XML is refused: unreadable details are
+//! logged at warn and the push is answered by its type (see [`crate::message`]).
 
 use std::sync::Arc;
 
