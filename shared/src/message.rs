@@ -5,6 +5,11 @@
 //! references, deep nesting and absurd field counts, so that nothing an attacker sends can make
 //! it expand, recurse or allocate without bound. Every field stays available in
 //! [`Message::fields`], so kinds WeChat adds later are kept (`Unknown`) rather than rejected.
+//!
+//! Also the one vocabulary of message types ([`MsgType`]) and events ([`EventType`]) that the
+//! parser, the reply rules and logs share. Of an authenticated push only the envelope is
+//! required: a known type whose details are missing or malformed keeps its type and fields and
+//! falls back to the raw form ([`Message::detail_error`] says why), so WeChat is never refused.
 
 use std::str::FromStr;
 
@@ -245,7 +250,83 @@ fn classify(error: &XmlError, xml: &str, position: u64) -> ParseError {
     }
 }
 
-/// A message or event pushed by WeChat: the common header, the typed kind, and every raw field.
+/// Declares a closed vocabulary of WeChat names: the enum, its wire spelling, the list of all
+/// names, and lookup ignoring ASCII case (WeChat mixes `SCAN` and `subscribe`).
+macro_rules! vocabulary {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $wire:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every name, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant,)+];
+
+            /// The name as WeChat spells it.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $wire,)+
+                }
+            }
+
+            /// The name `raw` stands for, ignoring ASCII case and surrounding spaces.
+            pub fn from_wire(raw: &str) -> Option<Self> {
+                let raw = raw.trim();
+                Self::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(raw))
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+vocabulary! {
+    /// The `MsgType`s this code knows: what users send, and `event`.
+    MsgType {
+        Text = "text",
+        Image = "image",
+        Voice = "voice",
+        Video = "video",
+        ShortVideo = "shortvideo",
+        Location = "location",
+        Link = "link",
+        Event = "event",
+    }
+}
+
+vocabulary! {
+    /// The `Event`s this code knows (`MsgType` `event`).
+    EventType {
+        Subscribe = "subscribe",
+        Unsubscribe = "unsubscribe",
+        Scan = "SCAN",
+        Location = "LOCATION",
+        Click = "CLICK",
+        View = "VIEW",
+        ScanCodePush = "scancode_push",
+        ScanCodeWaitMsg = "scancode_waitmsg",
+        PicSysPhoto = "pic_sysphoto",
+        PicPhotoOrAlbum = "pic_photo_or_album",
+        PicWeixin = "pic_weixin",
+        LocationSelect = "location_select",
+        ViewMiniprogram = "view_miniprogram",
+        TemplateSendJobFinish = "TEMPLATESENDJOBFINISH",
+        MassSendJobFinish = "MASSSENDJOBFINISH",
+    }
+}
+
+/// A message or event pushed by WeChat: the envelope, the typed kind, and every raw field.
+///
+/// Only the envelope (`ToUserName`, `FromUserName`, `CreateTime`, `MsgType`, and `Event` for
+/// events) is required. When the details of a known type are missing or unreadable, `kind` falls
+/// back to the raw form ([`MessageKind::Unknown`] or [`Event::Unknown`]) and `detail_error` says
+/// why; `known_type`, `known_event` and `fields` still describe the message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     /// The official account's original ID (`gh_…`).
@@ -253,10 +334,17 @@ pub struct Message {
     /// The sender's OpenID.
     pub from_user_name: String,
     pub create_time: i64,
+    /// `MsgType` as sent.
     pub msg_type: String,
+    /// `MsgType` in this code's vocabulary; `None` for a type it does not know.
+    pub known_type: Option<MsgType>,
+    /// `Event` in this code's vocabulary; `None` for other messages and unknown events.
+    pub known_event: Option<EventType>,
     /// `MsgId` of user messages, or `MsgID` of the job-finished events.
     pub msg_id: Option<String>,
     pub kind: MessageKind,
+    /// Why the details of a known type could not be read, when `kind` fell back to the raw form.
+    pub detail_error: Option<ParseError>,
     pub fields: Fields,
 }
 
@@ -298,7 +386,8 @@ pub enum MessageKind {
         url: String,
     },
     Event(Event),
-    /// A message type this code does not know; see [`Message::fields`].
+    /// A message type this code does not know, or a known one whose details could not be read
+    /// (see [`Message::detail_error`]); see [`Message::fields`].
     Unknown,
 }
 
@@ -367,6 +456,7 @@ pub enum Event {
         sent_count: u64,
         error_count: u64,
     },
+    /// An event this code does not know, or a known one whose details could not be read.
     Unknown {
         name: String,
     },
@@ -403,30 +493,52 @@ impl Message {
         Self::from_fields(Fields::parse(xml)?)
     }
 
-    /// Builds the typed message from fields. Header fields are required; a known kind whose
-    /// numeric fields do not parse is refused; anything unknown is kept as `Unknown`.
+    /// Builds the typed message from fields. Only the envelope is required; details that are
+    /// missing or unreadable leave the raw form with [`Message::detail_error`] set.
     pub fn from_fields(fields: Fields) -> Result<Self, ParseError> {
         let to_user_name = required(&fields, "ToUserName")?;
         let from_user_name = required(&fields, "FromUserName")?;
         let create_time = number(&fields, "CreateTime")?;
         let msg_type = required(&fields, "MsgType")?;
+        let known_type = MsgType::from_wire(&msg_type);
+        let event_name = match known_type {
+            Some(MsgType::Event) => Some(required(&fields, "Event")?),
+            _ => None,
+        };
+        let known_event = event_name.as_deref().and_then(EventType::from_wire);
         let msg_id = optional(&fields, "MsgId").or_else(|| optional(&fields, "MsgID"));
-        let kind = MessageKind::from_fields(&msg_type, &fields)?;
+        let details = match known_type {
+            Some(known) => MessageKind::from_fields(known, &fields),
+            None => Ok(MessageKind::Unknown),
+        };
+        let (kind, detail_error) = match details {
+            Ok(kind) => (kind, None),
+            Err(error) => {
+                let raw = match event_name {
+                    Some(name) => MessageKind::Event(Event::Unknown { name }),
+                    None => MessageKind::Unknown,
+                };
+                (raw, Some(error))
+            }
+        };
         Ok(Self {
             to_user_name,
             from_user_name,
             create_time,
             msg_type,
+            known_type,
+            known_event,
             msg_id,
             kind,
+            detail_error,
             fields,
         })
     }
 
     /// The raw `Event` name of an event message.
     pub fn event_name(&self) -> Option<&str> {
-        match self.kind {
-            MessageKind::Event(_) => self.fields.get("Event"),
+        match self.known_type {
+            Some(MsgType::Event) => self.fields.get("Event"),
             _ => None,
         }
     }
@@ -438,125 +550,132 @@ impl Message {
 }
 
 impl MessageKind {
-    fn from_fields(msg_type: &str, f: &Fields) -> Result<Self, ParseError> {
-        let kind = match msg_type.to_ascii_lowercase().as_str() {
-            "text" => Self::Text {
-                content: text(f, "Content"),
+    /// The typed details of a `msg_type` message, strictly: a detail field that is missing or
+    /// does not parse is an error (which [`Message::from_fields`] turns into the raw form).
+    pub fn from_fields(msg_type: MsgType, f: &Fields) -> Result<Self, ParseError> {
+        let kind = match msg_type {
+            MsgType::Text => Self::Text {
+                content: detail(f, "Content")?,
             },
-            "image" => Self::Image {
-                pic_url: text(f, "PicUrl"),
-                media_id: text(f, "MediaId"),
+            MsgType::Image => Self::Image {
+                pic_url: detail(f, "PicUrl")?,
+                media_id: detail(f, "MediaId")?,
             },
-            "voice" => Self::Voice {
-                media_id: text(f, "MediaId"),
-                format: text(f, "Format"),
+            MsgType::Voice => Self::Voice {
+                media_id: detail(f, "MediaId")?,
+                format: detail(f, "Format")?,
                 recognition: optional(f, "Recognition"),
             },
-            "video" => Self::Video {
-                media_id: text(f, "MediaId"),
-                thumb_media_id: text(f, "ThumbMediaId"),
+            MsgType::Video => Self::Video {
+                media_id: detail(f, "MediaId")?,
+                thumb_media_id: detail(f, "ThumbMediaId")?,
             },
-            "shortvideo" => Self::ShortVideo {
-                media_id: text(f, "MediaId"),
-                thumb_media_id: text(f, "ThumbMediaId"),
+            MsgType::ShortVideo => Self::ShortVideo {
+                media_id: detail(f, "MediaId")?,
+                thumb_media_id: detail(f, "ThumbMediaId")?,
             },
-            "location" => Self::Location {
+            MsgType::Location => Self::Location {
                 latitude: number(f, "Location_X")?,
                 longitude: number(f, "Location_Y")?,
                 scale: number(f, "Scale")?,
-                label: text(f, "Label"),
+                label: detail(f, "Label")?,
             },
-            "link" => Self::Link {
-                title: text(f, "Title"),
-                description: text(f, "Description"),
-                url: text(f, "Url"),
+            MsgType::Link => Self::Link {
+                title: detail(f, "Title")?,
+                description: detail(f, "Description")?,
+                url: detail(f, "Url")?,
             },
-            "event" => Self::Event(Event::from_fields(f)?),
-            _ => Self::Unknown,
+            MsgType::Event => {
+                let name = required(f, "Event")?;
+                match EventType::from_wire(&name) {
+                    Some(event) => Self::Event(Event::from_fields(event, f)?),
+                    None => Self::Event(Event::Unknown { name }),
+                }
+            }
         };
         Ok(kind)
     }
 }
 
 impl Event {
-    fn from_fields(f: &Fields) -> Result<Self, ParseError> {
-        let name = required(f, "Event")?;
-        let key = || text(f, "EventKey");
-        let event = match name.to_ascii_lowercase().as_str() {
-            "subscribe" => Self::Subscribe {
+    /// The typed details of an `event` push, strictly (see [`MessageKind::from_fields`]).
+    pub fn from_fields(event: EventType, f: &Fields) -> Result<Self, ParseError> {
+        let key = || detail(f, "EventKey");
+        let event = match event {
+            EventType::Subscribe => Self::Subscribe {
                 scene: optional(f, "EventKey")
                     .and_then(|k| k.strip_prefix("qrscene_").map(str::to_string)),
                 ticket: optional(f, "Ticket"),
             },
-            "unsubscribe" => Self::Unsubscribe,
-            "scan" => Self::Scan {
-                scene: key(),
+            EventType::Unsubscribe => Self::Unsubscribe,
+            EventType::Scan => Self::Scan {
+                scene: key()?,
                 ticket: optional(f, "Ticket"),
             },
-            "location" => Self::Location {
+            EventType::Location => Self::Location {
                 latitude: number(f, "Latitude")?,
                 longitude: number(f, "Longitude")?,
                 precision: number(f, "Precision")?,
             },
-            "click" => Self::Click { key: key() },
-            "view" => Self::View {
-                url: key(),
+            EventType::Click => Self::Click { key: key()? },
+            EventType::View => Self::View {
+                url: key()?,
                 menu_id: optional(f, "MenuId"),
             },
-            "scancode_push" => Self::ScanCodePush {
-                key: key(),
-                scan: ScanCodeInfo::from_fields(f),
+            EventType::ScanCodePush => Self::ScanCodePush {
+                key: key()?,
+                scan: ScanCodeInfo::from_fields(f)?,
             },
-            "scancode_waitmsg" => Self::ScanCodeWaitMsg {
-                key: key(),
-                scan: ScanCodeInfo::from_fields(f),
+            EventType::ScanCodeWaitMsg => Self::ScanCodeWaitMsg {
+                key: key()?,
+                scan: ScanCodeInfo::from_fields(f)?,
             },
-            "pic_sysphoto" => Self::PicSysPhoto {
-                key: key(),
+            EventType::PicSysPhoto => Self::PicSysPhoto {
+                key: key()?,
                 pictures: SendPicsInfo::from_fields(f)?,
             },
-            "pic_photo_or_album" => Self::PicPhotoOrAlbum {
-                key: key(),
+            EventType::PicPhotoOrAlbum => Self::PicPhotoOrAlbum {
+                key: key()?,
                 pictures: SendPicsInfo::from_fields(f)?,
             },
-            "pic_weixin" => Self::PicWeixin {
-                key: key(),
+            EventType::PicWeixin => Self::PicWeixin {
+                key: key()?,
                 pictures: SendPicsInfo::from_fields(f)?,
             },
-            "location_select" => Self::LocationSelect {
-                key: key(),
+            EventType::LocationSelect => Self::LocationSelect {
+                key: key()?,
                 location: SendLocationInfo::from_fields(f)?,
             },
-            "view_miniprogram" => Self::ViewMiniprogram {
-                page_path: key(),
+            EventType::ViewMiniprogram => Self::ViewMiniprogram {
+                page_path: key()?,
                 menu_id: optional(f, "MenuId"),
             },
-            "templatesendjobfinish" => Self::TemplateSendJobFinish {
-                status: text(f, "Status"),
+            EventType::TemplateSendJobFinish => Self::TemplateSendJobFinish {
+                status: detail(f, "Status")?,
             },
-            "masssendjobfinish" => Self::MassSendJobFinish {
-                status: text(f, "Status"),
+            EventType::MassSendJobFinish => Self::MassSendJobFinish {
+                status: detail(f, "Status")?,
                 total_count: number(f, "TotalCount")?,
                 filter_count: number(f, "FilterCount")?,
                 sent_count: number(f, "SentCount")?,
                 error_count: number(f, "ErrorCount")?,
             },
-            _ => Self::Unknown { name },
         };
         Ok(event)
     }
 }
 
 impl ScanCodeInfo {
-    fn from_fields(f: &Fields) -> Self {
-        Self {
-            scan_type: text(f, "ScanCodeInfo/ScanType"),
-            scan_result: text(f, "ScanCodeInfo/ScanResult"),
-        }
+    fn from_fields(f: &Fields) -> Result<Self, ParseError> {
+        Ok(Self {
+            scan_type: detail(f, "ScanCodeInfo/ScanType")?,
+            scan_result: detail(f, "ScanCodeInfo/ScanResult")?,
+        })
     }
 }
 
 impl SendPicsInfo {
+    /// The list may be empty (a user who picked nothing); the count may not be missing.
     fn from_fields(f: &Fields) -> Result<Self, ParseError> {
         Ok(Self {
             count: number(f, "SendPicsInfo/Count")?,
@@ -574,15 +693,22 @@ impl SendLocationInfo {
             latitude: number(f, "SendLocationInfo/Location_X")?,
             longitude: number(f, "SendLocationInfo/Location_Y")?,
             scale: number(f, "SendLocationInfo/Scale")?,
-            label: text(f, "SendLocationInfo/Label"),
-            poiname: text(f, "SendLocationInfo/Poiname"),
+            label: detail(f, "SendLocationInfo/Label")?,
+            // WeChat sends it empty for a point that is not a named place, and may leave it out.
+            poiname: f
+                .get("SendLocationInfo/Poiname")
+                .unwrap_or_default()
+                .to_string(),
         })
     }
 }
 
-/// A field's text, empty when absent (WeChat omits some fields it has no value for).
-fn text(f: &Fields, path: &str) -> String {
-    f.get(path).unwrap_or_default().to_string()
+/// A detail field that must be present; WeChat sends some of them empty (`EventKey` of a plain
+/// subscribe), which is kept as the empty string.
+fn detail(f: &Fields, path: &'static str) -> Result<String, ParseError> {
+    f.get(path)
+        .map(str::to_string)
+        .ok_or(ParseError::MissingField(path))
 }
 
 /// A field that is absent or blank counts as not given.
@@ -757,10 +883,63 @@ mod tests {
     #[test]
     fn a_known_kind_with_a_non_numeric_coordinate_is_invalid() {
         let xml = "<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><CreateTime>1</CreateTime><MsgType>location</MsgType><Location_X>north</Location_X><Location_Y>1</Location_Y><Scale>20</Scale><Label/></xml>";
+        let fields = Fields::parse(xml).unwrap();
         assert_eq!(
-            Message::parse(xml.as_bytes()),
+            MessageKind::from_fields(MsgType::Location, &fields),
             Err(ParseError::InvalidField("Location_X"))
         );
+    }
+
+    #[test]
+    fn a_known_kind_with_unreadable_details_degrades_to_the_raw_form_keeping_type_and_fields() {
+        let xml = "<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><CreateTime>1</CreateTime><MsgType>location</MsgType><Location_X>north</Location_X><Location_Y>1</Location_Y><Scale>20</Scale><Label/></xml>";
+        let msg = Message::parse(xml.as_bytes()).unwrap();
+        assert_eq!(msg.kind, MessageKind::Unknown);
+        assert_eq!(msg.known_type, Some(MsgType::Location));
+        assert_eq!(
+            msg.detail_error,
+            Some(ParseError::InvalidField("Location_X"))
+        );
+        assert_eq!(msg.fields.get("Location_X"), Some("north"));
+
+        let xml = "<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><CreateTime>1</CreateTime><MsgType>event</MsgType><Event>pic_weixin</Event><EventKey>k</EventKey></xml>";
+        let msg = Message::parse(xml.as_bytes()).unwrap();
+        assert_eq!(
+            msg.kind,
+            MessageKind::Event(Event::Unknown {
+                name: "pic_weixin".into()
+            })
+        );
+        assert_eq!(msg.known_event, Some(EventType::PicWeixin));
+        assert_eq!(
+            msg.detail_error,
+            Some(ParseError::MissingField("SendPicsInfo/Count"))
+        );
+        assert_eq!(msg.event_name(), Some("pic_weixin"));
+        assert_eq!(msg.event_key(), Some("k"));
+    }
+
+    #[test]
+    fn an_event_without_its_event_name_is_refused_as_an_envelope_error() {
+        let xml = "<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><CreateTime>1</CreateTime><MsgType>event</MsgType></xml>";
+        assert_eq!(
+            Message::parse(xml.as_bytes()),
+            Err(ParseError::MissingField("Event"))
+        );
+    }
+
+    #[test]
+    fn vocabulary_names_are_matched_ignoring_case_and_spelled_as_wechat_does() {
+        assert_eq!(EventType::from_wire(" scan "), Some(EventType::Scan));
+        assert_eq!(EventType::Scan.as_str(), "SCAN");
+        assert_eq!(MsgType::from_wire("ShortVideo"), Some(MsgType::ShortVideo));
+        assert_eq!(MsgType::from_wire("miniprogrampage"), None);
+        for event in EventType::ALL {
+            assert_eq!(EventType::from_wire(event.as_str()), Some(*event));
+        }
+        for msg_type in MsgType::ALL {
+            assert_eq!(MsgType::from_wire(&msg_type.to_string()), Some(*msg_type));
+        }
     }
 
     #[test]

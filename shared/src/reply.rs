@@ -1,9 +1,16 @@
 //! Passive replies: the answers WeChat accepts in the HTTP response to a push (text, image,
 //! voice, video, music, news, transfer to customer service, or plain `success`), their XML
 //! rendering, and the [`MessageHandler`] trait that decides which reply a message gets.
+//!
+//! [`Reply`] is also the one schema of a reply written down elsewhere: a reply rule in the TOML
+//! rules file and a JSON answer (`{"type":"text","content":"…"}`) deserialize into it alike, and
+//! every deserialized reply is checked in one place ([`Reply::checked`]).
 
 use std::fmt::Write as _;
 use std::future::Future;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::message::Message;
 
@@ -16,8 +23,21 @@ pub trait MessageHandler: Send + Sync {
     fn reply(&self, msg: &Message) -> impl Future<Output = Reply> + Send;
 }
 
-/// A passive reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A passive reply. Written down as a table or JSON object tagged by `type` (`success`, `text`,
+/// `image`, `voice`, `video`, `music`, `news`, `transfer_customer_service`) with the fields below.
+///
+/// Deserializing through serde (`toml::from_str`, `serde_json::from_str`, `<Reply as
+/// Deserialize>`) checks the reply ([`Reply::checked`]); the inherent `Reply::deserialize` is
+/// the unchecked derive that check wraps.
+// `remote = "Self"` derives the plain serde code as inherent functions, so that the trait impls
+// below can add the checks every deserialized reply must pass without a mirror type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    remote = "Self"
+)]
 pub enum Reply {
     /// The literal body `success`: WeChat shows nothing and does not retry.
     Success,
@@ -32,37 +52,77 @@ pub enum Reply {
     },
     Video {
         media_id: String,
+        #[serde(default)]
         title: String,
+        #[serde(default)]
         description: String,
     },
     Music(Music),
     News(News),
     /// Hands the conversation to the customer-service system, optionally to one agent.
     TransferCustomerService {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         kf_account: Option<String>,
     },
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+impl<'de> Deserialize<'de> for Reply {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Reply::deserialize(deserializer)?
+            .checked()
+            .map_err(D::Error::custom)
+    }
+}
+
+impl Serialize for Reply {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Reply::serialize(self, serializer)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Music {
+    #[serde(default)]
     pub title: String,
+    #[serde(default)]
     pub description: String,
+    #[serde(default)]
     pub music_url: String,
+    #[serde(default)]
     pub hq_music_url: String,
     pub thumb_media_id: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Article {
     pub title: String,
+    #[serde(default)]
     pub description: String,
+    #[serde(default)]
     pub pic_url: String,
     pub url: String,
 }
 
-/// The articles of a news reply: between 1 and [`MAX_ARTICLES`], enforced on construction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct News(Vec<Article>);
+/// The articles of a news reply: between 1 and [`MAX_ARTICLES`], enforced on construction
+/// and on deserialization (`articles = [...]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct News {
+    articles: Vec<Article>,
+}
+
+impl<'de> Deserialize<'de> for News {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Articles {
+            articles: Vec<Article>,
+        }
+        let Articles { articles } = Articles::deserialize(deserializer)?;
+        News::new(articles).map_err(D::Error::custom)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplyError {
@@ -70,6 +130,8 @@ pub enum ReplyError {
     NoArticles,
     #[error("a news reply has at most {MAX_ARTICLES} articles, got {0}")]
     TooManyArticles(usize),
+    #[error("{0} must not be empty")]
+    Blank(&'static str),
 }
 
 impl News {
@@ -77,12 +139,12 @@ impl News {
         match articles.len() {
             0 => Err(ReplyError::NoArticles),
             n if n > MAX_ARTICLES => Err(ReplyError::TooManyArticles(n)),
-            _ => Ok(Self(articles)),
+            _ => Ok(Self { articles }),
         }
     }
 
     pub fn articles(&self) -> &[Article] {
-        &self.0
+        &self.articles
     }
 }
 
@@ -91,6 +153,39 @@ impl Reply {
         Self::Text {
             content: content.into(),
         }
+    }
+
+    /// The reply as written, checked: the texts WeChat needs are not blank (the article count
+    /// is checked by [`News::new`]); a blank `kf_account` means any agent.
+    pub fn checked(self) -> Result<Self, ReplyError> {
+        fn non_blank(field: &'static str, value: &str) -> Result<(), ReplyError> {
+            if value.trim().is_empty() {
+                Err(ReplyError::Blank(field))
+            } else {
+                Ok(())
+            }
+        }
+        match self {
+            Self::Text { ref content } => non_blank("content", content)?,
+            Self::Image { ref media_id } | Self::Voice { ref media_id } => {
+                non_blank("media_id", media_id)?
+            }
+            Self::Video { ref media_id, .. } => non_blank("media_id", media_id)?,
+            Self::Music(ref music) => non_blank("thumb_media_id", &music.thumb_media_id)?,
+            Self::News(ref news) => {
+                for article in news.articles() {
+                    non_blank("article title", &article.title)?;
+                    non_blank("article url", &article.url)?;
+                }
+            }
+            Self::TransferCustomerService { kf_account } => {
+                return Ok(Self::TransferCustomerService {
+                    kf_account: kf_account.filter(|k| !k.trim().is_empty()),
+                });
+            }
+            Self::Success => {}
+        }
+        Ok(self)
     }
 
     /// The `MsgType` of the reply (`success` for [`Reply::Success`]).
@@ -162,9 +257,9 @@ impl Reply {
                 let _ = write!(
                     xml,
                     "<ArticleCount>{}</ArticleCount><Articles>",
-                    news.0.len()
+                    news.articles.len()
                 );
-                for article in &news.0 {
+                for article in &news.articles {
                     xml.push_str("<item>");
                     cdata_element(&mut xml, "Title", &article.title);
                     cdata_element(&mut xml, "Description", &article.description);
@@ -236,6 +331,58 @@ mod tests {
         assert!(!xml.contains("a]]>b"));
         let fields = Fields::parse(&xml).unwrap();
         assert_eq!(fields.get("Content"), Some(content));
+    }
+
+    #[test]
+    fn a_json_answer_reads_in_the_schema_of_a_rules_reply() {
+        let parse = |json: &str| serde_json::from_str::<Reply>(json).ok();
+        assert_eq!(
+            parse(r#"{"type":"text","content":"hi"}"#),
+            Some(Reply::text("hi"))
+        );
+        assert_eq!(parse(r#"{"type":"success"}"#), Some(Reply::Success));
+        assert_eq!(
+            parse(r#"{"type":"video","media_id":"m"}"#),
+            Some(Reply::Video {
+                media_id: "m".into(),
+                title: String::new(),
+                description: String::new()
+            })
+        );
+        let news =
+            parse(r#"{"type":"news","articles":[{"title":"t","url":"https://x"}]}"#).unwrap();
+        let Reply::News(news) = news else {
+            panic!("{news:?}");
+        };
+        assert_eq!(news.articles()[0].url, "https://x");
+        assert_eq!(
+            parse(r#"{"type":"transfer_customer_service","kf_account":" "}"#),
+            Some(Reply::TransferCustomerService { kf_account: None })
+        );
+    }
+
+    #[test]
+    fn a_json_answer_that_is_no_valid_reply_is_refused_saying_why() {
+        let refusal = |json: &str| serde_json::from_str::<Reply>(json).unwrap_err().to_string();
+        assert!(refusal(r#"{"type":"text","content":"  "}"#).contains("content must not be empty"));
+        assert!(refusal(r#"{"type":"txt","content":"x"}"#).contains("txt"));
+        assert!(refusal(r#"{"type":"text","content":"x","extra":1}"#).contains("extra"));
+        assert!(refusal(r#"{"content":"x"}"#).contains("type"));
+        assert!(refusal(r#"{"type":"news","articles":[]}"#).contains("at least one"));
+        assert!(refusal(r#"{"type":"music","thumb_media_id":"m","hq":"x"}"#).contains("hq"));
+    }
+
+    #[test]
+    fn a_reply_serializes_to_the_json_it_is_read_from() {
+        let reply = Reply::TransferCustomerService { kf_account: None };
+        assert_eq!(
+            serde_json::to_string(&reply).unwrap(),
+            r#"{"type":"transfer_customer_service"}"#
+        );
+        let news = Reply::News(News::new(vec![article(1)]).unwrap());
+        let json = serde_json::to_value(&news).unwrap();
+        assert_eq!(json["type"], "news");
+        assert_eq!(json["articles"][0]["title"], "t1");
     }
 
     #[test]

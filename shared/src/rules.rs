@@ -1,6 +1,10 @@
 //! Reply rules: the TOML file an account owner edits to decide passive replies without writing
 //! Rust, parsed and validated once at start-up, and the matching that picks a reply.
 //!
+//! Rules name message types and events in the vocabulary of [`crate::message`] and match on the
+//! parsed type, so a message whose details could not be read still meets its rules. A rule's
+//! `reply` is an [`Action`]; today every action is a [`Reply`], in the schema `reply` defines.
+//!
 //! Matching, for one message:
 //! - unknown message types and events: `success`, always;
 //! - events: the first `event` rule (in file order) whose event name matches and, when it has
@@ -16,47 +20,17 @@
 
 use std::future::Future;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::config::{ConfigError, Env, optional};
-use crate::message::{Event, Message, MessageKind};
-use crate::reply::{Article, MessageHandler, Music, News, Reply};
+use crate::message::{EventType, Message, MessageKind, MsgType};
+use crate::reply::{MessageHandler, Reply};
 
 /// The environment variable naming the rules file.
 pub use crate::config::vars::WECHAT_REPLY_RULES as RULES_VARIABLE;
 
 /// The rules used when `WECHAT_REPLY_RULES` is unset.
 pub const BUNDLED_DEFAULT: &str = include_str!("../rules/default.toml");
-
-/// Event names a rule may match, as WeChat spells them (matched ignoring case).
-const KNOWN_EVENTS: &[&str] = &[
-    "subscribe",
-    "unsubscribe",
-    "SCAN",
-    "LOCATION",
-    "CLICK",
-    "VIEW",
-    "scancode_push",
-    "scancode_waitmsg",
-    "pic_sysphoto",
-    "pic_photo_or_album",
-    "pic_weixin",
-    "location_select",
-    "view_miniprogram",
-    "TEMPLATESENDJOBFINISH",
-    "MASSSENDJOBFINISH",
-];
-
-/// User message types a `msg_type` rule may match (events are matched with `event`).
-const KNOWN_MSG_TYPES: &[&str] = &[
-    "text",
-    "image",
-    "voice",
-    "video",
-    "shortvideo",
-    "location",
-    "link",
-];
 
 /// Why a rules file was refused: where in the file, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,24 +43,39 @@ pub enum RulesError {
     Invalid { at: String, problem: String },
 }
 
+/// What a rule does with a message it matches, written as the rule's `reply` table (or as
+/// `welcome` / `default`). Today every action is a passive [`Reply`]; an action that calls out
+/// (a `type = "forward"` to the account's own service) becomes a second variant here, told
+/// apart by the same `type` key, and its answer is a [`Reply`] again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Reply(Reply),
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Through the trait, which checks the reply (see `Reply`).
+        <Reply as Deserialize>::deserialize(deserializer).map(Self::Reply)
+    }
+}
+
 /// Validated reply rules, ready to match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rules {
-    welcome: Option<Reply>,
-    default: Option<Reply>,
-    /// Lowercased keyword and its reply, in file order.
-    exact: Vec<(String, Reply)>,
-    contains: Vec<(String, Reply)>,
+    welcome: Option<Action>,
+    default: Option<Action>,
+    /// Lowercased keyword and its action, in file order.
+    exact: Vec<(String, Action)>,
+    contains: Vec<(String, Action)>,
     events: Vec<EventRule>,
-    msg_types: Vec<(String, Reply)>,
+    msg_types: Vec<(MsgType, Action)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct EventRule {
-    /// Lowercased.
-    event: String,
+    event: EventType,
     event_key: Option<String>,
-    reply: Reply,
+    action: Action,
 }
 
 impl Rules {
@@ -115,17 +104,13 @@ impl Rules {
         }
     }
 
+    /// Parses and checks a rules file. Replies are checked as they are read (so their errors
+    /// carry the TOML position); what ties a rule together is checked per rule (`rule N`).
     pub fn from_toml(text: &str) -> Result<Self, RulesError> {
         let file: RulesFile = toml::from_str(text).map_err(|e| RulesError::Toml(e.to_string()))?;
         let mut rules = Rules {
-            welcome: file
-                .welcome
-                .map(|spec| spec.into_reply("welcome"))
-                .transpose()?,
-            default: file
-                .default
-                .map(|spec| spec.into_reply("default"))
-                .transpose()?,
+            welcome: file.welcome,
+            default: file.default,
             ..Rules::default()
         };
         for (index, spec) in file.rules.into_iter().enumerate() {
@@ -153,64 +138,77 @@ impl Rules {
         if spec.event_key.is_some() && spec.event.is_none() {
             return Err(invalid("event_key is only allowed together with event"));
         }
-        let reply = spec.reply.into_reply(at)?;
+        let action = spec.reply;
         if let Some(keywords) = spec.keyword {
             for keyword in keywords.normalized(at)? {
-                self.exact.push((keyword, reply.clone()));
+                self.exact.push((keyword, action.clone()));
             }
         } else if let Some(keywords) = spec.contains {
             for keyword in keywords.normalized(at)? {
-                self.contains.push((keyword, reply.clone()));
+                self.contains.push((keyword, action.clone()));
             }
         } else if let Some(event) = spec.event {
-            let event = event.trim();
-            if !KNOWN_EVENTS.iter().any(|e| e.eq_ignore_ascii_case(event)) {
+            let Some(event) = EventType::from_wire(&event) else {
                 return Err(invalid(&format!(
-                    "unknown event {event:?} (known: {})",
-                    KNOWN_EVENTS.join(", ")
+                    "unknown event {:?} (known: {})",
+                    event.trim(),
+                    names(EventType::ALL.iter())
                 )));
-            }
+            };
             self.events.push(EventRule {
-                event: event.to_ascii_lowercase(),
+                event,
                 event_key: spec.event_key.map(|k| k.trim().to_string()),
-                reply,
+                action,
             });
         } else if let Some(msg_type) = spec.msg_type {
-            let msg_type = msg_type.trim().to_ascii_lowercase();
-            if !KNOWN_MSG_TYPES.contains(&msg_type.as_str()) {
-                return Err(invalid(&format!(
-                    "unknown msg_type {msg_type:?} (known: {}; match events with `event`)",
-                    KNOWN_MSG_TYPES.join(", ")
-                )));
+            let user_types = MsgType::ALL.iter().filter(|t| **t != MsgType::Event);
+            match MsgType::from_wire(&msg_type) {
+                Some(known) if known != MsgType::Event => self.msg_types.push((known, action)),
+                _ => {
+                    return Err(invalid(&format!(
+                        "unknown msg_type {:?} (known: {}; match events with `event`)",
+                        msg_type.trim().to_ascii_lowercase(),
+                        names(user_types)
+                    )));
+                }
             }
-            self.msg_types.push((msg_type, reply));
         }
         Ok(())
     }
 
-    /// The reply the rules give `msg` (see the module docs for the order).
-    pub fn reply_for(&self, msg: &Message) -> Reply {
-        match &msg.kind {
-            MessageKind::Unknown | MessageKind::Event(Event::Unknown { .. }) => Reply::Success,
-            MessageKind::Event(event) => self.reply_for_event(event, msg),
-            kind => {
-                if let MessageKind::Text { content } = kind
-                    && let Some(reply) = self.reply_for_text(content)
-                {
-                    return reply.clone();
-                }
-                self.msg_types
-                    .iter()
-                    .find(|(msg_type, _)| msg_type.eq_ignore_ascii_case(&msg.msg_type))
-                    .map(|(_, reply)| reply)
+    /// The action the rules take for `msg` (see the module docs for the order); `None` means
+    /// the answer is `success`.
+    pub fn action_for(&self, msg: &Message) -> Option<&Action> {
+        match (msg.known_type?, msg.known_event) {
+            (MsgType::Event, Some(event)) => self.action_for_event(event, msg),
+            // An event this code does not know.
+            (MsgType::Event, None) => None,
+            (msg_type, _) => {
+                let by_content = match &msg.kind {
+                    MessageKind::Text { content } => self.action_for_text(content),
+                    _ => None,
+                };
+                by_content
+                    .or_else(|| {
+                        self.msg_types
+                            .iter()
+                            .find(|(rule_type, _)| *rule_type == msg_type)
+                            .map(|(_, action)| action)
+                    })
                     .or(self.default.as_ref())
-                    .cloned()
-                    .unwrap_or(Reply::Success)
             }
         }
     }
 
-    fn reply_for_text(&self, content: &str) -> Option<&Reply> {
+    /// The reply the rules give `msg` (see the module docs for the order).
+    pub fn reply_for(&self, msg: &Message) -> Reply {
+        match self.action_for(msg) {
+            Some(Action::Reply(reply)) => reply.clone(),
+            None => Reply::Success,
+        }
+    }
+
+    fn action_for_text(&self, content: &str) -> Option<&Action> {
         let content = content.trim().to_lowercase();
         self.exact
             .iter()
@@ -220,27 +218,34 @@ impl Rules {
                     .iter()
                     .find(|(keyword, _)| content.contains(keyword.as_str()))
             })
-            .map(|(_, reply)| reply)
+            .map(|(_, action)| action)
     }
 
-    fn reply_for_event(&self, event: &Event, msg: &Message) -> Reply {
-        let name = msg.event_name().unwrap_or_default();
+    fn action_for_event(&self, event: EventType, msg: &Message) -> Option<&Action> {
         let raw_key = msg.event_key().unwrap_or_default().trim();
+        // Read from the raw key, so that a subscribe with unreadable details still matches.
         let scene = match event {
-            Event::Subscribe { scene, .. } => scene.as_deref(),
+            EventType::Subscribe => raw_key.strip_prefix("qrscene_"),
             _ => None,
         };
         let key_matches = |wanted: &str| wanted == raw_key || Some(wanted) == scene;
-        let matched = self.events.iter().find(|rule| {
-            rule.event.eq_ignore_ascii_case(name)
-                && rule.event_key.as_deref().is_none_or(key_matches)
-        });
+        let matched = self
+            .events
+            .iter()
+            .find(|rule| rule.event == event && rule.event_key.as_deref().is_none_or(key_matches));
         match (matched, event) {
-            (Some(rule), _) => rule.reply.clone(),
-            (None, Event::Subscribe { .. }) => self.welcome.clone().unwrap_or(Reply::Success),
-            (None, _) => Reply::Success,
+            (Some(rule), _) => Some(&rule.action),
+            (None, EventType::Subscribe) => self.welcome.as_ref(),
+            (None, _) => None,
         }
     }
+}
+
+/// `a, b, c`: the names a rule may use, for error messages.
+fn names<T: std::fmt::Display>(all: impl Iterator<Item = T>) -> String {
+    all.map(|name| name.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl MessageHandler for Rules {
@@ -252,8 +257,8 @@ impl MessageHandler for Rules {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesFile {
-    welcome: Option<ReplySpec>,
-    default: Option<ReplySpec>,
+    welcome: Option<Action>,
+    default: Option<Action>,
     #[serde(default)]
     rules: Vec<RuleSpec>,
 }
@@ -266,7 +271,7 @@ struct RuleSpec {
     event: Option<String>,
     event_key: Option<String>,
     msg_type: Option<String>,
-    reply: ReplySpec,
+    reply: Action,
 }
 
 /// `keyword = "help"` or `keyword = ["help", "帮助"]`.
@@ -290,126 +295,6 @@ impl OneOrMany {
             });
         }
         Ok(keywords.iter().map(|k| k.trim().to_lowercase()).collect())
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum ReplySpec {
-    Success,
-    Text {
-        content: String,
-    },
-    Image {
-        media_id: String,
-    },
-    Voice {
-        media_id: String,
-    },
-    Video {
-        media_id: String,
-        #[serde(default)]
-        title: String,
-        #[serde(default)]
-        description: String,
-    },
-    Music {
-        #[serde(default)]
-        title: String,
-        #[serde(default)]
-        description: String,
-        #[serde(default)]
-        music_url: String,
-        #[serde(default)]
-        hq_music_url: String,
-        thumb_media_id: String,
-    },
-    News {
-        articles: Vec<ArticleSpec>,
-    },
-    TransferCustomerService {
-        kf_account: Option<String>,
-    },
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ArticleSpec {
-    title: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    pic_url: String,
-    url: String,
-}
-
-impl ReplySpec {
-    fn into_reply(self, at: &str) -> Result<Reply, RulesError> {
-        let non_blank = |field: &str, value: String| {
-            if value.trim().is_empty() {
-                Err(RulesError::Invalid {
-                    at: at.to_string(),
-                    problem: format!("{field} must not be empty"),
-                })
-            } else {
-                Ok(value)
-            }
-        };
-        let reply = match self {
-            Self::Success => Reply::Success,
-            Self::Text { content } => Reply::Text {
-                content: non_blank("content", content)?,
-            },
-            Self::Image { media_id } => Reply::Image {
-                media_id: non_blank("media_id", media_id)?,
-            },
-            Self::Voice { media_id } => Reply::Voice {
-                media_id: non_blank("media_id", media_id)?,
-            },
-            Self::Video {
-                media_id,
-                title,
-                description,
-            } => Reply::Video {
-                media_id: non_blank("media_id", media_id)?,
-                title,
-                description,
-            },
-            Self::Music {
-                title,
-                description,
-                music_url,
-                hq_music_url,
-                thumb_media_id,
-            } => Reply::Music(Music {
-                title,
-                description,
-                music_url,
-                hq_music_url,
-                thumb_media_id: non_blank("thumb_media_id", thumb_media_id)?,
-            }),
-            Self::News { articles } => {
-                let articles = articles
-                    .into_iter()
-                    .map(|a| {
-                        Ok(Article {
-                            title: non_blank("article title", a.title)?,
-                            description: a.description,
-                            pic_url: a.pic_url,
-                            url: non_blank("article url", a.url)?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, RulesError>>()?;
-                Reply::News(News::new(articles).map_err(|e| RulesError::Invalid {
-                    at: at.to_string(),
-                    problem: e.to_string(),
-                })?)
-            }
-            Self::TransferCustomerService { kf_account } => Reply::TransferCustomerService {
-                kf_account: kf_account.filter(|k| !k.trim().is_empty()),
-            },
-        };
-        Ok(reply)
     }
 }
 
@@ -574,6 +459,63 @@ mod tests {
         );
         let unknown = message("<MsgType>miniprogrampage</MsgType>");
         assert_eq!(rules().reply_for(&unknown), Reply::Success);
+    }
+
+    #[test]
+    fn messages_with_unreadable_details_still_meet_the_rules_of_their_type_and_event() {
+        let image = message("<MsgType>IMAGE</MsgType><PicUrl>u</PicUrl>");
+        assert!(image.detail_error.is_some());
+        assert_eq!(content(rules().reply_for(&image)), "nice picture");
+        let click = event("click", "V1001").fields.clone();
+        let mut click = Message::from_fields(click).unwrap();
+        click.kind = MessageKind::Event(crate::message::Event::Unknown {
+            name: "click".into(),
+        });
+        assert_eq!(content(rules().reply_for(&click)), "click V1001");
+        let subscribe = message(
+            "<MsgType>event</MsgType><Event>subscribe</Event><EventKey>qrscene_promo</EventKey>",
+        );
+        assert_eq!(content(rules().reply_for(&subscribe)), "promo subscribe");
+    }
+
+    #[test]
+    fn a_matched_rule_yields_its_action_and_no_match_yields_none() {
+        assert_eq!(
+            rules().action_for(&text("价目表")),
+            Some(&Action::Reply(Reply::text("exact price list")))
+        );
+        assert_eq!(rules().action_for(&event("VIEW", "https://x")), None);
+    }
+
+    #[test]
+    fn a_bad_reply_anywhere_is_refused_with_its_line_and_problem() {
+        let toml = "[[rules]]\nkeyword = \"a\"\nreply = { type = \"text\", content = \"\" }\n";
+        let err = Rules::from_toml(toml).unwrap_err().to_string();
+        assert!(
+            err.contains("line 3") && err.contains("content must not be empty"),
+            "{err}"
+        );
+        let toml = "[[rules]]\nmsg_type = \"text\"\n[rules.reply]\ntype = \"news\"\n[[rules.reply.articles]]\ntitle = \"t\"\nurl = \" \"\n";
+        let err = Rules::from_toml(toml).unwrap_err().to_string();
+        assert!(err.contains("article url must not be empty"), "{err}");
+    }
+
+    #[test]
+    fn unknown_names_are_listed_from_the_one_vocabulary() {
+        let err = Rules::from_toml("[[rules]]\nevent = \"CLIK\"\nreply = { type = \"success\" }")
+            .unwrap_err()
+            .to_string();
+        for event in EventType::ALL {
+            assert!(err.contains(event.as_str()), "{err}");
+        }
+        let err =
+            Rules::from_toml("[[rules]]\nmsg_type = \"event\"\nreply = { type = \"success\" }")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("shortvideo") && err.contains("match events with `event`"),
+            "{err}"
+        );
     }
 
     #[test]

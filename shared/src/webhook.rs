@@ -1,7 +1,9 @@
 //! The WeChat webhook: server URL verification (`GET /wechat`) and two-way messaging
 //! (`POST /wechat`) in plaintext, compatible and safe mode. Owns the webhook's configuration,
 //! the order of checks (body size → signature → timestamp window → msg_signature and
-//! decryption → parse), and the mapping of every refusal to an HTTP status.
+//! decryption → parse), and the mapping of every refusal to an HTTP status. Once a push is
+//! authenticated, only a broken envelope or hostile XML is refused: unreadable details are
+//! logged at warn and the push is answered by its type (see [`crate::message`]).
 
 use std::sync::Arc;
 
@@ -43,7 +45,7 @@ pub struct WebhookConfig {
 
 impl WebhookConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let token = Secret::new(required(env, TOKEN_VARIABLE)?);
+        let token = Secret::new(token(env)?);
         let app_id = optional(env, APP_ID_VARIABLE);
         let crypto = match optional(env, ENCODING_AES_KEY_VARIABLE) {
             None => None,
@@ -76,6 +78,36 @@ impl WebhookConfig {
             require_encryption,
         })
     }
+}
+
+/// Shortest and longest Token the WeChat console accepts.
+pub const TOKEN_LENGTHS: std::ops::RangeInclusive<usize> = 3..=32;
+
+/// `WECHAT_TOKEN`, held to the console's rule (3–32 ASCII letters or digits, as template.yaml's
+/// `WeChatToken` parameter) so that a typo shows at start-up, not in the WeChat console.
+fn token(env: &impl Env) -> Result<String, ConfigError> {
+    let token = required(env, TOKEN_VARIABLE)?;
+    if !TOKEN_LENGTHS.contains(&token.len()) || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        // The value is a secret: say what is wrong with it, never what it is.
+        return Err(ConfigError::new(
+            TOKEN_VARIABLE,
+            format!(
+                "must be {} to {} letters or digits (A-Z, a-z, 0-9), as in the WeChat console (this one has {} characters)",
+                TOKEN_LENGTHS.start(),
+                TOKEN_LENGTHS.end(),
+                token.chars().count()
+            ),
+        ));
+    }
+    if token.len() < *TOKEN_LENGTHS.end() {
+        // One observed signature lets anyone brute-force a short token offline (SHA-1).
+        tracing::warn!(
+            variable = TOKEN_VARIABLE,
+            length = token.len(),
+            "the token is shorter than 32 characters; a random 32-character token resists offline guessing"
+        );
+    }
+    Ok(token)
 }
 
 /// Why a webhook request was refused. [`WebhookError::status`] is the one mapping to HTTP.
@@ -208,7 +240,10 @@ impl<H: MessageHandler> Webhook<H> {
             Ok(echostr)
         });
         match checked {
-            Ok(echostr) => text(StatusCode::OK, echostr),
+            Ok(echostr) => {
+                tracing::info!("server URL verified");
+                text(StatusCode::OK, echostr)
+            }
             Err(e) => e.into_response(),
         }
     }
@@ -265,6 +300,15 @@ impl<H: MessageHandler> Webhook<H> {
             encrypted,
             "message received"
         );
+        if let Some(problem) = &msg.detail_error {
+            // Authenticated, so never refused: WeChat would show the user an error.
+            tracing::warn!(
+                msg_type = %msg.msg_type,
+                event = msg.event_name().unwrap_or_default(),
+                %problem,
+                "message details unreadable; handled by its type and raw fields"
+            );
+        }
 
         let reply = self.handler.reply(&msg).await;
         let now = self.clock.now_s();
@@ -381,7 +425,7 @@ mod tests {
 
     #[test]
     fn plaintext_mode_needs_only_the_token() {
-        let config = WebhookConfig::from_env(&[(TOKEN_VARIABLE, "t")]).unwrap();
+        let config = WebhookConfig::from_env(&[(TOKEN_VARIABLE, "token")]).unwrap();
         assert!(config.crypto.is_none());
         assert_eq!(config.max_clock_skew_secs, DEFAULT_MAX_CLOCK_SKEW_SECS);
         assert!(!config.require_encryption);
@@ -389,9 +433,39 @@ mod tests {
     }
 
     #[test]
+    fn a_token_outside_the_consoles_rule_is_refused_naming_the_variable_not_the_value() {
+        let long = "a".repeat(33);
+        for bad in [
+            "x",
+            "ab",
+            "my token!",
+            "dev-token",
+            "中文令牌abc",
+            long.as_str(),
+        ] {
+            let err = WebhookConfig::from_env(&[(TOKEN_VARIABLE, bad)]).unwrap_err();
+            assert_eq!(err.variable, TOKEN_VARIABLE, "{bad}");
+            assert!(
+                err.to_string().contains("3 to 32 letters or digits"),
+                "{err}"
+            );
+            if bad.len() > 2 {
+                assert!(!err.to_string().contains(bad), "{err}");
+            }
+        }
+        let longest = "Z9".repeat(16);
+        for good in ["abc", "devtoken123", longest.as_str()] {
+            assert!(
+                WebhookConfig::from_env(&[(TOKEN_VARIABLE, good)]).is_ok(),
+                "{good}"
+            );
+        }
+    }
+
+    #[test]
     fn a_key_needs_an_app_id() {
         let err =
-            WebhookConfig::from_env(&[(TOKEN_VARIABLE, "t"), (ENCODING_AES_KEY_VARIABLE, KEY)])
+            WebhookConfig::from_env(&[(TOKEN_VARIABLE, "token"), (ENCODING_AES_KEY_VARIABLE, KEY)])
                 .unwrap_err();
         assert_eq!(err.variable, APP_ID_VARIABLE);
     }
@@ -400,7 +474,7 @@ mod tests {
     fn a_key_of_the_wrong_length_is_named_but_not_shown() {
         let key = "tooshortkey";
         let err = WebhookConfig::from_env(&[
-            (TOKEN_VARIABLE, "t"),
+            (TOKEN_VARIABLE, "token"),
             (APP_ID_VARIABLE, "wx1"),
             (ENCODING_AES_KEY_VARIABLE, key),
         ])
@@ -413,7 +487,7 @@ mod tests {
     #[test]
     fn requiring_encryption_without_a_key_is_a_configuration_error() {
         let err = WebhookConfig::from_env(&[
-            (TOKEN_VARIABLE, "t"),
+            (TOKEN_VARIABLE, "token"),
             (REQUIRE_ENCRYPTION_VARIABLE, "true"),
         ])
         .unwrap_err();
@@ -423,7 +497,7 @@ mod tests {
     #[test]
     fn safe_mode_settings_are_read() {
         let config = WebhookConfig::from_env(&[
-            (TOKEN_VARIABLE, "t"),
+            (TOKEN_VARIABLE, "token"),
             (APP_ID_VARIABLE, "wx1"),
             (ENCODING_AES_KEY_VARIABLE, KEY),
             (MAX_CLOCK_SKEW_VARIABLE, "60"),
@@ -438,7 +512,7 @@ mod tests {
     #[test]
     fn a_bad_skew_is_named() {
         let err =
-            WebhookConfig::from_env(&[(TOKEN_VARIABLE, "t"), (MAX_CLOCK_SKEW_VARIABLE, "-5")])
+            WebhookConfig::from_env(&[(TOKEN_VARIABLE, "token"), (MAX_CLOCK_SKEW_VARIABLE, "-5")])
                 .unwrap_err();
         assert_eq!(err.variable, MAX_CLOCK_SKEW_VARIABLE);
     }
