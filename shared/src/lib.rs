@@ -1,9 +1,10 @@
 //! WeChat Official Account backend: everything the Lambda functions share.
 //!
 //! Protocol (`signature`, `crypto`, `message`, `reply`, `rules`, `webhook`), access tokens
-//! (`token`), web authorization (`oauth`, `session`), storage ports (`store`) and their adapters
-//! (`dynamo`, `embedded`), the WeChat API client (`wechat_api`), and the fake WeChat API used by
-//! tests and local runs (`fake_wechat`, feature `fake-wechat`).
+//! (`token`), web authorization and its sessions (`oauth`), storage (`store`: the table kernel and
+//! the domain ports built on it) and the kernel's two adapters (`dynamo`, `embedded`), the WeChat
+//! API client (`wechat_api`), and the fake WeChat API used by tests and local runs (`fake_wechat`,
+//! feature `fake-wechat`).
 
 pub mod clock;
 pub mod config;
@@ -15,7 +16,6 @@ pub mod message;
 pub mod oauth;
 pub mod reply;
 pub mod rules;
-pub mod session;
 pub mod signature;
 pub mod store;
 pub mod token;
