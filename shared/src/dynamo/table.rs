@@ -1,7 +1,8 @@
-//! The table kernel on DynamoDB: items mapped to attributes by `serde_dynamo`, conditions and
-//! updates rendered as expressions in which every attribute name is a placeholder (so reserved
-//! words such as `status`, `ttl` or `owner` need no care), and `ConditionalCheckFailedException`
-//! turned into [`WriteOutcome::ConditionFailed`] in exactly one place.
+//! The table kernel on DynamoDB: stored forms mapped to attributes and back by `serde_dynamo`,
+//! conditions and updates rendered as expressions in which every attribute name is a placeholder
+//! (so reserved words such as `status`, `ttl` or `owner` need no care), and
+//! `ConditionalCheckFailedException` turned into [`WriteOutcome::ConditionFailed`] in exactly one
+//! place.
 
 use std::collections::HashMap;
 
@@ -11,92 +12,72 @@ use serde_json::Value;
 
 use super::DynamoTable;
 use crate::store::StoreError;
-use crate::store::table::{Condition, Item, PK, Stored, Table, Update, WriteOutcome, key};
+use crate::store::table::{Change, Condition, PK, Table, Update, WriteOutcome};
 
 type Attributes = HashMap<String, AttributeValue>;
 
+/// Put, update and delete requests are different types with the same condition setters: set the
+/// condition and its placeholders, send, and map the result to a [`WriteOutcome`].
+macro_rules! send_conditional {
+    ($request:expr, $condition:expr, $expression:expr) => {{
+        let (names, values) = $expression.placeholders();
+        let result = $request
+            .set_condition_expression($condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .send()
+            .await;
+        outcome(result)
+    }};
+}
+
 impl Table for DynamoTable {
-    async fn get<I: Item>(&self, id: &str) -> Result<Option<I>, StoreError> {
-        let pk = key::<I>(id);
+    async fn read(&self, pk: &str) -> Result<Option<Value>, StoreError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key(PK, AttributeValue::S(pk.clone()))
+            .key(PK, AttributeValue::S(pk.to_string()))
             .consistent_read(true)
             .send()
             .await
             .map_err(unavailable)?;
         output
             .item
-            .map(|item| serde_dynamo::from_item(item).map_err(|e| corrupt(&pk, e)))
+            .map(|item| serde_dynamo::from_item(item).map_err(|e| corrupt(pk, e)))
             .transpose()
     }
 
-    async fn put<I: Item>(
+    async fn write(
         &self,
-        id: &str,
-        item: &I,
+        pk: &str,
+        change: Change,
         condition: Option<Condition>,
     ) -> Result<WriteOutcome, StoreError> {
-        let attributes: Attributes =
-            serde_dynamo::to_item(Stored::new(id, item)).map_err(|e| corrupt(&key::<I>(id), e))?;
         let mut expression = Expression::default();
         let condition = condition.map(|c| expression.condition(&c)).transpose()?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(attributes))
-            .set_condition_expression(condition)
-            .set_expression_attribute_names(expression.names())
-            .set_expression_attribute_values(expression.values())
-            .send()
-            .await;
-        outcome(result)
-    }
-
-    async fn update<I: Item>(
-        &self,
-        id: &str,
-        update: Update,
-        condition: Condition,
-    ) -> Result<WriteOutcome, StoreError> {
-        let mut expression = Expression::default();
-        let changes = expression.update(&update)?;
-        let condition = expression.condition(&condition)?;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(key::<I>(id)))
-            .update_expression(changes)
-            .condition_expression(condition)
-            .set_expression_attribute_names(expression.names())
-            .set_expression_attribute_values(expression.values())
-            .send()
-            .await;
-        outcome(result)
-    }
-
-    async fn delete<I: Item>(
-        &self,
-        id: &str,
-        condition: Condition,
-    ) -> Result<WriteOutcome, StoreError> {
-        let mut expression = Expression::default();
-        let condition = expression.condition(&condition)?;
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(key::<I>(id)))
-            .condition_expression(condition)
-            .set_expression_attribute_names(expression.names())
-            .set_expression_attribute_values(expression.values())
-            .send()
-            .await;
-        outcome(result)
+        let key = AttributeValue::S(pk.to_string());
+        let table = &self.table;
+        match change {
+            Change::Put(stored) => {
+                let item: Attributes = serde_dynamo::to_item(stored).map_err(|e| corrupt(pk, e))?;
+                let request = self
+                    .client
+                    .put_item()
+                    .table_name(table)
+                    .set_item(Some(item));
+                send_conditional!(request, condition, expression)
+            }
+            Change::Update(update) => {
+                let changes = expression.update(&update)?;
+                let request = self.client.update_item().table_name(table).key(PK, key);
+                send_conditional!(request.update_expression(changes), condition, expression)
+            }
+            Change::Delete => {
+                let request = self.client.delete_item().table_name(table).key(PK, key);
+                send_conditional!(request, condition, expression)
+            }
+        }
     }
 }
 
@@ -206,13 +187,11 @@ impl Expression {
         Ok(clauses.join(" "))
     }
 
-    /// DynamoDB refuses empty placeholder maps: `None` when there are none.
-    fn names(&self) -> Option<HashMap<String, String>> {
-        (!self.names.is_empty()).then(|| self.names.clone())
-    }
-
-    fn values(&self) -> Option<Attributes> {
-        (!self.values.is_empty()).then(|| self.values.clone())
+    /// The name and value placeholders; `None` for an empty map, which DynamoDB refuses.
+    fn placeholders(self) -> (Option<HashMap<String, String>>, Option<Attributes>) {
+        let names = (!self.names.is_empty()).then_some(self.names);
+        let values = (!self.values.is_empty()).then_some(self.values);
+        (names, values)
     }
 }
 
@@ -257,6 +236,6 @@ mod tests {
             "SET #a0 = :v0, #a1 = :v1 REMOVE #a2"
         );
         assert_eq!(expression.values[":v1"], AttributeValue::N("7".into()));
-        assert!(Expression::default().values().is_none());
+        assert_eq!(Expression::default().placeholders(), (None, None));
     }
 }

@@ -1,84 +1,57 @@
-//! The table kernel on the embedded store: items serialized to JSON as [`Stored`] (the same
-//! shape the DynamoDB adapter writes), and every conditional write checked and applied inside one
-//! `transact`, with DynamoDB's semantics (a comparison on an absent item or attribute is false; an
-//! update whose condition holds on an absent item creates it).
+//! The table kernel on the embedded store: stored forms kept as JSON (the same attributes the
+//! DynamoDB adapter writes), every conditional write checked and applied inside one `transact`,
+//! with DynamoDB's semantics (a comparison on an absent item or attribute is false; an update
+//! whose condition holds on an absent item creates it).
 
 use serde_json::{Map, Value};
 
 use super::EmbeddedStore;
 use crate::store::StoreError;
-use crate::store::table::{Condition, Item, PK, Stored, Table, Update, WriteOutcome, key};
+use crate::store::table::WriteOutcome::{Applied, ConditionFailed};
+use crate::store::table::{Change, Condition, PK, Table, Update};
 
 impl Table for EmbeddedStore {
-    async fn get<I: Item>(&self, id: &str) -> Result<Option<I>, StoreError> {
-        let pk = key::<I>(id);
-        self.item_json(&pk)?
-            .map(|stored| serde_json::from_value(stored).map_err(|e| corrupt(&pk, e)))
-            .transpose()
+    async fn read(&self, pk: &str) -> Result<Option<Value>, StoreError> {
+        self.item_json(pk)
     }
 
-    async fn put<I: Item>(
+    async fn write(
         &self,
-        id: &str,
-        item: &I,
+        pk: &str,
+        change: Change,
         condition: Option<Condition>,
-    ) -> Result<WriteOutcome, StoreError> {
-        let pk = key::<I>(id);
-        let stored = serde_json::to_value(Stored::new(id, item)).map_err(|e| corrupt(&pk, e))?;
-        self.write(pk, condition.as_ref(), |_| Some(stored))
-    }
-
-    async fn update<I: Item>(
-        &self,
-        id: &str,
-        update: Update,
-        condition: Condition,
-    ) -> Result<WriteOutcome, StoreError> {
-        let pk = key::<I>(id);
-        let new_item = Value::Object(Map::from_iter([(PK.to_string(), Value::from(pk.clone()))]));
-        self.write(pk, Some(&condition), |stored| {
-            let mut item = stored.cloned().unwrap_or(new_item);
-            if let Value::Object(attributes) = &mut item {
-                for (name, value) in update.set {
-                    attributes.insert(name.to_string(), value);
-                }
-                for name in update.remove {
-                    attributes.remove(name);
-                }
+    ) -> Result<crate::store::table::WriteOutcome, StoreError> {
+        self.transact(|items| {
+            let stored = items.get(pk);
+            if !condition.is_none_or(|c| holds(&c, stored)) {
+                return (ConditionFailed, false);
             }
-            Some(item)
+            match change {
+                Change::Put(item) => items.insert(pk.to_string(), Value::Object(item)),
+                Change::Update(update) => {
+                    let updated = updated(pk, stored, update);
+                    items.insert(pk.to_string(), updated)
+                }
+                Change::Delete => items.remove(pk),
+            };
+            (Applied, true)
         })
-    }
-
-    async fn delete<I: Item>(
-        &self,
-        id: &str,
-        condition: Condition,
-    ) -> Result<WriteOutcome, StoreError> {
-        self.write(key::<I>(id), Some(&condition), |_| None)
     }
 }
 
-impl EmbeddedStore {
-    /// If `condition` holds for the item at `pk`, replace it with `change(stored)` (`None`: delete).
-    fn write(
-        &self,
-        pk: String,
-        condition: Option<&Condition>,
-        change: impl FnOnce(Option<&Value>) -> Option<Value>,
-    ) -> Result<WriteOutcome, StoreError> {
-        self.transact(|items| {
-            let stored = items.get(&pk);
-            if !condition.is_none_or(|c| holds(c, stored)) {
-                return (WriteOutcome::ConditionFailed, false);
-            }
-            match change(stored) {
-                Some(item) => items.insert(pk, item),
-                None => items.remove(&pk),
-            };
-            (WriteOutcome::Applied, true)
-        })
+/// `stored` (or a new item with only its key) with `update` applied.
+fn updated(pk: &str, stored: Option<&Value>, update: Update) -> Value {
+    let mut attributes = match stored {
+        Some(Value::Object(attributes)) => attributes.clone(),
+        _ => Map::from_iter([(PK.to_string(), Value::from(pk))]),
+    };
+    for (name, value) in update.set {
+        attributes.insert(name.to_string(), value);
     }
+    for name in update.remove {
+        attributes.remove(name);
+    }
+    Value::Object(attributes)
 }
 
 /// Whether `condition` holds for `item` (`None`: no item stored).
@@ -93,10 +66,6 @@ fn holds(condition: &Condition, item: Option<&Value>) -> bool {
         Condition::All(all) => all.iter().all(|c| holds(c, item)),
         Condition::Any(any) => any.iter().any(|c| holds(c, item)),
     }
-}
-
-fn corrupt(pk: &str, err: serde_json::Error) -> StoreError {
-    StoreError::Corrupt(format!("{pk}: {err}"))
 }
 
 #[cfg(test)]

@@ -158,7 +158,7 @@ impl Item for StateItem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::table::Stored;
+    use crate::store::table::stored_form;
 
     fn completed() -> AuthState {
         AuthState {
@@ -186,8 +186,9 @@ mod tests {
 
     #[test]
     fn the_status_is_stored_as_its_name_and_unknown_names_are_refused() {
-        let stored =
-            serde_json::to_value(Stored::new("ab", &StateItem::from_state(&completed()))).unwrap();
+        let stored = serde_json::Value::Object(
+            stored_form("ab", &StateItem::from_state(&completed())).unwrap(),
+        );
         assert_eq!(stored["status"], "completed");
         assert_eq!(stored["openid"], "o1");
         assert_eq!(stored["scope"], "snsapi_base");

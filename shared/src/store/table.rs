@@ -1,9 +1,11 @@
-//! The table kernel: the few operations every stored item goes through, implemented once for
-//! DynamoDB (`crate::dynamo`) and once for the embedded store (`crate::embedded`).
+//! The table kernel: the few operations every stored item goes through.
 //!
-//! An item is a serde struct implementing [`Item`]. Both adapters store it as [`Stored`]: `pk`
-//! (the item's key prefix and id), the struct's own fields, and `ttl` when the item has one, so
-//! the two store the same shape by construction. Conditions and updates are typed values
+//! An item is a serde struct implementing [`Item`]. Its stored form is computed once, here
+//! ([`stored_form`]): `pk` (the item's key prefix and id), the struct's own fields, and `ttl` when
+//! the item has one. Adapters implement only [`Table::read`] and [`Table::write`] on stored forms
+//! (as JSON: DynamoDB maps it to attributes with `serde_dynamo`, the embedded store keeps it as
+//! is), so both store the same shape by construction; the typed operations (`get`, `put`,
+//! `update`, `delete`) are provided on top. Conditions and updates are typed values
 //! ([`Condition`], [`Update`]) that each adapter interprets: DynamoDB renders them as expressions,
 //! the embedded store evaluates them under its lock. A failed condition is
 //! [`WriteOutcome::ConditionFailed`], never an error; each port turns it into its domain outcome.
@@ -12,7 +14,7 @@ use std::future::Future;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::store::StoreError;
 
@@ -23,8 +25,8 @@ pub const TTL: &str = "ttl";
 /// The attribute compare-and-swap writes check ([`Condition::version`]).
 pub const VERSION: &str = "version";
 
-/// A type stored as one item of the table. Its fields must not be named `pk` or `ttl`: the
-/// kernel writes those.
+/// A type stored as one item of the table. It must serialize as a struct (a map) with no field
+/// named `pk` or `ttl`: the kernel writes those.
 pub trait Item: Serialize + DeserializeOwned + Send + Sync {
     /// The key prefix: the item's partition key is this followed by its id (`token#<app_id>`).
     const PREFIX: &'static str;
@@ -39,24 +41,19 @@ pub fn key<I: Item>(id: &str) -> String {
     format!("{}{id}", I::PREFIX)
 }
 
-/// What both adapters serialize for an item: `pk`, the item's fields, `ttl` if any.
-#[derive(Serialize)]
-pub struct Stored<'a, I> {
-    pk: String,
-    #[serde(flatten)]
-    item: &'a I,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ttl: Option<i64>,
-}
-
-impl<'a, I: Item> Stored<'a, I> {
-    pub fn new(id: &str, item: &'a I) -> Self {
-        Self {
-            pk: key::<I>(id),
-            item,
-            ttl: item.ttl(),
-        }
+/// The attributes stored for `item`: `pk`, its fields, `ttl` if it has one.
+pub fn stored_form<I: Item>(id: &str, item: &I) -> Result<Map<String, Value>, StoreError> {
+    let pk = key::<I>(id);
+    let Value::Object(mut attributes) =
+        serde_json::to_value(item).map_err(|e| StoreError::Corrupt(format!("{pk}: {e}")))?
+    else {
+        return Err(StoreError::Corrupt(format!("{pk}: not stored as a struct")));
+    };
+    if let Some(ttl) = item.ttl() {
+        attributes.insert(TTL.to_string(), ttl.into());
     }
+    attributes.insert(PK.to_string(), pk.into());
+    Ok(attributes)
 }
 
 /// A condition on the stored item, checked atomically with the write. On an absent item every
@@ -122,11 +119,43 @@ pub enum WriteOutcome {
     ConditionFailed,
 }
 
-/// The storage kernel. Reads are strongly consistent: every conditional decision is made on what
+/// What a write does to the item at a key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Store this whole stored form (from [`stored_form`]), replacing any item.
+    Put(Map<String, Value>),
+    /// Change some attributes; on an absent item (only if the condition allows it) create it.
+    Update(Update),
+    Delete,
+}
+
+/// The storage kernel. Adapters implement `read` and `write`; items go through the provided
+/// typed operations. Reads are strongly consistent: every conditional decision is made on what
 /// was read, so a stale read would be a bug.
 pub trait Table: Send + Sync {
+    /// The stored form of the item at partition key `pk`.
+    fn read(&self, pk: &str) -> impl Future<Output = Result<Option<Value>, StoreError>> + Send;
+
+    /// Apply `change` to the item at `pk` if `condition` holds (`None`: unconditionally).
+    fn write(
+        &self,
+        pk: &str,
+        change: Change,
+        condition: Option<Condition>,
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
+
     /// The item `I` with `id`, expired or not.
-    fn get<I: Item>(&self, id: &str) -> impl Future<Output = Result<Option<I>, StoreError>> + Send;
+    fn get<I: Item>(&self, id: &str) -> impl Future<Output = Result<Option<I>, StoreError>> + Send {
+        async move {
+            let pk = key::<I>(id);
+            let Some(stored) = self.read(&pk).await? else {
+                return Ok(None);
+            };
+            serde_json::from_value(stored)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("{pk}: {e}")))
+        }
+    }
 
     /// Store the whole item if `condition` holds (`None`: unconditionally).
     fn put<I: Item>(
@@ -134,7 +163,13 @@ pub trait Table: Send + Sync {
         id: &str,
         item: &I,
         condition: Option<Condition>,
-    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
+        async move {
+            let stored = stored_form(id, item)?;
+            self.write(&key::<I>(id), Change::Put(stored), condition)
+                .await
+        }
+    }
 
     /// Change attributes of the stored item `I` if `condition` holds.
     fn update<I: Item>(
@@ -142,14 +177,24 @@ pub trait Table: Send + Sync {
         id: &str,
         update: Update,
         condition: Condition,
-    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
+        async move {
+            self.write(&key::<I>(id), Change::Update(update), Some(condition))
+                .await
+        }
+    }
 
     /// Delete the item `I` if `condition` holds.
     fn delete<I: Item>(
         &self,
         id: &str,
         condition: Condition,
-    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
+        async move {
+            self.write(&key::<I>(id), Change::Delete, Some(condition))
+                .await
+        }
+    }
 }
 
 /// `#[serde(with = "secret_string")]`: a `Secret<String>` stored as its plain string.
@@ -185,13 +230,31 @@ mod tests {
 
     #[test]
     fn the_stored_form_is_key_fields_and_ttl() {
-        let with_ttl = serde_json::to_value(Stored::new("a", &Probe { n: 5 })).unwrap();
+        let with_ttl = Value::Object(stored_form("a", &Probe { n: 5 }).unwrap());
         assert_eq!(
             with_ttl,
             serde_json::json!({"pk": "probe#a", "n": 5, "ttl": 5})
         );
-        let kept = serde_json::to_value(Stored::new("b", &Probe { n: 0 })).unwrap();
+        let kept = Value::Object(stored_form("b", &Probe { n: 0 }).unwrap());
         assert_eq!(kept, serde_json::json!({"pk": "probe#b", "n": 0}));
+    }
+
+    #[derive(Serialize, serde::Deserialize)]
+    struct NotAStruct(i64);
+
+    impl Item for NotAStruct {
+        const PREFIX: &'static str = "bad#";
+        fn ttl(&self) -> Option<i64> {
+            None
+        }
+    }
+
+    #[test]
+    fn an_item_that_is_not_a_struct_is_refused() {
+        assert!(matches!(
+            stored_form("x", &NotAStruct(1)),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[test]

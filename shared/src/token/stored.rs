@@ -104,7 +104,7 @@ impl Item for QuotaRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::table::Stored;
+    use crate::store::table::stored_form;
     use serde_json::json;
 
     #[test]
@@ -116,7 +116,7 @@ mod tests {
             version: 1,
         };
         assert_eq!(
-            serde_json::to_value(Stored::new("wx1", &token)).unwrap(),
+            serde_json::Value::Object(stored_form("wx1", &token).unwrap()),
             json!({"pk": "token#wx1", "access_token": "t", "expires_at_ms": 7_200_000,
                    "fetched_at_ms": 0, "version": 1, "ttl": 7_200 + TTL_GRACE_S})
         );
@@ -125,11 +125,11 @@ mod tests {
             until_ms: 10_000,
         };
         assert_eq!(
-            serde_json::to_value(Stored::new("wx1", &lease)).unwrap(),
+            serde_json::Value::Object(stored_form("wx1", &lease).unwrap()),
             json!({"pk": "lease#wx1", "owner": "me", "lease_until_ms": 10_000, "ttl": 70})
         );
-        let quota = serde_json::to_value(Stored::new("wx1", &QuotaRecord::default())).unwrap();
-        let mut names: Vec<_> = quota.as_object().unwrap().keys().cloned().collect();
+        let quota = stored_form("wx1", &QuotaRecord::default()).unwrap();
+        let mut names: Vec<_> = quota.keys().cloned().collect();
         names.sort();
         assert_eq!(
             names,
