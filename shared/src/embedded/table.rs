@@ -7,8 +7,7 @@ use serde_json::{Map, Value};
 
 use super::EmbeddedStore;
 use crate::store::StoreError;
-use crate::store::table::WriteOutcome::{Applied, ConditionFailed};
-use crate::store::table::{Change, Condition, PK, Table, Update};
+use crate::store::table::{Change, Condition, PK, Table, Update, WriteOutcome};
 
 impl Table for EmbeddedStore {
     async fn read(&self, pk: &str) -> Result<Option<Value>, StoreError> {
@@ -20,11 +19,11 @@ impl Table for EmbeddedStore {
         pk: &str,
         change: Change,
         condition: Option<Condition>,
-    ) -> Result<crate::store::table::WriteOutcome, StoreError> {
+    ) -> Result<WriteOutcome, StoreError> {
         self.transact(|items| {
             let stored = items.get(pk);
             if !condition.is_none_or(|c| holds(&c, stored)) {
-                return (ConditionFailed, false);
+                return (WriteOutcome::ConditionFailed, false);
             }
             match change {
                 Change::Put(item) => items.insert(pk.to_string(), Value::Object(item)),
@@ -34,7 +33,7 @@ impl Table for EmbeddedStore {
                 }
                 Change::Delete => items.remove(pk),
             };
-            (Applied, true)
+            (WriteOutcome::Applied, true)
         })
     }
 }
