@@ -50,17 +50,18 @@ impl Table for DynamoTable {
 
     async fn write(
         &self,
-        pk: &str,
+        pk: String,
         change: Change,
         condition: Option<Condition>,
     ) -> Result<WriteOutcome, StoreError> {
         let mut expression = Expression::default();
         let condition = condition.map(|c| expression.condition(&c)).transpose()?;
-        let key = AttributeValue::S(pk.to_string());
+        let key = AttributeValue::S(pk.clone());
         let table = &self.table;
         match change {
             Change::Put(stored) => {
-                let item: Attributes = serde_dynamo::to_item(stored).map_err(|e| corrupt(pk, e))?;
+                let item: Attributes =
+                    serde_dynamo::to_item(stored).map_err(|e| corrupt(&pk, e))?;
                 let request = self
                     .client
                     .put_item()

@@ -16,22 +16,22 @@ impl Table for EmbeddedStore {
 
     async fn write(
         &self,
-        pk: &str,
+        pk: String,
         change: Change,
         condition: Option<Condition>,
     ) -> Result<WriteOutcome, StoreError> {
         self.transact(|items| {
-            let stored = items.get(pk);
+            let stored = items.get(&pk);
             if !condition.is_none_or(|c| holds(&c, stored)) {
                 return (WriteOutcome::ConditionFailed, false);
             }
             match change {
-                Change::Put(item) => items.insert(pk.to_string(), Value::Object(item)),
+                Change::Put(item) => items.insert(pk, Value::Object(item)),
                 Change::Update(update) => {
-                    let updated = updated(pk, stored, update);
-                    items.insert(pk.to_string(), updated)
+                    let updated = updated(&pk, stored, update);
+                    items.insert(pk, updated)
                 }
-                Change::Delete => items.remove(pk),
+                Change::Delete => items.remove(&pk),
             };
             (WriteOutcome::Applied, true)
         })

@@ -139,7 +139,7 @@ pub trait Table: Send + Sync {
     /// Apply `change` to the item at `pk` if `condition` holds (`None`: unconditionally).
     fn write(
         &self,
-        pk: &str,
+        pk: String,
         change: Change,
         condition: Option<Condition>,
     ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
@@ -166,7 +166,7 @@ pub trait Table: Send + Sync {
     ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
         async move {
             let stored = stored_form(id, item)?;
-            self.write(&key::<I>(id), Change::Put(stored), condition)
+            self.write(key::<I>(id), Change::Put(stored), condition)
                 .await
         }
     }
@@ -178,10 +178,7 @@ pub trait Table: Send + Sync {
         update: Update,
         condition: Condition,
     ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
-        async move {
-            self.write(&key::<I>(id), Change::Update(update), Some(condition))
-                .await
-        }
+        self.write(key::<I>(id), Change::Update(update), Some(condition))
     }
 
     /// Delete the item `I` if `condition` holds.
@@ -190,10 +187,7 @@ pub trait Table: Send + Sync {
         id: &str,
         condition: Condition,
     ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
-        async move {
-            self.write(&key::<I>(id), Change::Delete, Some(condition))
-                .await
-        }
+        self.write(key::<I>(id), Change::Delete, Some(condition))
     }
 }
 

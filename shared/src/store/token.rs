@@ -93,8 +93,11 @@ pub trait TokenStore: Send + Sync {
 }
 
 impl<T: Table> TokenStore for T {
-    async fn read_token(&self, app_id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        self.get(app_id).await
+    fn read_token(
+        &self,
+        app_id: &str,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send {
+        self.get(app_id)
     }
 
     async fn write_token(
@@ -134,12 +137,18 @@ impl<T: Table> TokenStore for T {
         self.delete::<Lease>(app_id, ours).await.map(drop)
     }
 
-    async fn read_lease(&self, app_id: &str) -> Result<Option<Lease>, StoreError> {
-        self.get(app_id).await
+    fn read_lease(
+        &self,
+        app_id: &str,
+    ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send {
+        self.get(app_id)
     }
 
-    async fn read_quota(&self, app_id: &str) -> Result<Option<QuotaRecord>, StoreError> {
-        self.get(app_id).await
+    fn read_quota(
+        &self,
+        app_id: &str,
+    ) -> impl Future<Output = Result<Option<QuotaRecord>, StoreError>> + Send {
+        self.get(app_id)
     }
 
     async fn write_quota(
