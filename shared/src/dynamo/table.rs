@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::DynamoTable;
 use crate::store::StoreError;
-use crate::store::table::{Change, Condition, PK, Table, Update, WriteOutcome};
+use crate::store::table::{Change, Condition, PK, Table, Update, Write, WriteOutcome};
 
 type Attributes = HashMap<String, AttributeValue>;
 
@@ -48,17 +48,16 @@ impl Table for DynamoTable {
             .transpose()
     }
 
-    async fn write(
-        &self,
-        pk: String,
-        change: Change,
-        condition: Option<Condition>,
-    ) -> Result<WriteOutcome, StoreError> {
+    async fn write(&self, write: Write) -> Result<WriteOutcome, StoreError> {
         let mut expression = Expression::default();
-        let condition = condition.map(|c| expression.condition(&c)).transpose()?;
+        let condition = write
+            .condition
+            .map(|c| expression.condition(&c))
+            .transpose()?;
+        let pk = write.pk;
         let key = AttributeValue::S(pk.clone());
         let table = &self.table;
-        match change {
+        match write.change {
             Change::Put(stored) => {
                 let item: Attributes =
                     serde_dynamo::to_item(stored).map_err(|e| corrupt(&pk, e))?;

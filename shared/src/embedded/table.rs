@@ -7,25 +7,21 @@ use serde_json::{Map, Value};
 
 use super::EmbeddedStore;
 use crate::store::StoreError;
-use crate::store::table::{Change, Condition, PK, Table, Update, WriteOutcome};
+use crate::store::table::{Change, Condition, PK, Table, Update, Write, WriteOutcome};
 
 impl Table for EmbeddedStore {
     async fn read(&self, pk: &str) -> Result<Option<Value>, StoreError> {
         self.item_json(pk)
     }
 
-    async fn write(
-        &self,
-        pk: String,
-        change: Change,
-        condition: Option<Condition>,
-    ) -> Result<WriteOutcome, StoreError> {
+    async fn write(&self, write: Write) -> Result<WriteOutcome, StoreError> {
+        let pk = write.pk;
         self.transact(|items| {
             let stored = items.get(&pk);
-            if !condition.is_none_or(|c| holds(&c, stored)) {
+            if !write.condition.is_none_or(|c| holds(&c, stored)) {
                 return (WriteOutcome::ConditionFailed, false);
             }
-            match change {
+            match write.change {
                 Change::Put(item) => items.insert(pk, Value::Object(item)),
                 Change::Update(update) => {
                     let updated = updated(&pk, stored, update);

@@ -129,6 +129,14 @@ pub enum Change {
     Delete,
 }
 
+/// One conditional write: `change` to the item at `pk`, if `condition` holds (`None`: always).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    pub pk: String,
+    pub change: Change,
+    pub condition: Option<Condition>,
+}
+
 /// The storage kernel. Adapters implement `read` and `write`; items go through the provided
 /// typed operations. Reads are strongly consistent: every conditional decision is made on what
 /// was read, so a stale read would be a bug.
@@ -136,13 +144,8 @@ pub trait Table: Send + Sync {
     /// The stored form of the item at partition key `pk`.
     fn read(&self, pk: &str) -> impl Future<Output = Result<Option<Value>, StoreError>> + Send;
 
-    /// Apply `change` to the item at `pk` if `condition` holds (`None`: unconditionally).
-    fn write(
-        &self,
-        pk: String,
-        change: Change,
-        condition: Option<Condition>,
-    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
+    /// Apply the write if its condition holds.
+    fn write(&self, write: Write) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
 
     /// The item `I` with `id`, expired or not.
     fn get<I: Item>(&self, id: &str) -> impl Future<Output = Result<Option<I>, StoreError>> + Send {
@@ -166,8 +169,14 @@ pub trait Table: Send + Sync {
     ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
         async move {
             let stored = stored_form(id, item)?;
-            self.write(key::<I>(id), Change::Put(stored), condition)
-                .await
+            let pk = key::<I>(id);
+            let change = Change::Put(stored);
+            self.write(Write {
+                pk,
+                change,
+                condition,
+            })
+            .await
         }
     }
 
@@ -178,7 +187,11 @@ pub trait Table: Send + Sync {
         update: Update,
         condition: Condition,
     ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
-        self.write(key::<I>(id), Change::Update(update), Some(condition))
+        self.write(Write {
+            pk: key::<I>(id),
+            change: Change::Update(update),
+            condition: Some(condition),
+        })
     }
 
     /// Delete the item `I` if `condition` holds.
@@ -187,7 +200,11 @@ pub trait Table: Send + Sync {
         id: &str,
         condition: Condition,
     ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
-        self.write(key::<I>(id), Change::Delete, Some(condition))
+        self.write(Write {
+            pk: key::<I>(id),
+            change: Change::Delete,
+            condition: Some(condition),
+        })
     }
 }
 
