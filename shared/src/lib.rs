@@ -1,11 +1,12 @@
 //! WeChat Official Account backend: everything the Lambda functions share.
 //!
 //! Protocol (`signature`, `crypto`, `message`, `reply`, `rules`, `webhook`), access tokens
-//! (`token`), web authorization (`oauth`, `session`), storage ports (`store`) and their adapters
-//! (`dynamo`, `embedded`), the WeChat API client (`wechat_api`: typed calls over a transport port,
-//! the one error-code table), configuration (`config`: variable names, the WeChat app config),
-//! time (`clock`), the AWS SDK configuration (`aws`), and the fake WeChat API used by tests and
-//! local runs (`fake_wechat`, feature `fake-wechat`).
+//! (`token`), web authorization and its sessions (`oauth`), storage (`store`: the table kernel and
+//! the domain ports built on it) and the kernel's two adapters (`dynamo`, `embedded`), the WeChat
+//! API client (`wechat_api`: typed calls over a transport port, the one error-code table),
+//! configuration (`config`: variable names, the WeChat app config), time (`clock`), the AWS SDK
+//! configuration (`aws`), and the fake WeChat API used by tests and local runs (`fake_wechat`,
+//! feature `fake-wechat`).
 
 pub mod aws;
 pub mod clock;
@@ -18,7 +19,6 @@ pub mod message;
 pub mod oauth;
 pub mod reply;
 pub mod rules;
-pub mod session;
 pub mod signature;
 pub mod store;
 pub mod token;

@@ -138,7 +138,7 @@ async fn a_replayed_callback_on_dynamodb_signs_in_again_without_a_second_exchang
         .unwrap();
     assert_eq!(
         record.status,
-        shared::store::oauth::StateStatus::Completed { openid }
+        shared::oauth::StateStatus::Completed { openid }
     );
 }
 

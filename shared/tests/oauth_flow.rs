@@ -13,8 +13,8 @@ use shared::clock::{Clock, ManualClock, SystemClock};
 use shared::embedded::EmbeddedStore;
 use shared::fake_wechat::sns::{FAKE_NICKNAME, FAKE_OPENID, FAKE_UNIONID};
 use shared::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat, Scripted, lock};
+use shared::oauth::session::{SessionCodec, SessionError};
 use shared::oauth::{OAuth, Scope};
-use shared::session::{SessionCodec, SessionError};
 use shared::store::oauth::{OAuthStateStore, UserStore};
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -172,7 +172,7 @@ async fn authorize_redirects_to_wechat_with_parameters_in_wechats_order() {
         .unwrap();
     let item = h
         .store
-        .get(&format!("oauth_state#{state}"))
+        .item_json(&format!("oauth_state#{state}"))
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -196,7 +196,7 @@ async fn scope_defaults_to_base_and_other_scopes_are_refused() {
     let state = query_param(hop.location().unwrap(), "state").unwrap();
     let item = h
         .store
-        .get(&format!("oauth_state#{state}"))
+        .item_json(&format!("oauth_state#{state}"))
         .unwrap()
         .unwrap();
     assert_eq!(item["return_to"], "/");
@@ -361,7 +361,7 @@ async fn no_sns_token_reaches_the_browser_in_any_hop() {
     // They are where they belong: in the user item.
     let item = h
         .store
-        .get(&format!("user#{FAKE_OPENID}"))
+        .item_json(&format!("user#{FAKE_OPENID}"))
         .unwrap()
         .unwrap();
     assert!(tokens.iter().any(|t| item["sns_access_token"] == *t));
@@ -641,7 +641,7 @@ async fn wechat_hanging_past_the_timeout_shows_a_retry_page_and_writes_no_user()
     let state = query_param(&callback, "state").unwrap();
     let item = h
         .store
-        .get(&format!("oauth_state#{state}"))
+        .item_json(&format!("oauth_state#{state}"))
         .unwrap()
         .unwrap();
     assert_eq!(

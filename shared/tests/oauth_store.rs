@@ -5,11 +5,8 @@ mod support;
 
 use shared::config::Secret;
 use shared::embedded::EmbeddedStore;
-use shared::oauth::Scope;
-use shared::store::oauth::{
-    AuthState, OAuthStateStore, Profile, SnsGrant, StateInsert, StateStatus, Transition, User,
-    UserStore,
-};
+use shared::oauth::{AuthState, Profile, Scope, SnsGrant, StateStatus, User};
+use shared::store::oauth::{OAuthStateStore, StateInsert, Transition, UserStore};
 
 const NOW: i64 = 1_800_000_000;
 
@@ -247,7 +244,10 @@ async fn both_adapters_store_the_same_item_shape() {
         .unwrap()
         .item
         .unwrap();
-    let embedded_item = embedded.get(&format!("user#{openid}")).unwrap().unwrap();
+    let embedded_item = embedded
+        .item_json(&format!("user#{openid}"))
+        .unwrap()
+        .unwrap();
     let mut dynamo_keys: Vec<_> = dynamo_item.keys().cloned().collect();
     let mut embedded_keys: Vec<_> = embedded_item.as_object().unwrap().keys().cloned().collect();
     dynamo_keys.sort();

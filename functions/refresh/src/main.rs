@@ -2,6 +2,10 @@
 //! EventBridge schedule and directly (`{"action": "get"}`, `{"action": "refresh", "stale_token"}`);
 //! all logic is `shared::token::handle_invocation`.
 
+// The token service's futures nest the AWS SDK's deeply: the default limit (128) is within a few
+// levels of what computing their layout needs.
+#![recursion_limit = "256"]
+
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::clock;

@@ -1,18 +1,11 @@
-//! DynamoDB adapter: one table (name from `TABLE_NAME`), client built once per container.
-//! The endpoint follows the standard `AWS_ENDPOINT_URL_DYNAMODB`, so tests point it at dynalite.
+//! DynamoDB adapter: one table (name from `TABLE_NAME`), client built once per container, and the
+//! table kernel on it ([`table`]). The endpoint follows the standard `AWS_ENDPOINT_URL_DYNAMODB`,
+//! so tests point it at dynalite.
 
-pub mod token;
-
-use std::collections::HashMap;
+mod table;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
-
-use crate::store::StoreError;
-
-pub mod oauth;
 
 /// The project's table and the client to reach it.
 #[derive(Debug, Clone)]
@@ -42,44 +35,5 @@ impl DynamoTable {
             .load()
             .await;
         Self::new(Client::new(&config), table)
-    }
-}
-
-/// Any SDK failure that is not a domain outcome becomes `StoreError::Unavailable` with its full context.
-pub fn unavailable<E, R>(err: SdkError<E, R>) -> StoreError
-where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    StoreError::Unavailable(DisplayErrorContext(&err).to_string())
-}
-
-/// A DynamoDB item: attribute name to value.
-pub type Item = HashMap<String, AttributeValue>;
-
-/// A string attribute value.
-pub fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-/// A number attribute value.
-pub fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-impl DynamoTable {
-    /// The item at `pk`, read consistently: every domain's conditional logic decides on what it
-    /// reads, so a stale eventually-consistent read would be a bug.
-    pub async fn read_item(&self, pk: &str) -> Result<Option<Item>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(output.item)
     }
 }

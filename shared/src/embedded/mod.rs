@@ -1,8 +1,9 @@
 //! Embedded adapter for local development and tests: the same items as the DynamoDB table, kept in
 //! memory behind one lock (so conditional writes are atomic) and persisted to a JSON file after
-//! every change (so a restart of `make run` keeps its token and does not burn quota).
+//! every change (so a restart of `make run` keeps its token and does not burn quota). The file
+//! holds tokens, so only its owner may read it (mode 0600). The table kernel on it: [`table`].
 
-pub mod token;
+mod table;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -12,8 +13,6 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use crate::store::StoreError;
-
-pub mod oauth;
 
 /// Items by partition key, each a JSON object shaped like its DynamoDB item.
 pub type Items = BTreeMap<String, Value>;
@@ -67,8 +66,8 @@ impl EmbeddedStore {
         Ok(result)
     }
 
-    /// A copy of one item.
-    pub fn get(&self, pk: &str) -> Result<Option<Value>, StoreError> {
+    /// A copy of the stored JSON of the item at partition key `pk` (tests, debugging).
+    pub fn item_json(&self, pk: &str) -> Result<Option<Value>, StoreError> {
         self.transact(|items| (items.get(pk).cloned(), false))
     }
 }
@@ -81,10 +80,23 @@ fn persist(path: &Path, items: &Items) -> Result<(), StoreError> {
     }
     let tmp = path.with_extension("tmp");
     let bytes = serde_json::to_vec_pretty(items).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    let mut file = owner_only_file(&tmp).map_err(io)?;
     file.write_all(&bytes).map_err(io)?;
     file.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Create (or truncate) `path` readable and writable by its owner only: the store holds tokens.
+fn owner_only_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    // `mode` applies only when the file is created; a leftover temp file may be wider.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -102,7 +114,30 @@ mod tests {
             .transact(|items| (items.insert("k#1".into(), json!({"v": 1})), true))
             .unwrap();
         let reopened = EmbeddedStore::open(&path).unwrap();
-        assert_eq!(reopened.get("k#1").unwrap(), Some(json!({"v": 1})));
+        assert_eq!(reopened.item_json("k#1").unwrap(), Some(json!({"v": 1})));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_store_file_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("embedded-mode-{}", std::process::id()));
+        let path = dir.join("store.json");
+        std::fs::create_dir_all(&dir).unwrap();
+        // A world-readable leftover temp file must not pass its mode on to the store.
+        std::fs::write(path.with_extension("tmp"), b"{}").unwrap();
+        std::fs::set_permissions(
+            path.with_extension("tmp"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let store = EmbeddedStore::open(&path).unwrap();
+        store
+            .transact(|items| (items.insert("k#1".into(), json!({"v": 1})), true))
+            .unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -29,14 +29,14 @@ use crate::oauth::binding::{
 };
 use crate::oauth::pages::Page;
 use crate::oauth::return_to::{ReturnTo, ReturnToError};
+use crate::oauth::session::{CookieSpec, SESSION_COOKIE, Session, SessionCodec};
 use crate::oauth::sns::{SnsClient, is_code_rejected};
+use crate::oauth::state::{AuthState, StateStatus};
+use crate::oauth::user::User;
 use crate::oauth::users::{ProfileStatus, SignInError, UserDirectory};
 use crate::oauth::{OAuthConfig, Scope};
-use crate::session::{CookieSpec, SESSION_COOKIE, Session, SessionCodec};
 use crate::store::StoreError;
-use crate::store::oauth::{
-    AuthState, OAuthStateStore, StateInsert, StateStatus, Transition, User, UserStore,
-};
+use crate::store::oauth::{OAuthStateStore, StateInsert, Transition, UserStore};
 use crate::wechat_api::{ApiError, WeChatHttp};
 
 /// How long a sign-in may take from the authorize redirect to the callback.

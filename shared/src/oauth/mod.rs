@@ -6,14 +6,18 @@
 //! ([`sns`]), the user directory that stores users and keeps their profiles fresh ([`users`]),
 //! the `return_to` allow-list ([`return_to`]), the friendly pages shown when something goes wrong
 //! ([`pages`]) and the HTTP handler that ties them together ([`handler`]). Sessions are signed
-//! cookies (`crate::session`); storage goes through the ports in `crate::store::oauth`.
+//! cookies ([`session`]). The stored entities are defined here — the sign-in state ([`state`]) and
+//! the user ([`user`]) — and stored through the ports in `crate::store::oauth`.
 
 pub mod binding;
 pub mod config;
 pub mod handler;
 pub mod pages;
 pub mod return_to;
+pub mod session;
 pub mod sns;
+pub mod state;
+pub mod user;
 pub mod users;
 
 pub use config::OAuthConfig;
@@ -22,10 +26,12 @@ pub use return_to::{Origin, ReturnTo, ReturnToError};
 pub use sns::{Authorization, SnsClient};
 pub use users::{ProfileStatus, SignInError, UserDirectory};
 
-pub use crate::store::oauth::{Profile, SnsGrant, User};
+pub use state::{AuthState, StateStatus};
+pub use user::{Profile, SnsGrant, User};
 
-/// The two scopes of WeChat web authorization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The two scopes of WeChat web authorization, stored and sent as their WeChat names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum Scope {
     /// `snsapi_base`: silent, yields only the `openid` (and `unionid` when bound).
     Base,
@@ -48,6 +54,19 @@ impl Scope {
             "snsapi_userinfo" => Some(Scope::UserInfo),
             _ => None,
         }
+    }
+}
+
+impl From<Scope> for &'static str {
+    fn from(scope: Scope) -> Self {
+        scope.as_str()
+    }
+}
+
+impl TryFrom<String> for Scope {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        Scope::parse(&raw).ok_or_else(|| format!("unknown scope {raw:?}"))
     }
 }
 

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::oauth::Scope;
 use crate::oauth::sns::{Authorization, SnsClient, is_refresh_token_rejected};
+use crate::oauth::user::{Profile, SnsGrant, User};
 use crate::store::StoreError;
-use crate::store::oauth::{Profile, SnsGrant, User, UserStore};
+use crate::store::oauth::UserStore;
 use crate::wechat_api::ApiError;
 
 /// An access token this close to its expiry is renewed before use.
@@ -153,65 +154,63 @@ impl<S: UserStore> UserDirectory<S> {
         Ok(status)
     }
 
-    /// Refresh `user` in place; returns the outcome and whether `user` changed.
+    /// Refresh `user` in place; returns the outcome and whether `user` changed. An access token
+    /// about to expire is renewed before the call; one WeChat rejects is renewed once after it.
     async fn refresh_in_memory(&self, user: &mut User, now_s: i64) -> (ProfileStatus, bool) {
-        let Some(mut grant) = usable_grant(user, now_s) else {
-            let changed = user.grant.as_ref().is_some_and(|g| {
-                g.scope == Scope::UserInfo && g.refresh_token_expires_at_s <= now_s
-            });
-            if changed {
-                drop_grant(user, now_s);
-            }
-            let status = if user.scope == Scope::Base && user.profile.is_none() {
-                ProfileStatus::NotShared
-            } else {
-                ProfileStatus::NeedsConsent
-            };
-            return (status, changed);
+        let Some(grant) = usable_grant(user, now_s) else {
+            return drop_dead_grant(user, now_s);
         };
-        let mut changed = false;
-        let mut renewed = false;
-        if grant.access_token_expires_at_s <= now_s + ACCESS_TOKEN_EARLY_RENEWAL_S {
+        let renew_first = grant.access_token_expires_at_s <= now_s + ACCESS_TOKEN_EARLY_RENEWAL_S;
+        let grant = if renew_first {
             match self.renew(user, &grant, now_s).await {
-                Ok(g) => {
-                    grant = g;
-                    changed = true;
-                    renewed = true;
-                }
-                Err(status) => return (status, status == ProfileStatus::NeedsConsent),
+                Ok(renewed) => renewed,
+                Err(status) => return renewal_failed(status),
             }
-        }
-        loop {
-            match self
-                .sns
-                .userinfo(&grant.access_token, &user.openid, now_s)
-                .await
-            {
-                Ok((profile, unionid)) => {
-                    user.profile = Some(profile);
-                    if unionid.is_some() {
-                        user.unionid = unionid;
-                    }
-                    user.updated_at_s = now_s;
-                    tracing::info!(openid = %user.openid, "profile refreshed");
-                    return (ProfileStatus::Fresh, true);
-                }
-                Err(err) if err.is_access_token_invalid() && !renewed => {
-                    match self.renew(user, &grant, now_s).await {
-                        Ok(g) => {
-                            grant = g;
-                            changed = true;
-                            renewed = true;
-                        }
-                        Err(status) => return (status, status == ProfileStatus::NeedsConsent),
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(openid = %user.openid, error = %err, "profile refresh failed; serving the stored profile");
-                    return (ProfileStatus::StaleUnavailable, changed);
-                }
+        } else {
+            grant
+        };
+        match self.fetch_profile(user, &grant, now_s).await {
+            Err(err) if err.is_access_token_invalid() && !renew_first => {
+                self.renew_and_fetch_profile(user, &grant, now_s).await
             }
+            fetched => profile_outcome(user, fetched, renew_first),
         }
+    }
+
+    /// The access token was rejected: renew it and read the profile once more.
+    async fn renew_and_fetch_profile(
+        &self,
+        user: &mut User,
+        grant: &SnsGrant,
+        now_s: i64,
+    ) -> (ProfileStatus, bool) {
+        match self.renew(user, grant, now_s).await {
+            Ok(renewed) => {
+                let fetched = self.fetch_profile(user, &renewed, now_s).await;
+                profile_outcome(user, fetched, true)
+            }
+            Err(status) => renewal_failed(status),
+        }
+    }
+
+    /// Read the profile with `grant` into `user`.
+    async fn fetch_profile(
+        &self,
+        user: &mut User,
+        grant: &SnsGrant,
+        now_s: i64,
+    ) -> Result<(), ApiError> {
+        let (profile, unionid) = self
+            .sns
+            .userinfo(&grant.access_token, &user.openid, now_s)
+            .await?;
+        user.profile = Some(profile);
+        if unionid.is_some() {
+            user.unionid = unionid;
+        }
+        user.updated_at_s = now_s;
+        tracing::info!(openid = %user.openid, "profile refreshed");
+        Ok(())
     }
 
     /// Renew the access token; on success the new grant is stored in `user`.
@@ -250,6 +249,44 @@ fn usable_grant(user: &User, now_s: i64) -> Option<SnsGrant> {
 fn drop_grant(user: &mut User, now_s: i64) {
     user.grant = None;
     user.updated_at_s = now_s;
+}
+
+/// No usable grant: drop a `snsapi_userinfo` grant whose refresh token has expired (a change to
+/// save) and say what the user must do.
+fn drop_dead_grant(user: &mut User, now_s: i64) -> (ProfileStatus, bool) {
+    let dead = user
+        .grant
+        .as_ref()
+        .is_some_and(|g| g.scope == Scope::UserInfo && g.refresh_token_expires_at_s <= now_s);
+    if dead {
+        drop_grant(user, now_s);
+    }
+    let status = if user.scope == Scope::Base && user.profile.is_none() {
+        ProfileStatus::NotShared
+    } else {
+        ProfileStatus::NeedsConsent
+    };
+    (status, dead)
+}
+
+/// Renewing failed: a rejected refresh token dropped the grant, which must be saved.
+fn renewal_failed(status: ProfileStatus) -> (ProfileStatus, bool) {
+    (status, status == ProfileStatus::NeedsConsent)
+}
+
+/// The outcome of reading the profile; `renewed`: the grant in `user` changed before the read.
+fn profile_outcome(
+    user: &User,
+    fetched: Result<(), ApiError>,
+    renewed: bool,
+) -> (ProfileStatus, bool) {
+    match fetched {
+        Ok(()) => (ProfileStatus::Fresh, true),
+        Err(err) => {
+            tracing::warn!(openid = %user.openid, error = %err, "profile refresh failed; serving the stored profile");
+            (ProfileStatus::StaleUnavailable, renewed)
+        }
+    }
 }
 
 /// The user after this sign-in. A `snsapi_base` sign-in keeps a still-refreshable

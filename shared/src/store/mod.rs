@@ -1,10 +1,13 @@
-//! Storage ports: the small traits the domain uses, one submodule per domain. Adapters live in
-//! `crate::dynamo` (production) and `crate::embedded` (local development, tests).
+//! Storage: the table kernel ([`table`]: the item trait and the few conditional operations every
+//! stored item goes through) and the domain ports built once on it ([`token`], [`oauth`]).
+//! Adapters implement only the kernel: `crate::dynamo` (production) and `crate::embedded` (local
+//! development, tests).
 //!
 //! Everything lives in one DynamoDB table: string partition key `pk`, no sort key, TTL attribute
-//! `ttl` (epoch seconds). Each domain prefixes its keys (`token#…`, `lease#…`, `user#…`, …).
+//! `ttl` (epoch seconds). Each item type prefixes its keys (`token#…`, `lease#…`, `user#…`, …).
 
 pub mod oauth;
+pub mod table;
 pub mod token;
 
 /// A storage failure that is not a domain outcome (a lost conditional write is a domain outcome

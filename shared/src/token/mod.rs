@@ -13,6 +13,7 @@ mod client;
 mod invocation;
 mod remote;
 mod service;
+mod stored;
 mod wechat;
 
 use std::fmt;
@@ -26,6 +27,7 @@ pub use invocation::{
 };
 pub use remote::LambdaTokenSource;
 pub use service::{TokenService, china_day, next_china_midnight_ms};
+pub use stored::{Lease, QuotaRecord, TTL_GRACE_S, TokenRecord};
 pub use wechat::{
     FORCE_REFRESH_DAILY_LIMIT, FORCE_REFRESH_MIN_INTERVAL_MS, FetchFailure, FetchMode, Fetched,
     RetryPolicy, TokenApi, TokenFetcher, config_errcode_advice,
