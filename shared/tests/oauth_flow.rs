@@ -599,6 +599,45 @@ async fn declining_consent_shows_a_bilingual_page_with_a_restart_link() {
     assert_eq!(landed.path(), "/profile");
 }
 
+#[tokio::test]
+async fn a_bare_callback_without_code_or_state_shows_the_link_expired_page_not_declined() {
+    let h = harness().await;
+    let mut browser = h.browser();
+    for query in ["", "?", "?state=", "?code=&state=", "?state=ABCDEF"] {
+        let hop = browser
+            .get(&h.url(&format!("/oauth/callback{query}")))
+            .await;
+        assert_friendly_page(&hop, 400, "登录链接已失效");
+        assert!(!hop.body.contains("您已取消授权"), "{query}: {}", hop.body);
+        assert_no_session_cookie(&hop);
+    }
+    assert!(users(&h.store).is_empty());
+}
+
+// ---- the address bar after sign-in ----
+
+#[tokio::test]
+async fn the_redirect_after_sign_in_has_its_own_fragment_so_wechat_redirect_is_not_kept() {
+    // WeChat's consent URL ends in `#wechat_redirect`; a browser keeps it across every redirect
+    // whose Location has no fragment, so the final one must bring a fragment of its own.
+    let h = harness().await;
+    let mut browser = h.browser();
+    let to_wechat = browser
+        .get(&authorize(&h, "snsapi_base", "/home?tab=1"))
+        .await;
+    assert!(to_wechat.location().unwrap().ends_with("#wechat_redirect"));
+    let callback = callback_url(&h, &mut browser, "snsapi_base", "/home?tab=1").await;
+    let hop = browser.get(&callback).await;
+    assert_eq!(hop.status, 302, "{}", hop.body);
+    assert_eq!(hop.location(), Some("/home?tab=1#"));
+
+    // A return_to with a fragment keeps it.
+    let mut other = h.browser();
+    let callback = callback_url(&h, &mut other, "snsapi_base", "/home#settings").await;
+    let hop = other.get(&callback).await;
+    assert_eq!(hop.location(), Some("/home#settings"));
+}
+
 // ---- WeChat down ----
 
 #[tokio::test]
