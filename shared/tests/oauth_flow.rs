@@ -245,7 +245,7 @@ async fn an_allow_listed_origin_is_accepted_as_return_to() {
     let callback = callback_url(&h, &mut browser, "snsapi_base", &target).await;
     let hop = browser.get(&callback).await;
     assert_eq!(hop.status, 302);
-    assert_eq!(hop.location(), Some(target.as_str()));
+    assert_eq!(hop.location(), Some(format!("{target}#").as_str()));
 }
 
 #[tokio::test]
@@ -438,7 +438,7 @@ async fn a_replayed_callback_re_issues_the_session_only_to_the_same_browser() {
     let mut browser = h.browser();
     let callback = callback_url(&h, &mut browser, "snsapi_base", "/home").await;
     let first = browser.get(&callback).await;
-    assert_eq!(first.location(), Some("/home"));
+    assert_eq!(first.location(), Some("/home#"));
 
     // WeChat's browser calls twice and keeps only the second answer: same binding, no session yet.
     let binding = browser.cookies_for(&h.url("/oauth/callback"));
@@ -451,7 +451,7 @@ async fn a_replayed_callback_re_issues_the_session_only_to_the_same_browser() {
     second_tab.set_cookie(&h.base, &format!("{binding}; Path=/oauth"));
     let replay = second_tab.get(&callback).await;
     assert_eq!(replay.status, 302);
-    assert_eq!(replay.location(), Some("/home"));
+    assert_eq!(replay.location(), Some("/home#"));
     assert!(
         replay
             .set_cookies()
@@ -566,7 +566,7 @@ async fn a_rejected_code_with_a_valid_session_keeps_the_user_signed_in() {
     let callback = callback_url(&h, &mut browser, "snsapi_base", "/again").await;
     let hop = browser.get(&callback).await;
     assert_eq!(hop.status, 302);
-    assert_eq!(hop.location(), Some("/again"));
+    assert_eq!(hop.location(), Some("/again#"));
 }
 
 // ---- consent declined ----
@@ -655,7 +655,7 @@ async fn wechat_http_500_shows_a_retry_page_and_a_reload_of_the_callback_succeed
     // The code was not used, so the state was released: reloading the callback signs in.
     let reload = browser.get(&callback).await;
     assert_eq!(reload.status, 302);
-    assert_eq!(reload.location(), Some("/home"));
+    assert_eq!(reload.location(), Some("/home#"));
 }
 
 #[tokio::test]
