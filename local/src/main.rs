@@ -145,11 +145,18 @@ async fn stop_signal() -> std::io::Result<&'static str> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    Ok(tokio::select! {
-        _ = interrupt.recv() => "interrupted",
-        _ = terminate.recv() => "terminated",
-    })
+    tokio::select! {
+        _ = interrupt.recv() => {
+            // Ctrl-C reaches `make` too. GNU make 4.3 prints "wait: No child processes" when
+            // its child has exited before make's own SIGINT handler runs: let make go first.
+            tokio::time::sleep(INTERRUPT_GRACE).await;
+            Ok("interrupted")
+        }
+        _ = terminate.recv() => Ok("terminated"),
+    }
 }
+
+const INTERRUPT_GRACE: Duration = Duration::from_millis(200);
 
 /// The embedded store's file. Against the fake WeChat API the default is a separate file, so
 /// a fake token never ends up served as the real account's token.
@@ -237,13 +244,14 @@ fn print_banner(
         }
     }
     if app.tokens.is_some() {
-        println!("  access_token:  refreshed in the background; invoke the refresh function with");
+        // A `fileb://` payload is read the same way by AWS CLI v1 and v2 (an inline one is not).
+        println!("  access_token:  refreshed in the background; get it as callers of the refresh");
+        println!("                 function do (AWS CLI v1 or v2; any region, dummy credentials):");
+        println!("                 echo '{{\"action\":\"get\"}}' > get.json");
         println!(
             "                 aws lambda invoke --endpoint-url {base} --function-name refresh \\"
         );
-        println!(
-            "                   --cli-binary-format raw-in-base64-out --payload '{{\"action\":\"get\"}}' out.json"
-        );
+        println!("                   --payload fileb://get.json out.json");
     }
     if app.oauth.is_some() {
         println!(
