@@ -138,7 +138,7 @@ mod tests {
 
     fn dev_env(extra: &[(&str, &str)]) -> HashMap<String, String> {
         [
-            ("WECHAT_TOKEN", "dev-token"),
+            ("WECHAT_TOKEN", "devtoken"),
             ("TABLE_NAME", "local"),
             ("PUBLIC_BASE_URL", "http://localhost:3000"),
             ("SESSION_SECRET", "local-development-session-secret-0000"),

@@ -28,7 +28,7 @@ use app::{App, LocalTokenService, WeChatApi};
 const DEV_DEFAULTS: &[(&str, &str)] = &[
     ("HOST", "127.0.0.1"),
     ("PORT", "3000"),
-    (TOKEN_VARIABLE, "dev-token"),
+    (TOKEN_VARIABLE, "devtoken"),
     ("LOCAL_STORE", DEFAULT_STORE),
     ("LOCAL_REFRESH_INTERVAL_SECS", "300"),
     ("TABLE_NAME", "local"),
