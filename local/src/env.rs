@@ -58,7 +58,7 @@ pub fn parse_dotenv(text: &str) -> DotEnv {
                 // The line's text is left out: it may hold a secret that lacks its `=`.
                 parsed.warnings.push(match number {
                     Some(n) => format!(
-                        "{DOTENV_NAME} line {n} ignored: not KEY=VALUE (quote values that contain spaces, # or $)"
+                        "{DOTENV_NAME} line {n} ignored: not KEY=VALUE (quote a value that contains spaces)"
                     ),
                     None => format!("{DOTENV_NAME}: a line was ignored: not KEY=VALUE"),
                 });
