@@ -35,7 +35,7 @@ OTHER_MAX_BYTES := 8388608
 help: ## List the targets
 	@echo "Usage: make <target>"
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) \
-		| awk 'BEGIN { FS = ":.*## " } { printf "  %-10s %s\n", $$1, $$2 }'
+		| awk 'BEGIN { FS = ":.*## " } { printf "  %-13s %s\n", $$1, $$2 }'
 
 run: ## Serve every function on http://localhost:3000 (embedded store; reads .env)
 	cargo run -p local
@@ -78,9 +78,9 @@ clean: ## Remove Lambda build outputs (target/lambda, .aws-sam); keeps the cargo
 
 # --- tool installs ----------------------------------------------------------------------------
 
-tools: $(TEST_TOOLS) $(NODE_TOOLS)
+tools: $(TEST_TOOLS) $(NODE_TOOLS) ## Install the test tools: .venv (pytest, wechatpy, cfn-lint), node_modules (dynalite)
 
-deploy-tools: $(DEPLOY_TOOLS)
+deploy-tools: $(DEPLOY_TOOLS) ## Install sam, cargo-lambda and zig into .venv/bin (for a deploy by hand)
 
 $(VENV_PY):
 	$(PYTHON) -m venv $(VENV)

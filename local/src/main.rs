@@ -66,17 +66,20 @@ async fn run() -> Result<(), Box<dyn Error>> {
 
     let dotenv = match std::fs::read_to_string(DOTENV_FILE) {
         Ok(text) => env::parse_dotenv(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => env::DotEnv::default(),
         Err(e) => return Err(format!("cannot read {DOTENV_FILE}: {e}").into()),
     };
+    for warning in &dotenv.warnings {
+        tracing::warn!("{warning}");
+    }
     // `vars_os`: a variable that is not Unicode is skipped rather than aborting the server.
     let real = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
-    let (mut env, defaulted) = env::merge_env(real, &dotenv, DEV_DEFAULTS);
+    let (mut env, defaulted) = env::merge_env(real, &dotenv.vars, DEV_DEFAULTS);
 
     let host = optional(&env, HOST).unwrap_or_else(|| "127.0.0.1".into());
     let port: u16 = parsed_or(&env, PORT, 3000)?;
-    let listener = TcpListener::bind((host.as_str(), port)).await?;
+    let listener = listen(&host, port).await?;
     let address = listener.local_addr()?;
     let base = format!("http://{}:{}", display_host(&host), address.port());
     // OAuth accepts plain http only on localhost: a LAN HOST still gets a working default.
@@ -92,13 +95,69 @@ async fn run() -> Result<(), Box<dyn Error>> {
         let every = Duration::from_secs(parsed_or(&env, LOCAL_REFRESH_INTERVAL_SECS, 300)?.max(1));
         tokio::spawn(refresh_on_schedule(tokens.clone(), every));
     }
-    shared::local_server::serve(listener, move |req| {
+    let server = shared::local_server::serve(listener, move |req| {
         let app = app.clone();
         async move { app.route(req).await }
-    })
-    .await;
+    });
+    tokio::select! {
+        () = server => {}
+        signal = stop_signal() => {
+            let name = signal?;
+            eprintln!("\n{name}: local server stopped");
+        }
+    }
     Ok(())
 }
+
+/// Why the server could not listen; each says what to change.
+#[derive(Debug, thiserror::Error)]
+enum ListenError {
+    #[error(
+        "port {port} on {host} is already in use (another `make run`?); stop that server, or set \
+         PORT={next} (in the environment or .env) to use another port"
+    )]
+    PortInUse { host: String, port: u16, next: u16 },
+    #[error("cannot listen on {host} port {port}: {source} (check HOST and PORT)")]
+    Other {
+        host: String,
+        port: u16,
+        source: std::io::Error,
+    },
+}
+
+async fn listen(host: &str, port: u16) -> Result<TcpListener, ListenError> {
+    TcpListener::bind((host, port)).await.map_err(|source| {
+        let host = host.to_string();
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            ListenError::PortInUse {
+                host,
+                port,
+                next: port.checked_add(1).unwrap_or(3001),
+            }
+        } else {
+            ListenError::Other { host, port, source }
+        }
+    })
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM: the server stops and the process exits 0, so `make run` ends
+/// without make reporting the recipe as killed.
+async fn stop_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = interrupt.recv() => {
+            // Ctrl-C reaches `make` too. GNU make 4.3 prints "wait: No child processes" when
+            // its child has exited before make's own SIGINT handler runs: let make go first.
+            tokio::time::sleep(INTERRUPT_GRACE).await;
+            Ok("interrupted")
+        }
+        _ = terminate.recv() => Ok("terminated"),
+    }
+}
+
+const INTERRUPT_GRACE: Duration = Duration::from_millis(200);
 
 /// The embedded store's file. Against the fake WeChat API the default is a separate file, so
 /// a fake token never ends up served as the real account's token.
@@ -186,13 +245,14 @@ fn print_banner(
         }
     }
     if app.tokens.is_some() {
-        println!("  access_token:  refreshed in the background; invoke the refresh function with");
+        // A `fileb://` payload is read the same way by AWS CLI v1 and v2 (an inline one is not).
+        println!("  access_token:  refreshed in the background; get it as callers of the refresh");
+        println!("                 function do (AWS CLI v1 or v2; any region, dummy credentials):");
+        println!("                 echo '{{\"action\":\"get\"}}' > get.json");
         println!(
             "                 aws lambda invoke --endpoint-url {base} --function-name refresh \\"
         );
-        println!(
-            "                   --cli-binary-format raw-in-base64-out --payload '{{\"action\":\"get\"}}' out.json"
-        );
+        println!("                   --payload fileb://get.json out.json");
     }
     if app.oauth.is_some() {
         println!(
@@ -235,6 +295,26 @@ mod tests {
         assert_eq!(store_path(&named, &[]).unwrap(), "/tmp/s.json");
         let real = env(&[("LOCAL_STORE", DEFAULT_STORE)]);
         assert_eq!(store_path(&real, &["LOCAL_STORE"]).unwrap(), DEFAULT_STORE);
+    }
+
+    #[tokio::test]
+    async fn a_port_in_use_is_reported_with_the_address_the_port_and_the_variable_to_change() {
+        let taken = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let err = listen("127.0.0.1", port).await.unwrap_err();
+        assert!(matches!(err, ListenError::PortInUse { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("port {port} on 127.0.0.1 is already in use")),
+            "{message}"
+        );
+        assert!(message.contains("PORT="), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_free_port_is_listened_on() {
+        let listener = listen("127.0.0.1", 0).await.unwrap();
+        assert!(listener.local_addr().unwrap().port() > 0);
     }
 
     #[test]

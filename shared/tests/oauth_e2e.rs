@@ -122,7 +122,7 @@ async fn a_replayed_callback_on_dynamodb_signs_in_again_without_a_second_exchang
     let callback = browser.hop_to("/oauth/callback").unwrap().url.clone();
     let replay = browser.get(&callback).await;
     assert_eq!(replay.status, 302);
-    assert_eq!(replay.location(), Some("/home"));
+    assert_eq!(replay.location(), Some("/home#"));
     assert_eq!(h.fake.calls("/sns/oauth2/access_token"), 1);
     assert_eq!(
         browser.get(&h.url("/oauth/me")).await.json()["openid"],
@@ -159,6 +159,6 @@ async fn wechat_down_on_dynamodb_leaves_no_user_and_the_state_retryable() {
     let callback = browser.hop_to("/oauth/callback").unwrap().url.clone();
     let reload = browser.get(&callback).await;
     assert_eq!(reload.status, 302, "{}", reload.body);
-    assert_eq!(reload.location(), Some("/"));
+    assert_eq!(reload.location(), Some("/#"));
     assert!(h.store.get_user(&openid).await.unwrap().is_some());
 }

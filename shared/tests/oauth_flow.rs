@@ -245,7 +245,7 @@ async fn an_allow_listed_origin_is_accepted_as_return_to() {
     let callback = callback_url(&h, &mut browser, "snsapi_base", &target).await;
     let hop = browser.get(&callback).await;
     assert_eq!(hop.status, 302);
-    assert_eq!(hop.location(), Some(target.as_str()));
+    assert_eq!(hop.location(), Some(format!("{target}#").as_str()));
 }
 
 #[tokio::test]
@@ -441,7 +441,7 @@ async fn a_replayed_callback_re_issues_the_session_only_to_the_same_browser() {
     let mut browser = h.browser();
     let callback = callback_url(&h, &mut browser, "snsapi_base", "/home").await;
     let first = browser.get(&callback).await;
-    assert_eq!(first.location(), Some("/home"));
+    assert_eq!(first.location(), Some("/home#"));
 
     // WeChat's browser calls twice and keeps only the second answer: same binding, no session yet.
     let binding = browser.cookies_for(&h.url("/oauth/callback"));
@@ -454,7 +454,7 @@ async fn a_replayed_callback_re_issues_the_session_only_to_the_same_browser() {
     second_tab.set_cookie(&h.base, &format!("{binding}; Path=/oauth"));
     let replay = second_tab.get(&callback).await;
     assert_eq!(replay.status, 302);
-    assert_eq!(replay.location(), Some("/home"));
+    assert_eq!(replay.location(), Some("/home#"));
     assert!(
         replay
             .set_cookies()
@@ -569,7 +569,7 @@ async fn a_rejected_code_with_a_valid_session_keeps_the_user_signed_in() {
     let callback = callback_url(&h, &mut browser, "snsapi_base", "/again").await;
     let hop = browser.get(&callback).await;
     assert_eq!(hop.status, 302);
-    assert_eq!(hop.location(), Some("/again"));
+    assert_eq!(hop.location(), Some("/again#"));
 }
 
 // ---- consent declined ----
@@ -602,6 +602,45 @@ async fn declining_consent_shows_a_bilingual_page_with_a_restart_link() {
     assert_eq!(landed.path(), "/profile");
 }
 
+#[tokio::test]
+async fn a_bare_callback_without_code_or_state_shows_the_link_expired_page_not_declined() {
+    let h = harness().await;
+    let mut browser = h.browser();
+    for query in ["", "?", "?state=", "?code=&state=", "?state=ABCDEF"] {
+        let hop = browser
+            .get(&h.url(&format!("/oauth/callback{query}")))
+            .await;
+        assert_friendly_page(&hop, 400, "登录链接已失效");
+        assert!(!hop.body.contains("您已取消授权"), "{query}: {}", hop.body);
+        assert_no_session_cookie(&hop);
+    }
+    assert!(users(&h.store).is_empty());
+}
+
+// ---- the address bar after sign-in ----
+
+#[tokio::test]
+async fn the_redirect_after_sign_in_has_its_own_fragment_so_wechat_redirect_is_not_kept() {
+    // WeChat's consent URL ends in `#wechat_redirect`; a browser keeps it across every redirect
+    // whose Location has no fragment, so the final one must bring a fragment of its own.
+    let h = harness().await;
+    let mut browser = h.browser();
+    let to_wechat = browser
+        .get(&authorize(&h, "snsapi_base", "/home?tab=1"))
+        .await;
+    assert!(to_wechat.location().unwrap().ends_with("#wechat_redirect"));
+    let callback = callback_url(&h, &mut browser, "snsapi_base", "/home?tab=1").await;
+    let hop = browser.get(&callback).await;
+    assert_eq!(hop.status, 302, "{}", hop.body);
+    assert_eq!(hop.location(), Some("/home?tab=1#"));
+
+    // A return_to with a fragment keeps it.
+    let mut other = h.browser();
+    let callback = callback_url(&h, &mut other, "snsapi_base", "/home#settings").await;
+    let hop = other.get(&callback).await;
+    assert_eq!(hop.location(), Some("/home#settings"));
+}
+
 // ---- WeChat down ----
 
 #[tokio::test]
@@ -619,7 +658,7 @@ async fn wechat_http_500_shows_a_retry_page_and_a_reload_of_the_callback_succeed
     // The code was not used, so the state was released: reloading the callback signs in.
     let reload = browser.get(&callback).await;
     assert_eq!(reload.status, 302);
-    assert_eq!(reload.location(), Some("/home"));
+    assert_eq!(reload.location(), Some("/home#"));
 }
 
 #[tokio::test]

@@ -366,10 +366,9 @@ where
             .map(String::as_str)
             .filter(|s| is_well_formed_state(s))
         else {
-            return match code {
-                None => self.declined(&fresh_start),
-                Some(_) => self.error_page(&OAuthError::MalformedState, &fresh_start),
-            };
+            // WeChat's callbacks carry the state it was given (a declined consent too): without
+            // one this is a bookmark or a damaged link, not a decline.
+            return self.error_page(&OAuthError::MalformedState, &fresh_start);
         };
         let record = match self.store.get_state(state_id, now_s).await {
             Ok(Some(record)) => record,
@@ -442,7 +441,7 @@ where
     fn already_used(&self, req: &Request, record: &AuthState, now_s: i64) -> Response<Body> {
         if self.has_session(req, now_s) {
             tracing::info!("callback with a used state: already signed in");
-            return redirect(&record.return_to);
+            return redirect(&landing(&record.return_to));
         }
         tracing::info!("callback with a used state: restarting the flow");
         redirect(&self.authorize_path(record.scope, &record.return_to, record.attempt))
@@ -458,7 +457,7 @@ where
     ) -> Result<Response<Body>, OAuthError> {
         if self.has_session(req, now_s) {
             tracing::info!(error = %err, "code rejected, but the browser is signed in");
-            return Ok(redirect(&record.return_to));
+            return Ok(redirect(&landing(&record.return_to)));
         }
         if record.attempt < MAX_ATTEMPT {
             tracing::info!(error = %err, "code rejected: restarting the flow once");
@@ -473,7 +472,7 @@ where
 
     fn signed_in(&self, openid: &str, scope: Scope, return_to: &str, now_s: i64) -> Response<Body> {
         let session = self.sessions.issue(openid, scope, now_s);
-        let mut response = redirect(return_to);
+        let mut response = redirect(&landing(return_to));
         self.set_cookie(
             &mut response,
             &self
@@ -537,6 +536,17 @@ where
         if let Ok(value) = HeaderValue::from_str(value) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
+    }
+}
+
+/// Where a finished sign-in sends the browser: `return_to` with a fragment of its own (empty if
+/// it has none). A browser keeps the URL's fragment across a redirect whose `Location` has none
+/// (RFC 9110 §10.2.2), so WeChat's `#wechat_redirect` would otherwise reach the app's page.
+fn landing(return_to: &str) -> String {
+    if return_to.contains('#') {
+        return_to.to_string()
+    } else {
+        format!("{return_to}#")
     }
 }
 
