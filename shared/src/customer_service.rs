@@ -559,7 +559,105 @@ fn log(message: &CustomMessage, outcome: &SendOutcome) {
 mod tests {
     use super::*;
     use crate::reply::{self, Reply};
+    use crate::token::{AccessToken, TokenError};
+    use crate::wechat_api::double::{InProcessWeChat, ok};
     use serde_json::json;
+    use std::sync::Mutex;
+
+    /// Hands out token `A`; a stale report of it yields `B`.
+    struct TwoTokens;
+
+    fn token(value: &str) -> AccessToken {
+        AccessToken {
+            value: Secret::new(value.into()),
+            expires_at_ms: i64::MAX,
+        }
+    }
+
+    impl TokenSource for TwoTokens {
+        async fn current(&self) -> Result<AccessToken, TokenError> {
+            Ok(token("A"))
+        }
+
+        async fn report_stale(&self, _stale: &str) -> Result<AccessToken, TokenError> {
+            Ok(token("B"))
+        }
+    }
+
+    /// A service over a double answering `answers` in order.
+    fn service(answers: &[&'static str]) -> (Arc<InProcessWeChat>, CustomerService<TwoTokens>) {
+        let answers = Mutex::new(answers.iter().rev().copied().collect::<Vec<_>>());
+        let double = InProcessWeChat::new(move |_| {
+            ok(answers
+                .lock()
+                .unwrap()
+                .pop()
+                .unwrap_or(r#"{"errcode":0,"errmsg":"ok"}"#))
+        });
+        let tokens = Arc::new(TokenClient::new(TwoTokens));
+        let cs = CustomerService::new(double.client(), tokens).with_retry(RetryPolicy {
+            attempts: 3,
+            backoff: Duration::from_millis(1),
+        });
+        (double, cs)
+    }
+
+    fn access_tokens(double: &InProcessWeChat) -> Vec<String> {
+        double
+            .requests()
+            .iter()
+            .map(|r| r.query.trim_start_matches("access_token=").to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_message_is_posted_as_json_with_the_token_in_the_query() {
+        let (double, cs) = service(&[]);
+        let message = CustomMessage::text("oUser", "hi");
+        assert_eq!(cs.send(&message).await, SendOutcome::Sent);
+        let requests = double.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].method, Method::Post);
+        assert_eq!(requests[0].path, PATH);
+        assert_eq!(requests[0].query, "access_token=A");
+        let body: serde_json::Value =
+            serde_json::from_slice(requests[0].json_body.as_deref().unwrap()).unwrap();
+        assert_eq!(body, to_json(&message));
+    }
+
+    #[tokio::test]
+    async fn busy_attempts_are_counted_across_the_token_refresh() {
+        let busy = r#"{"errcode":-1,"errmsg":"system error"}"#;
+        let rejected = r#"{"errcode":40001,"errmsg":"invalid credential"}"#;
+        let (double, cs) = service(&[busy, rejected, busy, busy]);
+        let outcome = cs.send(&CustomMessage::text("oUser", "hi")).await;
+        assert_eq!(
+            outcome,
+            SendOutcome::WeChatBusy {
+                errcode: -1,
+                attempts: 3
+            }
+        );
+        assert_eq!(access_tokens(&double), ["A", "A", "B"]);
+    }
+
+    #[tokio::test]
+    async fn a_retry_policy_of_zero_attempts_still_sends_once() {
+        let (double, cs) = service(&[r#"{"errcode":-1,"errmsg":"system error"}"#]);
+        let cs = cs.with_retry(RetryPolicy {
+            attempts: 0,
+            backoff: Duration::ZERO,
+        });
+        let outcome = cs.send(&CustomMessage::text("oUser", "hi")).await;
+        assert_eq!(
+            outcome,
+            SendOutcome::WeChatBusy {
+                errcode: -1,
+                attempts: 1
+            }
+        );
+        assert_eq!(double.requests().len(), 1);
+    }
 
     fn to_json(message: &CustomMessage) -> serde_json::Value {
         serde_json::to_value(message).unwrap()

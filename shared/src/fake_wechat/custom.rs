@@ -9,8 +9,9 @@
 //! - then the user: a window closed with [`CustomState::close_window`] → 45015, more messages
 //!   than [`CustomState::limit_per_user`] → 45047; otherwise `{"errcode":0,"errmsg":"ok"}`.
 //!
-//! Every call the fake answers itself is recorded ([`CustomState::calls`]) with its errcode;
-//! calls answered by a scripted fault are counted by [`super::FakeWeChat::calls`] only.
+//! Every call the fake answers itself, refused ones included, is recorded
+//! ([`CustomState::calls`]) with its errcode; calls answered by a scripted fault are counted by
+//! [`super::FakeWeChat::calls`] only.
 
 use std::collections::{HashMap, HashSet};
 
@@ -61,12 +62,16 @@ impl CustomState {
         self.closed_windows.insert(openid.to_string());
     }
 
-    fn answer(&mut self, body: &Value) -> i64 {
-        let errcode = match check(body) {
+    /// What WeChat answers a well-authorized `body`, counting what it delivers.
+    fn judge(&mut self, body: &Value) -> i64 {
+        match check(body) {
             Err(code) => code,
             Ok(touser) if self.closed_windows.contains(touser) => 45015,
             Ok(touser) => {
-                let delivered = self.delivered_per_user.entry(touser.to_string()).or_default();
+                let delivered = self
+                    .delivered_per_user
+                    .entry(touser.to_string())
+                    .or_default();
                 if self.limit_per_user.is_some_and(|limit| *delivered >= limit) {
                     45047
                 } else {
@@ -74,15 +79,18 @@ impl CustomState {
                     0
                 }
             }
-        };
+        }
+    }
+
+    fn record(&mut self, body: Value, errcode: i64) {
         let text = |name: &str| body.get(name).and_then(Value::as_str).map(String::from);
+        let (touser, msgtype) = (text("touser"), text("msgtype"));
         self.calls.push(CustomCall {
-            touser: text("touser"),
-            msgtype: text("msgtype"),
-            body: body.clone(),
+            touser,
+            msgtype,
+            body,
             errcode,
         });
-        errcode
     }
 }
 
@@ -91,13 +99,15 @@ pub fn handle(state: &FakeState, req: &FakeRequest) -> Option<FakeResponse> {
         return None;
     }
     let token = req.query.get("access_token").map(String::as_str);
-    if let Some(code) = state.token_rejection(token) {
-        return Some(FakeResponse::errcode(code));
-    }
-    if req.body.trim_ascii().is_empty() {
-        return Some(FakeResponse::errcode(44002));
-    }
-    let errcode = lock(&state.custom).answer(&req.json());
+    let rejection = state.token_rejection(token);
+    let body = req.json();
+    let mut custom = lock(&state.custom);
+    let errcode = match rejection {
+        Some(code) => code,
+        None if req.body.trim_ascii().is_empty() => 44002,
+        None => custom.judge(&body),
+    };
+    custom.record(body, errcode);
     Some(if errcode == 0 {
         FakeResponse::json(json!({"errcode": 0, "errmsg": "ok"}))
     } else {
