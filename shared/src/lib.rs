@@ -1,17 +1,18 @@
 //! WeChat Official Account backend: everything the Lambda functions share.
 //!
 //! Protocol (`signature`, `crypto`, `message`, `reply`, `rules`, `webhook`), access tokens
-//! (`token`), web authorization and its sessions (`oauth`), storage (`store`: the table kernel and
-//! the domain ports built on it) and the kernel's two adapters (`dynamo`, `embedded`), the WeChat
-//! API client (`wechat_api`: typed calls over a transport port, the one error-code table),
-//! configuration (`config`: variable names, the WeChat app config), time (`clock`), the AWS SDK
-//! configuration (`aws`), and the fake WeChat API used by tests and local runs (`fake_wechat`,
-//! feature `fake-wechat`).
+//! (`token`), customer-service messages (`customer_service`), web authorization and its sessions
+//! (`oauth`), storage (`store`: the table kernel and the domain ports built on it) and the
+//! kernel's two adapters (`dynamo`, `embedded`), the WeChat API client (`wechat_api`: typed calls
+//! over a transport port, the one error-code table), configuration (`config`: variable names, the
+//! WeChat app config), time (`clock`), the AWS SDK configuration (`aws`), and the fake WeChat API
+//! used by tests and local runs (`fake_wechat`, feature `fake-wechat`).
 
 pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod customer_service;
 pub mod dynamo;
 pub mod embedded;
 pub mod http;

@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub mod custom;
 pub mod sns;
 pub mod token;
 
@@ -103,6 +104,7 @@ pub struct FakeState {
     scripts: Mutex<HashMap<String, VecDeque<Scripted>>>,
     pub token: Mutex<token::TokenState>,
     pub sns: Mutex<sns::SnsState>,
+    pub custom: Mutex<custom::CustomState>,
 }
 
 /// Lock a mutex, ignoring poisoning (a panicking test thread must not wedge the fake).
@@ -119,6 +121,7 @@ impl FakeState {
             scripts: Mutex::default(),
             token: Mutex::default(),
             sns: Mutex::default(),
+            custom: Mutex::default(),
         }
     }
 }
@@ -250,6 +253,7 @@ async fn serve(
 fn route(state: &FakeState, req: &FakeRequest) -> FakeResponse {
     token::handle(state, req)
         .or_else(|| sns::handle(state, req))
+        .or_else(|| custom::handle(state, req))
         .unwrap_or_else(|| FakeResponse {
             status: 404,
             content_type: "text/plain",

@@ -1,0 +1,178 @@
+//! Fake `POST /cgi-bin/message/custom/send` (客服消息), answering like WeChat:
+//!
+//! - the access_token first: missing → 41001, unknown or replaced → 40001, expired → 42001 (the
+//!   tokens the fake's token endpoints issued, [`super::FakeState::token_rejection`]);
+//! - then the body: empty → 44002, not a JSON object → 47001, `touser` missing or not shaped
+//!   like an openid → 40003, `msgtype` missing or unknown → 40008, the object named by `msgtype`
+//!   missing or lacking a required field → 47001 (40007 for a blank `media_id`), blank text →
+//!   44004, news without articles → 44003 or with more than one → 45008;
+//! - then the user: a window closed with [`CustomState::close_window`] → 45015, more messages
+//!   than [`CustomState::limit_per_user`] → 45047; otherwise `{"errcode":0,"errmsg":"ok"}`.
+//!
+//! Every call the fake answers itself, refused ones included, is recorded
+//! ([`CustomState::calls`]) with its errcode; calls answered by a scripted fault are counted by
+//! [`super::FakeWeChat::calls`] only.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Value, json};
+
+use super::{FakeRequest, FakeResponse, FakeState, lock};
+
+pub const PATH: &str = "/cgi-bin/message/custom/send";
+
+/// One call as the fake saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomCall {
+    pub touser: Option<String>,
+    pub msgtype: Option<String>,
+    /// The JSON body (`Value::Null` when it was not JSON).
+    pub body: Value,
+    /// What the fake answered: 0 when the message was delivered.
+    pub errcode: i64,
+}
+
+/// The calls so far and the per-user rules.
+#[derive(Debug, Default)]
+pub struct CustomState {
+    calls: Vec<CustomCall>,
+    closed_windows: HashSet<String>,
+    delivered_per_user: HashMap<String, u32>,
+    /// Messages accepted per user before 45047 (WeChat: 5 per interaction); `None`: no limit.
+    pub limit_per_user: Option<u32>,
+}
+
+impl CustomState {
+    /// Every call the fake answered itself, oldest first.
+    pub fn calls(&self) -> &[CustomCall] {
+        &self.calls
+    }
+
+    /// The messages delivered (answered errcode 0), oldest first.
+    pub fn delivered(&self) -> Vec<CustomCall> {
+        self.calls
+            .iter()
+            .filter(|c| c.errcode == 0)
+            .cloned()
+            .collect()
+    }
+
+    /// From now on `openid` has not interacted for 48 hours: messages to them get 45015.
+    pub fn close_window(&mut self, openid: &str) {
+        self.closed_windows.insert(openid.to_string());
+    }
+
+    /// What WeChat answers a well-authorized `body`, counting what it delivers.
+    fn judge(&mut self, body: &Value) -> i64 {
+        match check(body) {
+            Err(code) => code,
+            Ok(touser) if self.closed_windows.contains(touser) => 45015,
+            Ok(touser) => {
+                let delivered = self
+                    .delivered_per_user
+                    .entry(touser.to_string())
+                    .or_default();
+                if self.limit_per_user.is_some_and(|limit| *delivered >= limit) {
+                    45047
+                } else {
+                    *delivered += 1;
+                    0
+                }
+            }
+        }
+    }
+
+    fn record(&mut self, body: Value, errcode: i64) {
+        let text = |name: &str| body.get(name).and_then(Value::as_str).map(String::from);
+        let (touser, msgtype) = (text("touser"), text("msgtype"));
+        self.calls.push(CustomCall {
+            touser,
+            msgtype,
+            body,
+            errcode,
+        });
+    }
+}
+
+pub fn handle(state: &FakeState, req: &FakeRequest) -> Option<FakeResponse> {
+    if (req.method.as_str(), req.path.as_str()) != ("POST", PATH) {
+        return None;
+    }
+    let token = req.query.get("access_token").map(String::as_str);
+    let rejection = state.token_rejection(token);
+    let body = req.json();
+    let mut custom = lock(&state.custom);
+    let errcode = match rejection {
+        Some(code) => code,
+        None if req.body.trim_ascii().is_empty() => 44002,
+        None => custom.judge(&body),
+    };
+    custom.record(body, errcode);
+    Some(if errcode == 0 {
+        FakeResponse::json(json!({"errcode": 0, "errmsg": "ok"}))
+    } else {
+        FakeResponse::errcode(errcode)
+    })
+}
+
+/// The recipient of a well-formed message, or the errcode WeChat answers for its shape.
+fn check(body: &Value) -> Result<&str, i64> {
+    if !body.is_object() {
+        return Err(47001);
+    }
+    let touser = body
+        .get("touser")
+        .and_then(Value::as_str)
+        .filter(|t| looks_like_openid(t))
+        .ok_or(40003)?;
+    let msgtype = body.get("msgtype").and_then(Value::as_str).ok_or(40008)?;
+    let required: &[&str] = match msgtype {
+        "text" => &["content"],
+        "image" | "voice" | "mpnews" | "video" => &["media_id"],
+        "music" => &["thumb_media_id"],
+        "news" => &[],
+        "mpnewsarticle" => &["article_id"],
+        "msgmenu" => &[],
+        _ => return Err(40008),
+    };
+    let content = body.get(msgtype).filter(|c| c.is_object()).ok_or(47001)?;
+    let field = |name: &str| content.get(name).and_then(Value::as_str);
+    for name in required {
+        match field(name) {
+            None => return Err(47001),
+            Some(value) if value.trim().is_empty() => {
+                return Err(if *name == "content" { 44004 } else { 40007 });
+            }
+            Some(_) => {}
+        }
+    }
+    match msgtype {
+        "news" => {
+            let articles = content
+                .get("articles")
+                .and_then(Value::as_array)
+                .ok_or(47001)?;
+            match articles.len() {
+                0 => return Err(44003),
+                1 => {}
+                _ => return Err(45008),
+            }
+        }
+        "msgmenu" => {
+            let list = content.get("list").and_then(Value::as_array).ok_or(47001)?;
+            if list.is_empty() {
+                return Err(47001);
+            }
+        }
+        _ => {}
+    }
+    Ok(touser)
+}
+
+/// Openids are short strings of letters, digits, `-` and `_` (28 characters in practice).
+fn looks_like_openid(touser: &str) -> bool {
+    (1..=64).contains(&touser.len())
+        && touser
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
