@@ -1,6 +1,7 @@
 //! WeChat Official Account backend: everything the Lambda functions share.
 //!
-//! Protocol (`signature`, `crypto`, `message`, `reply`, `rules`, `webhook`), access tokens
+//! Protocol (`signature`, `crypto`, `message`, `reply`, `rules`, `webhook`), forwarding messages
+//! to the account's own service with late answers and retry de-duplication (`forward`), access tokens
 //! (`token`), web authorization and its sessions (`oauth`), storage (`store`: the table kernel and
 //! the domain ports built on it) and the kernel's two adapters (`dynamo`, `embedded`), the WeChat
 //! API client (`wechat_api`: typed calls over a transport port, the one error-code table),
@@ -14,6 +15,7 @@ pub mod config;
 pub mod crypto;
 pub mod dynamo;
 pub mod embedded;
+pub mod forward;
 pub mod http;
 pub mod message;
 pub mod oauth;
