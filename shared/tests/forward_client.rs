@@ -85,10 +85,30 @@ async fn every_failure_is_named_with_a_short_reason_and_never_the_body() {
         (0, 302, String::new(), "http_status"),
         (0, 404, String::new(), "http_status"),
         (0, 200, huge_html.clone(), "not_json"),
-        (0, 200, r#"{"type":"txt","content":"x"}"#.into(), "bad_answer"),
-        (0, 200, r#"{"type":"text","content":""}"#.into(), "bad_answer"),
-        (0, 200, format!(r#"{{"type":"text","content":"{}"}}"#, "x".repeat(70_000)), "too_large"),
-        (800, 200, r#"{"type":"text","content":"slow"}"#.into(), "timeout"),
+        (
+            0,
+            200,
+            r#"{"type":"txt","content":"x"}"#.into(),
+            "bad_answer",
+        ),
+        (
+            0,
+            200,
+            r#"{"type":"text","content":""}"#.into(),
+            "bad_answer",
+        ),
+        (
+            0,
+            200,
+            format!(r#"{{"type":"text","content":"{}"}}"#, "x".repeat(70_000)),
+            "too_large",
+        ),
+        (
+            800,
+            200,
+            r#"{"type":"text","content":"slow"}"#.into(),
+            "timeout",
+        ),
     ];
     for (delay_ms, status, body, code) in cases {
         service.answer(delay_ms, status, &body);
@@ -130,7 +150,10 @@ async fn the_secret_never_reaches_a_log() {
     tracing::info!(?forwarder, "built");
     forwarder.forward(&service.url, &request()).await.unwrap();
     service.answer(0, 200, "garbage");
-    forwarder.forward(&service.url, &request()).await.unwrap_err();
+    forwarder
+        .forward(&service.url, &request())
+        .await
+        .unwrap_err();
     let text = logs.text();
     assert!(text.contains("built"), "the capture works: {text}");
     assert!(!text.contains(SECRET), "{text}");
@@ -161,7 +184,10 @@ async fn the_readme_example_service_verifies_the_signature() {
     let _stop = KillOnDrop(child);
     let url = format!("http://127.0.0.1:{port}/wechat");
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

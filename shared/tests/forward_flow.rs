@@ -15,8 +15,8 @@ use shared::embedded::EmbeddedStore;
 use shared::forward::record::Claim;
 use shared::forward::{
     Answer, ForwardSpec, ForwardingRules, HttpForwarder, InProcessLauncher, LambdaLauncher,
-    LateDelivery, MessageLog, MessageOutcome, MessageSide, MsgRecord, MsgState, RecordingLateSender,
-    Transition, Worker, WorkerLauncher,
+    LateDelivery, MessageLog, MessageOutcome, MessageSide, MsgRecord, MsgState,
+    RecordingLateSender, Transition, Worker, WorkerLauncher,
 };
 use shared::message::Message;
 use shared::reply::{MessageHandler, Reply};
@@ -27,7 +27,11 @@ type Launcher = InProcessLauncher<DynamoTable, HttpForwarder, RecordingLateSende
 type Handler = ForwardingRules<DynamoTable, Launcher>;
 
 /// One message-function instance: its own DynamoDB client, its own in-process worker.
-async fn instance(service: &ScriptedService, timeout_ms: u64, sender: &RecordingLateSender) -> Handler {
+async fn instance(
+    service: &ScriptedService,
+    timeout_ms: u64,
+    sender: &RecordingLateSender,
+) -> Handler {
     let rules = Rules::from_toml(&format!(
         "[default]\ntype = \"forward\"\nurl = \"{}\"\ntimeout_ms = {timeout_ms}\n\
          [[rules]]\nkeyword = \"static\"\nreply = {{ type = \"text\", content = \"static answer\" }}\n",
@@ -93,7 +97,11 @@ async fn static_rules_beside_a_forward_answer_without_calling_the_service() {
     assert_eq!(handler.reply(&msg).await, Reply::text("static answer"));
     assert_eq!(service.calls(), 0);
     assert_eq!(
-        support::dynalite_table().await.state(&key(&msg)).await.unwrap(),
+        support::dynalite_table()
+            .await
+            .state(&key(&msg))
+            .await
+            .unwrap(),
         None
     );
 }
@@ -127,7 +135,11 @@ async fn with_the_default_budget_a_6_s_service_is_answered_in_time_and_sent_late
     let started = Instant::now();
     assert_eq!(handler.reply(&msg).await, Reply::Success);
     // WeChat's limit is 5 s; the budget is 3.5 s (the margin absorbs a busy machine).
-    assert!(started.elapsed() < Duration::from_millis(4900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(4900),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(sender.sent().is_empty());
     assert_eq!(settled_state(&key(&msg)).await, Some(MsgState::Sent));
     assert_eq!(sender.sent().len(), 1);
@@ -162,7 +174,12 @@ async fn wechats_three_retries_in_sequence_on_separate_instances_call_once_and_a
         let handler = instance(&service, 3500, &sender).await;
         replies.push(handler.reply(&msg).await);
     }
-    assert!(replies.iter().all(|r| *r == Reply::text("hello from the service")), "{replies:?}");
+    assert!(
+        replies
+            .iter()
+            .all(|r| *r == Reply::text("hello from the service")),
+        "{replies:?}"
+    );
     assert_eq!(service.calls(), 1);
     assert!(sender.sent().is_empty());
 
@@ -266,7 +283,10 @@ async fn the_forward_secret_is_never_logged_along_the_whole_flow() {
     .unwrap();
     tracing::info!(?config, "config");
     let text = logs.text();
-    assert!(text.contains("forward answered") && text.contains("forward done"), "{text}");
+    assert!(
+        text.contains("forward answered") && text.contains("forward done"),
+        "{text}"
+    );
     assert!(!text.contains(SECRET), "{text}");
 }
 
@@ -307,10 +327,17 @@ async fn a_worker_that_cannot_start_leaves_nothing_pending_and_answers_success()
     };
     let msg = fresh_text("x");
     let outcome = side.handle(&msg, &spec).await;
-    assert!(matches!(outcome, MessageOutcome::LaunchFailed(_)), "{outcome:?}");
+    assert!(
+        matches!(outcome, MessageOutcome::LaunchFailed(_)),
+        "{outcome:?}"
+    );
     assert_eq!(outcome.reply(), Reply::Success);
     assert!(matches!(
-        support::dynalite_table().await.state(&key(&msg)).await.unwrap(),
+        support::dynalite_table()
+            .await
+            .state(&key(&msg))
+            .await
+            .unwrap(),
         Some(MsgState::Failed { .. })
     ));
 }
@@ -319,26 +346,30 @@ async fn a_worker_that_cannot_start_leaves_nothing_pending_and_answers_success()
 async fn the_lambda_launcher_invokes_the_worker_asynchronously_with_the_job() {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let record = seen.clone();
-    let (endpoint, _task) = shared::local_server::spawn_on_loopback(move |req: lambda_http::Request| {
-        let record = record.clone();
-        async move {
-            let invocation_type = req
-                .headers()
-                .get("x-amz-invocation-type")
-                .map(|v| v.to_str().unwrap_or_default().to_string());
-            record.lock().unwrap().push((
-                req.uri().path().to_string(),
-                invocation_type,
-                String::from_utf8_lossy(req.body().as_ref()).into_owned(),
-            ));
-            let mut response = lambda_http::Response::new(lambda_http::Body::Empty);
-            *response.status_mut() = http::StatusCode::ACCEPTED;
-            response
-        }
-    })
-    .await;
+    let (endpoint, _task) =
+        shared::local_server::spawn_on_loopback(move |req: lambda_http::Request| {
+            let record = record.clone();
+            async move {
+                let invocation_type = req
+                    .headers()
+                    .get("x-amz-invocation-type")
+                    .map(|v| v.to_str().unwrap_or_default().to_string());
+                record.lock().unwrap().push((
+                    req.uri().path().to_string(),
+                    invocation_type,
+                    String::from_utf8_lossy(req.body().as_ref()).into_owned(),
+                ));
+                let mut response = lambda_http::Response::new(lambda_http::Body::Empty);
+                *response.status_mut() = http::StatusCode::ACCEPTED;
+                response
+            }
+        })
+        .await;
     let aws = shared::aws::sdk_config().await;
-    let launcher = LambdaLauncher::new(shared::aws::lambda_client(&aws, Some(&endpoint)), "worker-fn");
+    let launcher = LambdaLauncher::new(
+        shared::aws::lambda_client(&aws, Some(&endpoint)),
+        "worker-fn",
+    );
     let msg = fresh_text("lambda");
     let job = shared::forward::ForwardJob {
         key: key(&msg),
@@ -366,7 +397,10 @@ async fn the_message_log_moves_one_way<T: Table>(table: &T, prefix: &str) {
     let answer = Answer::Reply(Reply::text("hi"));
 
     // Claimed once; in time the worker's answer wins and giving up loses.
-    assert_eq!(table.claim(&key(1), "o", now).await.unwrap(), Claim::Claimed);
+    assert_eq!(
+        table.claim(&key(1), "o", now).await.unwrap(),
+        Claim::Claimed
+    );
     assert_eq!(table.claim(&key(1), "o", now).await.unwrap(), Claim::Seen);
     assert_eq!(table.state(&key(1)).await.unwrap(), Some(MsgState::Pending));
     assert_eq!(table.answer(&key(1), &answer).await.unwrap(), Done);
@@ -399,14 +433,23 @@ async fn the_message_log_moves_one_way<T: Table>(table: &T, prefix: &str) {
     );
     table.claim(&key(4), "o", now).await.unwrap();
     assert_eq!(table.no_answer(&key(4)).await.unwrap(), Done);
-    assert_eq!(table.state(&key(4)).await.unwrap(), Some(MsgState::NoAnswer));
+    assert_eq!(
+        table.state(&key(4)).await.unwrap(),
+        Some(MsgState::NoAnswer)
+    );
     assert_eq!(table.answer(&key(5), &answer).await.unwrap(), Lost);
     assert_eq!(table.state(&key(5)).await.unwrap(), None);
 
     // An expired item lingering (TTL deletion is lazy) is claimed anew.
     let ttl_passed = now + shared::forward::MSG_TTL_S;
-    assert_eq!(table.claim(&key(1), "o", ttl_passed - 1).await.unwrap(), Claim::Seen);
-    assert_eq!(table.claim(&key(1), "o", ttl_passed).await.unwrap(), Claim::Claimed);
+    assert_eq!(
+        table.claim(&key(1), "o", ttl_passed - 1).await.unwrap(),
+        Claim::Seen
+    );
+    assert_eq!(
+        table.claim(&key(1), "o", ttl_passed).await.unwrap(),
+        Claim::Claimed
+    );
     let record = table.get::<MsgRecord>(&key(1)).await.unwrap().unwrap();
     assert_eq!(record.expires_at_s, ttl_passed + shared::forward::MSG_TTL_S);
 }
@@ -458,13 +501,21 @@ async fn both_adapters_store_the_same_msg_item() {
     names.sort();
     assert_eq!(
         names,
-        ["answer", "created_at_s", "expires_at_s", "openid", "pk", "status", "ttl"]
+        [
+            "answer",
+            "created_at_s",
+            "expires_at_s",
+            "openid",
+            "pk",
+            "status",
+            "ttl"
+        ]
     );
-    assert!(matches!(dynamo["answer"], aws_sdk_dynamodb::types::AttributeValue::M(_)));
-    assert_eq!(
-        table.state(&id).await.unwrap(),
-        Some(MsgState::Sending)
-    );
+    assert!(matches!(
+        dynamo["answer"],
+        aws_sdk_dynamodb::types::AttributeValue::M(_)
+    ));
+    assert_eq!(table.state(&id).await.unwrap(), Some(MsgState::Sending));
     assert_eq!(
         table.get::<MsgRecord>(&id).await.unwrap().unwrap().answer,
         Some(answer)

@@ -90,7 +90,10 @@ pub fn read_answer(body: &[u8]) -> Result<Option<Answer>, ForwardError> {
             &e.to_string(),
             MAX_REASON_CHARS,
         ))),
-        Err(e) => Err(ForwardError::NotJson(short(&e.to_string(), MAX_REASON_CHARS))),
+        Err(e) => Err(ForwardError::NotJson(short(
+            &e.to_string(),
+            MAX_REASON_CHARS,
+        ))),
     }
 }
 
@@ -240,6 +243,9 @@ mod tests {
         assert!(err.to_string().len() < 300, "{err}");
         let err = read_answer(br#"{"type":"text","content":""}"#).unwrap_err();
         assert_eq!(err.code(), "bad_answer");
-        assert!(err.to_string().contains("content must not be empty"), "{err}");
+        assert!(
+            err.to_string().contains("content must not be empty"),
+            "{err}"
+        );
     }
 }

@@ -12,9 +12,14 @@ pub enum LateDelivery {
     Sent,
     /// WeChat refused it for good (the 48-hour window passed, too many messages, bad openid, a
     /// type it cannot send, …): `code` is a stable snake_case name for logs.
-    Rejected { code: &'static str, reason: String },
+    Rejected {
+        code: &'static str,
+        reason: String,
+    },
     /// WeChat could not be reached or stayed busy through the allowed retries.
-    Unavailable { reason: String },
+    Unavailable {
+        reason: String,
+    },
 }
 
 /// Sends an answer to a user outside the request (`POST /cgi-bin/message/custom/send`).

@@ -156,7 +156,8 @@ pub trait MessageLog: Send + Sync {
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
 
     /// The item's state; `None` when there is none.
-    fn state(&self, key: &str) -> impl Future<Output = Result<Option<MsgState>, StoreError>> + Send;
+    fn state(&self, key: &str)
+    -> impl Future<Output = Result<Option<MsgState>, StoreError>> + Send;
 
     /// `pending → answered` with the passive answer (the worker, in time).
     fn answer(
@@ -166,8 +167,10 @@ pub trait MessageLog: Send + Sync {
     ) -> impl Future<Output = Result<Transition, StoreError>> + Send;
 
     /// `pending → late` (the message side, out of budget, or a retry while pending).
-    fn give_up_waiting(&self, key: &str)
-    -> impl Future<Output = Result<Transition, StoreError>> + Send;
+    fn give_up_waiting(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Transition, StoreError>> + Send;
 
     /// `pending | late → sending` with the answer (the worker, about to send late).
     fn start_sending(
