@@ -3,7 +3,8 @@
 //!
 //! Rules name message types and events in the vocabulary of [`crate::message`] and match on the
 //! parsed type, so a message whose details could not be read still meets its rules. A rule's
-//! `reply` is an [`Action`]; today every action is a [`Reply`], in the schema `reply` defines.
+//! `reply` is an [`Action`]: a [`Reply`], in the schema `reply` defines, or `type = "forward"`
+//! to the account's own service ([`ForwardSpec`], checked here, run by [`crate::forward`]).
 //!
 //! Matching, for one message:
 //! - unknown message types and events: `success`, always;
@@ -20,9 +21,11 @@
 
 use std::future::Future;
 
+use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
 use crate::config::{ConfigError, Env, optional};
+use crate::forward::{DEFAULT_TIMEOUT_MS, ForwardSpec};
 use crate::message::{EventType, Message, MessageKind, MsgType};
 use crate::reply::{MessageHandler, Reply};
 
@@ -44,18 +47,64 @@ pub enum RulesError {
 }
 
 /// What a rule does with a message it matches, written as the rule's `reply` table (or as
-/// `welcome` / `default`). Today every action is a passive [`Reply`]; an action that calls out
-/// (a `type = "forward"` to the account's own service) becomes a second variant here, told
-/// apart by the same `type` key, and its answer is a [`Reply`] again.
+/// `welcome` / `default`): a passive [`Reply`], or `type = "forward"` with `url` and
+/// `timeout_ms` (default 3500): the account's own service decides, told apart by the same
+/// `type` key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Reply(Reply),
+    Forward(ForwardSpec),
 }
 
 impl<'de> Deserialize<'de> for Action {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Tag {
+            #[serde(rename = "type")]
+            kind: Option<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Forward {
+            #[serde(rename = "type")]
+            _kind: String,
+            url: String,
+            #[serde(default = "default_timeout_ms")]
+            timeout_ms: u64,
+        }
+        fn default_timeout_ms() -> u64 {
+            DEFAULT_TIMEOUT_MS
+        }
+        // Buffered once, so the `type` decides which schema applies (serde buffers a tagged
+        // enum the same way, so errors keep the table's position).
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let Tag { kind } = Tag::deserialize(&value).map_err(D::Error::custom)?;
+        if kind.as_deref().map(str::trim) == Some("forward") {
+            let Forward {
+                url, timeout_ms, ..
+            } = Forward::deserialize(value).map_err(D::Error::custom)?;
+            return Ok(Self::Forward(ForwardSpec {
+                url: url.trim().to_string(),
+                timeout_ms,
+            }));
+        }
         // Through the trait, which checks the reply (see `Reply`).
-        <Reply as Deserialize>::deserialize(deserializer).map(Self::Reply)
+        <Reply as Deserialize>::deserialize(value)
+            .map(Self::Reply)
+            .map_err(D::Error::custom)
+    }
+}
+
+impl Action {
+    /// What the reply rules need checked beyond the schema: a forward's URL and budget.
+    fn check(&self, at: &str) -> Result<(), RulesError> {
+        match self {
+            Self::Reply(_) => Ok(()),
+            Self::Forward(spec) => spec.check().map_err(|problem| RulesError::Invalid {
+                at: at.to_string(),
+                problem,
+            }),
+        }
     }
 }
 
@@ -108,6 +157,9 @@ impl Rules {
     /// carry the TOML position); what ties a rule together is checked per rule (`rule N`).
     pub fn from_toml(text: &str) -> Result<Self, RulesError> {
         let file: RulesFile = toml::from_str(text).map_err(|e| RulesError::Toml(e.to_string()))?;
+        for (action, at) in [(&file.welcome, "welcome"), (&file.default, "default")] {
+            action.as_ref().map_or(Ok(()), |a| a.check(at))?;
+        }
         let mut rules = Rules {
             welcome: file.welcome,
             default: file.default,
@@ -139,6 +191,7 @@ impl Rules {
             return Err(invalid("event_key is only allowed together with event"));
         }
         let action = spec.reply;
+        action.check(at)?;
         if let Some(keywords) = spec.keyword {
             for keyword in keywords.normalized(at)? {
                 self.exact.push((keyword, action.clone()));
@@ -200,12 +253,32 @@ impl Rules {
         }
     }
 
-    /// The reply the rules give `msg` (see the module docs for the order).
+    /// The reply the rules give `msg` (see the module docs for the order). A forward rule needs
+    /// the forwarding context ([`crate::forward::ForwardingRules`]); here it answers `success`.
     pub fn reply_for(&self, msg: &Message) -> Reply {
         match self.action_for(msg) {
             Some(Action::Reply(reply)) => reply.clone(),
+            Some(Action::Forward(spec)) => {
+                tracing::error!(
+                    url = %spec.url,
+                    "a forward rule matched but forwarding is not set up; answered success"
+                );
+                Reply::Success
+            }
             None => Reply::Success,
         }
+    }
+
+    /// Whether any rule (or `welcome`, `default`) forwards: only then does the message function
+    /// need the table, the worker and their AWS clients.
+    pub fn has_forward(&self) -> bool {
+        self.welcome
+            .iter()
+            .chain(self.default.iter())
+            .chain(self.exact.iter().chain(&self.contains).map(|(_, a)| a))
+            .chain(self.events.iter().map(|rule| &rule.action))
+            .chain(self.msg_types.iter().map(|(_, a)| a))
+            .any(|action| matches!(action, Action::Forward(_)))
     }
 
     fn action_for_text(&self, content: &str) -> Option<&Action> {
@@ -637,6 +710,71 @@ mod tests {
                 assert_eq!(fields.get("MsgType"), Some(expected));
                 assert_eq!(fields.get("ToUserName"), Some("o"));
             }
+        }
+    }
+
+    #[test]
+    fn a_forward_action_reads_anywhere_with_a_default_budget() {
+        let rules = Rules::from_toml(
+            "[default]\ntype = \"forward\"\nurl = \"https://bot.example.com/wechat\"\ntimeout_ms = 3000\n\
+             [[rules]]\nkeyword = \"bot\"\nreply = { type = \"forward\", url = \"http://127.0.0.1:9000/hook\" }\n",
+        )
+        .unwrap();
+        assert!(rules.has_forward());
+        assert_eq!(
+            rules.action_for(&text("hello")),
+            Some(&Action::Forward(ForwardSpec {
+                url: "https://bot.example.com/wechat".into(),
+                timeout_ms: 3000
+            }))
+        );
+        assert_eq!(
+            rules.action_for(&text("bot")),
+            Some(&Action::Forward(ForwardSpec {
+                url: "http://127.0.0.1:9000/hook".into(),
+                timeout_ms: DEFAULT_TIMEOUT_MS
+            }))
+        );
+        assert_eq!(rules.reply_for(&text("bot")), Reply::Success);
+        assert!(!Rules::bundled().unwrap().has_forward());
+        assert!(!super::tests::rules().has_forward());
+    }
+
+    #[test]
+    fn a_bad_forward_is_refused_naming_the_rule_and_the_problem() {
+        let cases = [
+            (
+                "[[rules]]\nkeyword = \"a\"\nreply = { type = \"text\", content = \"x\" }\n\
+                 [[rules]]\nkeyword = \"b\"\nreply = { type = \"forward\", url = \"http://bot.example.com\" }",
+                "rule 2",
+                "https",
+            ),
+            (
+                "[default]\ntype = \"forward\"\nurl = \"https://bot.example.com\"\ntimeout_ms = 5000",
+                "default",
+                "at most 4000",
+            ),
+            (
+                "[welcome]\ntype = \"forward\"\nurl = \"bot.example.com\"",
+                "welcome",
+                "http",
+            ),
+        ];
+        for (toml, at, problem) in cases {
+            let err = Rules::from_toml(toml).unwrap_err();
+            assert!(matches!(err, RulesError::Invalid { .. }), "{toml}: {err}");
+            let err = err.to_string();
+            assert!(err.contains(at) && err.contains(problem), "{toml}: {err}");
+        }
+        for toml in [
+            "[default]\ntype = \"forward\"",
+            "[default]\ntype = \"forward\"\nurl = \"https://x.example\"\ntimeout = 3",
+            "[default]\ntype = \"forward\"\nurl = \"https://x.example\"\ntimeout_ms = -1",
+        ] {
+            assert!(
+                matches!(Rules::from_toml(toml), Err(RulesError::Toml(_))),
+                "{toml}"
+            );
         }
     }
 

@@ -40,3 +40,8 @@ pub const PORT: &str = "PORT";
 pub const LOCAL_STORE: &str = "LOCAL_STORE";
 pub const LOCAL_FAKE_WECHAT: &str = "LOCAL_FAKE_WECHAT";
 pub const LOCAL_REFRESH_INTERVAL_SECS: &str = "LOCAL_REFRESH_INTERVAL_SECS";
+
+// Forwarding messages to the account's own service (`message`, `worker`; see `crate::forward`).
+pub const WECHAT_FORWARD_SECRET: &str = "WECHAT_FORWARD_SECRET";
+pub const FORWARD_LATE_TIMEOUT_MS: &str = "FORWARD_LATE_TIMEOUT_MS";
+pub const WORKER_FUNCTION_NAME: &str = "WORKER_FUNCTION_NAME";

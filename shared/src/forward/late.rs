@@ -1,0 +1,82 @@
+//! The port the worker sends late answers through (the customer-service API in production,
+//! glued in `main`), and [`RecordingLateSender`], an in-memory double that records every send.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use super::answer::Answer;
+
+/// What became of one late send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LateDelivery {
+    Sent,
+    /// WeChat refused it for good (the 48-hour window passed, too many messages, bad openid, a
+    /// type it cannot send, …): `code` is a stable snake_case name for logs.
+    Rejected {
+        code: &'static str,
+        reason: String,
+    },
+    /// WeChat could not be reached or stayed busy through the allowed retries.
+    Unavailable {
+        reason: String,
+    },
+}
+
+/// Sends an answer to a user outside the request (`POST /cgi-bin/message/custom/send`).
+pub trait LateSender: Send + Sync {
+    fn send(&self, openid: &str, answer: &Answer) -> impl Future<Output = LateDelivery> + Send;
+}
+
+impl<S: LateSender> LateSender for Arc<S> {
+    fn send(&self, openid: &str, answer: &Answer) -> impl Future<Output = LateDelivery> + Send {
+        (**self).send(openid, answer)
+    }
+}
+
+/// Records every send and answers a scripted delivery ([`LateDelivery::Sent`] by default).
+/// Clones share the record.
+#[derive(Debug, Clone)]
+pub struct RecordingLateSender {
+    sent: Arc<Mutex<Vec<(String, Answer)>>>,
+    delivery: Arc<Mutex<LateDelivery>>,
+}
+
+impl Default for RecordingLateSender {
+    fn default() -> Self {
+        Self {
+            sent: Arc::default(),
+            delivery: Arc::new(Mutex::new(LateDelivery::Sent)),
+        }
+    }
+}
+
+impl RecordingLateSender {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every later send answers `delivery`.
+    pub fn answer_with(&self, delivery: LateDelivery) {
+        *self.delivery.lock().unwrap_or_else(|e| e.into_inner()) = delivery;
+    }
+
+    /// Every send so far: the openid and the answer.
+    pub fn sent(&self) -> Vec<(String, Answer)> {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl LateSender for RecordingLateSender {
+    fn send(&self, openid: &str, answer: &Answer) -> impl Future<Output = LateDelivery> + Send {
+        self.sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((openid.to_string(), answer.clone()));
+        let delivery = self
+            .delivery
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        std::future::ready(delivery)
+    }
+}
