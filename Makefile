@@ -25,7 +25,8 @@ export SAM_CLI_TELEMETRY := 0
 # `sam build` with BuildMethod rust-cargolambda is a SAM CLI beta feature: opt in.
 export SAM_CLI_BETA_RUST_CARGO_LAMBDA := 1
 
-# Bootstrap size budgets (bytes): webhook functions answer WeChat within 5 s, cold starts included.
+# Bootstrap size budgets (bytes): verify answers WeChat within 5 s, cold starts included; message
+# links the AWS SDK for forward rules and shares the other functions' budget.
 WEBHOOK_MAX_BYTES := 3145728
 OTHER_MAX_BYTES := 8388608
 

@@ -12,16 +12,22 @@ use std::sync::Arc;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use shared::clock;
+use shared::clock::{self, SharedClock};
 use shared::config::vars::{
     LOCAL_FAKE_WECHAT, WECHAT_API_BASE, WECHAT_APP_ID, WECHAT_APP_SECRET, WECHAT_OPEN_BASE,
 };
-use shared::config::{flag_or, optional};
+use shared::config::{Env, flag_or, optional};
+use shared::customer_service::CustomerService;
 use shared::embedded::EmbeddedStore;
 use shared::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat};
+use shared::forward::{
+    Answer, ForwardConfig, ForwardingRules, HttpForwarder, InProcessLauncher, LateDelivery,
+    LateSender, MessageSide, Worker,
+};
 use shared::oauth::{OAuth, OAuthConfig};
-use shared::token::{TokenConfig, TokenService};
-use shared::webhook::Webhook;
+use shared::rules::Rules;
+use shared::token::{TokenClient, TokenConfig, TokenService};
+use shared::webhook::{Webhook, WebhookConfig};
 use shared::wechat_api::WeChatHttp;
 
 use crate::invoke::answer_invoke_request;
@@ -38,8 +44,35 @@ pub enum WeChatApi {
     Off,
 }
 
+/// The webhook's replies: the rules, and a forward rule's flow with the worker as a background
+/// task of this server (Lambda freezes a function once it answered; this process does not).
+pub type LocalHandler = ForwardingRules<EmbeddedStore, LocalLauncher>;
+
+/// Runs the worker in this process.
+pub type LocalLauncher = InProcessLauncher<EmbeddedStore, HttpForwarder, LocalLateChannel>;
+
+/// Where the local worker sends late answers: the customer-service API of the WeChat API in use
+/// (real or fake), through the local token service; nowhere when there is none.
+pub enum LocalLateChannel {
+    CustomerService(CustomerService<Arc<LocalTokenService>>),
+    Off,
+}
+
+impl LateSender for LocalLateChannel {
+    async fn send(&self, openid: &str, answer: &Answer) -> LateDelivery {
+        match self {
+            Self::CustomerService(channel) => LateSender::send(channel, openid, answer).await,
+            Self::Off => LateDelivery::Unavailable {
+                reason: "no token service to send with: set WECHAT_APP_SECRET for the real \
+                         WeChat API, or LOCAL_FAKE_WECHAT=true for the bundled fake"
+                    .into(),
+            },
+        }
+    }
+}
+
 pub struct App {
-    pub webhook: Webhook,
+    pub webhook: Webhook<LocalHandler>,
     pub oauth: Option<OAuth<EmbeddedStore>>,
     pub tokens: Option<Arc<LocalTokenService>>,
     pub wechat_api: WeChatApi,
@@ -71,20 +104,40 @@ impl App {
             WeChatApi::Off
         };
 
-        let webhook = Webhook::from_env(env)?;
-        let (oauth, tokens) = match wechat_api {
-            WeChatApi::Off => (None, None),
+        let clock = clock::system();
+        let (oauth, tokens, http) = match wechat_api {
+            WeChatApi::Off => (None, None, None),
             _ => {
                 let tokens = TokenConfig::from_env(env)?;
                 let oauth = OAuthConfig::from_env(env)?;
-                // One client to WeChat for both, as one Lambda container would build it.
+                // One client to WeChat for all, as one Lambda container would build it.
                 let http = WeChatHttp::from_config(&tokens.wechat)?;
-                let clock = clock::system();
                 let oauth = OAuth::new(oauth, store.clone(), http.clone(), clock.clone());
-                let tokens = TokenService::new(tokens, store, http, clock);
-                (Some(oauth), Some(Arc::new(tokens)))
+                let tokens = TokenService::new(tokens, store.clone(), http.clone(), clock.clone());
+                (Some(oauth), Some(Arc::new(tokens)), Some(http))
             }
         };
+        let rules = Rules::from_env(env)?;
+        let forwarding = match rules.has_forward() {
+            false => None,
+            true => {
+                let late_channel = match (&tokens, http) {
+                    (Some(tokens), Some(http)) => {
+                        let client = TokenClient::with_clock(tokens.clone(), clock.clone());
+                        LocalLateChannel::CustomerService(CustomerService::new(
+                            http,
+                            Arc::new(client),
+                        ))
+                    }
+                    _ => LocalLateChannel::Off,
+                };
+                Some(local_forwarding(env, store, late_channel, clock)?)
+            }
+        };
+        let webhook = Webhook::new(
+            WebhookConfig::from_env(env)?,
+            ForwardingRules::new(rules, forwarding),
+        );
         Ok(Self {
             webhook,
             oauth,
@@ -116,6 +169,20 @@ impl App {
         }
         shared::http::text(StatusCode::NOT_FOUND, "not found")
     }
+}
+
+/// A forward rule's message side over the embedded store, starting the worker in process.
+fn local_forwarding(
+    env: &impl Env,
+    store: EmbeddedStore,
+    late_channel: LocalLateChannel,
+    clock: SharedClock,
+) -> Result<MessageSide<EmbeddedStore, LocalLauncher>, Box<dyn std::error::Error>> {
+    let config = ForwardConfig::from_env(env)?;
+    let forwarder = HttpForwarder::new(config.secret, config.late_timeout, clock.clone())?;
+    let worker = Worker::new(store.clone(), forwarder, late_channel);
+    let launcher = InProcessLauncher::new(Arc::new(worker));
+    Ok(MessageSide::new(store, launcher, clock))
 }
 
 /// `/2015-03-31/functions/{name}/invocations`: any function name reaches the token service.

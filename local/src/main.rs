@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use shared::config::vars::{
     HOST, LOCAL_FAKE_WECHAT, LOCAL_REFRESH_INTERVAL_SECS, LOCAL_STORE, PORT, PUBLIC_BASE_URL,
-    SESSION_SECRET, TABLE_NAME, WECHAT_API_BASE,
+    SESSION_SECRET, TABLE_NAME, WECHAT_API_BASE, WECHAT_FORWARD_SECRET,
 };
 use shared::config::{optional, parsed_or};
 use shared::embedded::EmbeddedStore;
@@ -38,6 +38,10 @@ const DEV_DEFAULTS: &[(&str, &str)] = &[
     (LOCAL_REFRESH_INTERVAL_SECS, "300"),
     (TABLE_NAME, "local"),
     (SESSION_SECRET, "local-development-only-session-secret-0000"),
+    (
+        WECHAT_FORWARD_SECRET,
+        "local-development-only-forward-secret-000",
+    ),
 ];
 
 const DOTENV_FILE: &str = ".env";

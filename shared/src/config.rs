@@ -5,7 +5,9 @@
 pub mod vars;
 mod wechat;
 
-pub use wechat::{DEFAULT_API_BASE, DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_OPEN_BASE, WeChatAppConfig};
+pub use wechat::{
+    DEFAULT_API_BASE, DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_OPEN_BASE, WeChatApiConfig, WeChatAppConfig,
+};
 
 use std::fmt;
 use std::str::FromStr;

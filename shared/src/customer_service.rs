@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
+use crate::forward::{Answer, LateDelivery, LateSender};
 use crate::reply::{self, Reply};
 use crate::token::{self, CallError, RetryPolicy, TokenClient, TokenSource};
 use crate::wechat_api::errcode::{self, ErrClass};
@@ -153,6 +154,7 @@ pub struct ArticleRef {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Menu {
     #[serde(default)]
     pub head_content: String,
@@ -163,6 +165,7 @@ pub struct Menu {
 
 /// A menu item: when tapped, the user sends a text message `content` carrying `bizmsgmenuid = id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MenuItem {
     pub id: String,
     pub content: String,
@@ -551,6 +554,41 @@ fn log(message: &CustomMessage, outcome: &SendOutcome) {
         | SendOutcome::TokenUnavailable { .. }
         | SendOutcome::WeChatUnavailable(_) => {
             tracing::error!(outcome = code, %openid, msgtype, "{outcome}");
+        }
+    }
+}
+
+/// The forward worker's late channel: the service's [`Answer`] goes out as a customer-service
+/// message. WeChat's refusals become [`LateDelivery::Rejected`] under the outcome's code (so the
+/// worker's log and the message item say `window_closed`, `invalid_openid`, …); what may pass
+/// with time (busy, unreachable, no token) is [`LateDelivery::Unavailable`].
+impl<S: TokenSource> LateSender for CustomerService<S> {
+    async fn send(&self, openid: &str, answer: &Answer) -> LateDelivery {
+        let message = match answer {
+            Answer::Reply(reply) => match CustomMessage::from_reply(openid, reply) {
+                Ok(message) => message,
+                Err(e) => {
+                    return LateDelivery::Rejected {
+                        code: "not_sendable",
+                        reason: e.to_string(),
+                    };
+                }
+            },
+            Answer::MpNews { media_id } => CustomMessage::mpnews(openid, media_id.as_str()),
+            Answer::MsgMenu(menu) => CustomMessage::menu(openid, menu.clone()),
+        };
+        // The inherent `send`: one customer-service call with its retries and token refresh.
+        match CustomerService::send(self, &message).await {
+            SendOutcome::Sent => LateDelivery::Sent,
+            outcome @ (SendOutcome::WeChatBusy { .. }
+            | SendOutcome::TokenUnavailable { .. }
+            | SendOutcome::WeChatUnavailable(_)) => LateDelivery::Unavailable {
+                reason: outcome.to_string(),
+            },
+            outcome => LateDelivery::Rejected {
+                code: outcome.code(),
+                reason: outcome.to_string(),
+            },
         }
     }
 }

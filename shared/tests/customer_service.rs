@@ -612,3 +612,56 @@ async fn logs_name_the_outcome_and_a_fingerprint_never_the_token_the_openid_or_t
         assert!(!logs.contains(secret), "{secret} was logged:\n{logs}");
     }
 }
+
+/// The forward worker's late channel: answers of every kind reach the user as their
+/// customer-service message, and WeChat's refusals come back under the outcome's code.
+#[tokio::test]
+async fn as_the_late_channel_answers_go_out_as_customer_service_messages() {
+    use shared::forward::{Answer, LateDelivery, LateSender};
+    let s = setup().await;
+    let menu = Menu {
+        head_content: "Pick one".into(),
+        list: vec![MenuItem {
+            id: "101".into(),
+            content: "Yes".into(),
+        }],
+        tail_content: String::new(),
+    };
+    for answer in [
+        Answer::Reply(Reply::text("late hello")),
+        Answer::MpNews {
+            media_id: "MEDIA".into(),
+        },
+        Answer::MsgMenu(menu),
+    ] {
+        assert_eq!(
+            LateSender::send(&s.cs, FAKE_OPENID, &answer).await,
+            LateDelivery::Sent
+        );
+    }
+    let types: Vec<String> = s
+        .delivered()
+        .iter()
+        .filter_map(|call| call.msgtype.clone())
+        .collect();
+    assert_eq!(types, ["text", "mpnews", "msgmenu"]);
+
+    let nothing = LateSender::send(&s.cs, FAKE_OPENID, &Answer::Reply(Reply::Success)).await;
+    assert!(matches!(
+        nothing,
+        LateDelivery::Rejected {
+            code: "not_sendable",
+            ..
+        }
+    ));
+    lock(&s.fake.state().custom).close_window(FAKE_OPENID);
+    let closed = LateSender::send(&s.cs, FAKE_OPENID, &Answer::Reply(Reply::text("x"))).await;
+    assert!(matches!(
+        closed,
+        LateDelivery::Rejected {
+            code: "window_closed",
+            ..
+        }
+    ));
+    assert_eq!(s.delivered().len(), 3, "nothing more was delivered");
+}

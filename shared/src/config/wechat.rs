@@ -30,6 +30,29 @@ pub struct WeChatAppConfig {
 
 impl WeChatAppConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let api = WeChatApiConfig::from_env(env)?;
+        Ok(Self {
+            app_id: required(env, WECHAT_APP_ID)?,
+            app_secret: Secret::new(required(env, WECHAT_APP_SECRET)?),
+            api_base: api.api_base,
+            open_base: base_url(env, WECHAT_OPEN_BASE, DEFAULT_OPEN_BASE)?,
+            http_timeout: api.http_timeout,
+        })
+    }
+}
+
+/// Where and how calls to WeChat's API go, without the app's credentials: what a function that
+/// calls WeChat with an access_token from the token service (the worker) needs, and no more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeChatApiConfig {
+    /// `WECHAT_API_BASE`, default `https://api.weixin.qq.com`, without a trailing slash.
+    pub api_base: String,
+    /// `WECHAT_HTTP_TIMEOUT_MS`, default 5000: per call to WeChat.
+    pub http_timeout: Duration,
+}
+
+impl WeChatApiConfig {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         let http_timeout_ms: u64 = parsed_or(env, WECHAT_HTTP_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS)?;
         if http_timeout_ms == 0 {
             return Err(ConfigError::new(
@@ -38,10 +61,7 @@ impl WeChatAppConfig {
             ));
         }
         Ok(Self {
-            app_id: required(env, WECHAT_APP_ID)?,
-            app_secret: Secret::new(required(env, WECHAT_APP_SECRET)?),
             api_base: base_url(env, WECHAT_API_BASE, DEFAULT_API_BASE)?,
-            open_base: base_url(env, WECHAT_OPEN_BASE, DEFAULT_OPEN_BASE)?,
             http_timeout: Duration::from_millis(http_timeout_ms),
         })
     }
@@ -93,6 +113,17 @@ mod tests {
         ] {
             assert_eq!(with((name, raw)).unwrap_err().variable, name);
         }
+    }
+
+    #[test]
+    fn the_api_config_needs_no_credentials_and_checks_like_the_app_config() {
+        let api = WeChatApiConfig::from_env(&[(WECHAT_API_BASE, "http://127.0.0.1:9/")]).unwrap();
+        assert_eq!(api.api_base, "http://127.0.0.1:9");
+        assert_eq!(api.http_timeout, Duration::from_secs(5));
+        let err = WeChatApiConfig::from_env(&[(WECHAT_API_BASE, "http://api.weixin.qq.com")]);
+        assert_eq!(err.unwrap_err().variable, WECHAT_API_BASE);
+        let err = WeChatApiConfig::from_env(&[(WECHAT_HTTP_TIMEOUT_MS, "0")]).unwrap_err();
+        assert_eq!(err.variable, WECHAT_HTTP_TIMEOUT_MS);
     }
 
     #[test]

@@ -8,6 +8,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::reply::Reply;
 
+/// A menu message (customer-service `msgmenu`): the customer-service API's own type, so an
+/// answer goes out exactly as the service wrote it.
+pub use crate::customer_service::{Menu as MsgMenu, MenuItem as MenuOption};
+
 /// An answer to deliver to the user, passively or late.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -17,25 +21,6 @@ pub enum Answer {
     MpNews { media_id: String },
     /// A message with choices the user taps (customer-service `msgmenu`).
     MsgMenu(MsgMenu),
-}
-
-/// A menu message: text before, the choices, text after.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MsgMenu {
-    #[serde(default)]
-    pub head_content: String,
-    pub list: Vec<MenuOption>,
-    #[serde(default)]
-    pub tail_content: String,
-}
-
-/// One choice of a [`MsgMenu`]: WeChat pushes its `id` back when the user taps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MenuOption {
-    pub id: String,
-    pub content: String,
 }
 
 /// The late-only types, as written (tagged by `type` like a [`Reply`]).

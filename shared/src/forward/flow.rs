@@ -259,6 +259,19 @@ impl WorkerOutcome {
             Self::StoreUnavailable(_) => "store_unavailable",
         }
     }
+
+    /// Whether the job failed for a reason an operator must look at (the service or the store
+    /// down, WeChat unreachable): the worker function reports these as invocation errors, so
+    /// they show in its `Errors` metric and land in its failure destination (never retried).
+    /// WeChat refusing a late message (the 48-hour window, …) is an answer, not a failure.
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::ForwardFailed(_)
+                | Self::StoreUnavailable(_)
+                | Self::LateNotSent(LateDelivery::Unavailable { .. })
+        )
+    }
 }
 
 /// The worker side: one call to the service, then the one delivery its answer gets.
