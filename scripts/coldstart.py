@@ -3,8 +3,12 @@
 
     scripts/coldstart.py [--runs N] [--warm N] FUNCTION=BINARY [FUNCTION=BINARY ...]
 
-FUNCTION is `verify` or `message` (the event they get is built here, signed with a fresh
-timestamp, so the answer is a real 200) or `raw:FILE.json` for any other function and event.
+FUNCTION is `verify`, `message` (static reply rules) or `message-forward` (a forward rule with a
+zero budget: the function claims the `msg#` item, starts the worker and answers `success`; run it
+under `node scripts/with-dynalite.mjs`, which provides the table; the worker's Lambda Invoke
+endpoint is served here and answers 202) — the event each gets is built here, signed with a fresh
+timestamp and a fresh MsgId, so the answer is a real 200 — or `raw:FILE.json` for any other
+function and event.
 Each run starts the binary afresh with `AWS_LAMBDA_RUNTIME_API` pointing at a Runtime API served
 by this script on loopback, then measures:
 
@@ -25,7 +29,9 @@ import hashlib
 import json
 import os
 import queue
+import random
 import statistics
+import tempfile
 import subprocess
 import sys
 import threading
@@ -68,12 +74,12 @@ def webhook_event(function):
     timestamp, nonce = str(int(time.time())), "coldstart"
     query = {"signature": signature(TOKEN, timestamp, nonce), "timestamp": timestamp,
              "nonce": nonce}
-    if function == "verify":
+    if function.startswith("verify"):
         return apigw_event("GET", dict(query, echostr="5837397520665436492"))
     body = ("<xml><ToUserName><![CDATA[gh_account]]></ToUserName>"
             "<FromUserName><![CDATA[oUser]]></FromUserName>"
             f"<CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-            "<Content><![CDATA[hello]]></Content><MsgId>1234567890123456</MsgId></xml>")
+            f"<Content><![CDATA[hello]]></Content><MsgId>{random.getrandbits(63)}</MsgId></xml>")
     return apigw_event("POST", dict(query, openid="oUser"), body)
 
 
@@ -114,6 +120,13 @@ class RuntimeApi:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
                 now = time.perf_counter()
+                if self.path.startswith("/2015-03-31/functions/"):
+                    # The Lambda Invoke API, for the worker the message function starts
+                    # asynchronously: accepted, as Lambda answers an Event invocation.
+                    self.send_response(202)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(202)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -156,6 +169,7 @@ def run_once(binary, event, warm, extra_env):
         "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/coldstart",
         "AWS_REGION": "us-east-1",
     })
+    env = {k: v.replace("{api}", api.address) for k, v in env.items()}
     for i in range(warm + 1):
         api.events.put((f"req-{i}", event() if callable(event) else event))
     start = time.perf_counter()
@@ -195,6 +209,11 @@ def main():
     args = parser.parse_args()
 
     webhook_env = {"WECHAT_TOKEN": TOKEN, "WECHAT_APP_ID": APP_ID}
+    rules = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+    rules.write('[default]\ntype = "forward"\nurl = "https://service.invalid/wechat"\ntimeout_ms = 0\n')
+    rules.close()
+    forward_env = dict(webhook_env, WECHAT_REPLY_RULES=rules.name, WORKER_FUNCTION_NAME="worker",
+                       AWS_ENDPOINT_URL_LAMBDA="http://{api}")
     report = {}
     for target in args.targets:
         function, _, binary = target.partition("=")
@@ -202,7 +221,8 @@ def main():
             with open(function[4:]) as f:
                 event, env, function = json.load(f), {}, os.path.basename(function[4:])
         else:
-            event, env = (lambda f=function: webhook_event(f)), webhook_env
+            event = lambda f=function: webhook_event(f)
+            env = forward_env if function == "message-forward" else webhook_env
         runs = [run_once(binary, event, args.warm, env) for _ in range(args.runs)]
         report[function] = {
             key: statistics.median([r[key] for r in runs if r[key] is not None])

@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use errcode::ErrClass;
+pub(crate) use transport::error_chain;
 pub use transport::{
     ClientBuildError, Method, Pending, ReqwestTransport, WeChatTransport, WireRequest, WireResponse,
 };

@@ -15,6 +15,7 @@ use super::request::ForwardRequest;
 use super::short;
 use crate::clock::SharedClock;
 use crate::config::Secret;
+use crate::wechat_api::error_chain;
 
 /// Header with the unix time (seconds) the request was signed at.
 pub const TIMESTAMP_HEADER: &str = "X-Forward-Timestamp";
@@ -192,21 +193,6 @@ impl Forwarder for HttpForwarder {
     ) -> impl Future<Output = Result<Option<Answer>, ForwardError>> + Send {
         self.call(url, request)
     }
-}
-
-/// An error and its causes, `outer: inner`, skipping a cause the previous text already ends with.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
