@@ -6,9 +6,6 @@
 //! WECHAT_MAX_CLOCK_SKEW_SECS, WECHAT_REQUIRE_ENCRYPTION (see `shared::webhook`); with a forward
 //! rule also TABLE_NAME and WORKER_FUNCTION_NAME.
 
-// The forward path's futures nest the AWS SDK's deeply, as the refresh function's do.
-#![recursion_limit = "256"]
-
 use std::convert::Infallible;
 
 use lambda_http::{Error, Request, service_fn};

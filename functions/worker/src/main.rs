@@ -4,9 +4,6 @@
 //! gave up waiting, sends the answer through the customer-service API with the access_token from
 //! the central token service. All logic is `shared::forward::Worker`.
 
-// The worker's futures nest the AWS SDK's deeply, as the refresh function's do.
-#![recursion_limit = "256"]
-
 use std::sync::Arc;
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
