@@ -19,6 +19,7 @@ pub mod dynamo;
 pub mod embedded;
 pub mod forward;
 pub mod http;
+pub mod jssdk;
 pub mod message;
 pub mod oauth;
 pub mod reply;

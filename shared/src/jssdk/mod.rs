@@ -1,0 +1,62 @@
+//! JS-SDK (`wx.config`) for the account's web pages: the `jsapi_ticket` as its consumers see it
+//! ([`TicketSource`]; kept fresh centrally by the refresh function, like the access_token) and
+//! WeChat's signature over it ([`signature`]).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use sha1::{Digest, Sha1};
+
+use crate::config::Secret;
+use crate::token::TokenError;
+
+/// A jsapi_ticket and when it expires. `Debug` never shows the ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsapiTicket {
+    pub value: Secret<String>,
+    pub expires_at_ms: i64,
+}
+
+/// Where jsapi_tickets come from: the token service in process (refresh function, local server,
+/// tests), or the table plus the refresh function by Lambda Invoke (every other function).
+pub trait TicketSource: Send + Sync {
+    /// A usable jsapi_ticket (more than [`crate::token::MIN_REMAINING_MS`] left), fetched once
+    /// centrally if none is stored.
+    fn jsapi_ticket(&self) -> impl Future<Output = Result<JsapiTicket, TokenError>> + Send;
+}
+
+impl<T: TicketSource> TicketSource for Arc<T> {
+    fn jsapi_ticket(&self) -> impl Future<Output = Result<JsapiTicket, TokenError>> + Send {
+        (**self).jsapi_ticket()
+    }
+}
+
+/// WeChat's JS-SDK signature: the hex SHA-1 of
+/// `jsapi_ticket=…&noncestr=…&timestamp=…&url=…`, where `url` is the page URL without its
+/// `#fragment` (callers strip it; this function signs exactly what it is given).
+pub fn signature(ticket: &str, nonce_str: &str, timestamp: i64, url: &str) -> String {
+    let mut hasher = Sha1::new();
+    hasher.update(
+        format!("jsapi_ticket={ticket}&noncestr={nonce_str}&timestamp={timestamp}&url={url}")
+            .as_bytes(),
+    );
+    hex::encode(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_wechats_published_example() {
+        assert_eq!(
+            signature(
+                "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg",
+                "Wm3WZYTPz0wzccnW",
+                1414587457,
+                "http://mp.weixin.qq.com?params=value",
+            ),
+            "0f9de62fce790f9a083d5c99e95740ceb90c27ed"
+        );
+    }
+}
