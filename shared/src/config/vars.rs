@@ -34,6 +34,11 @@ pub const SESSION_TTL_SECS: &str = "SESSION_TTL_SECS";
 pub const OAUTH_ALLOWED_ORIGINS: &str = "OAUTH_ALLOWED_ORIGINS";
 pub const OAUTH_PROFILE_MAX_AGE_SECS: &str = "OAUTH_PROFILE_MAX_AGE_SECS";
 
+// JS-SDK signatures and the demo page (`oauth`; see `crate::jssdk`).
+pub const JSSDK_ALLOWED_ORIGINS: &str = "JSSDK_ALLOWED_ORIGINS";
+pub const JSSDK_SCRIPT_URL: &str = "JSSDK_SCRIPT_URL";
+pub const DEMO_PAGE_ENABLED: &str = "DEMO_PAGE_ENABLED";
+
 // Local development server (`make run`).
 pub const HOST: &str = "HOST";
 pub const PORT: &str = "PORT";
