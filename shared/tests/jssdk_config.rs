@@ -11,7 +11,8 @@ use shared::config::Secret;
 use shared::jssdk::{JsapiTicket, Jssdk, JssdkConfig, TicketSource, WxConfig, signature};
 use shared::token::TokenError;
 
-const TICKET: &str = "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg";
+const TICKET: &str =
+    "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg";
 const NOW_MS: i64 = 1_414_587_457_000;
 
 /// Hands out `TICKET` (valid two hours from `NOW_MS`) or, while `failing`, an invoke error.
@@ -32,7 +33,11 @@ impl TicketSource for ScriptedTickets {
         }
         Ok(JsapiTicket {
             value: Secret::new(TICKET.into()),
-            expires_at_ms: self.expires_at_ms.lock().unwrap().unwrap_or(NOW_MS + 7_200_000),
+            expires_at_ms: self
+                .expires_at_ms
+                .lock()
+                .unwrap()
+                .unwrap_or(NOW_MS + 7_200_000),
         })
     }
 }
@@ -73,7 +78,9 @@ fn signing() -> Setup {
 }
 
 fn request(method: &str, uri: &str, origin: Option<&str>) -> Request {
-    let mut builder = lambda_http::http::Request::builder().method(method).uri(uri);
+    let mut builder = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(uri);
     if let Some(origin) = origin {
         builder = builder.header("origin", origin);
     }
@@ -194,7 +201,10 @@ async fn a_missing_or_invalid_url_is_a_bad_request() {
     for (uri, reason) in [
         ("/jssdk/config", "url parameter is missing"),
         ("/jssdk/config?url=", "url parameter is missing"),
-        ("/jssdk/config?url=%2Fpay", "url is not an absolute http(s) URL"),
+        (
+            "/jssdk/config?url=%2Fpay",
+            "url is not an absolute http(s) URL",
+        ),
         (
             "/jssdk/config?url=https%3A%2F%2Fshop.example%2Fa%20b",
             "url contains whitespace",
@@ -292,7 +302,10 @@ async fn the_preflight_is_answered_for_allowed_origins() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let headers = response.headers();
-    assert_eq!(headers["access-control-allow-origin"], "https://shop.example");
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://shop.example"
+    );
     assert_eq!(headers["access-control-allow-methods"], "GET, OPTIONS");
     assert_eq!(headers["vary"], "Origin");
 
@@ -348,15 +361,28 @@ async fn a_ticket_is_reused_for_five_minutes_and_never_close_to_its_expiry() {
 #[tokio::test]
 async fn the_demo_page_is_served_only_when_enabled() {
     let off = signing();
-    assert!(off.jssdk.handle(&request("GET", "/demo", None)).await.is_none());
+    assert!(
+        off.jssdk
+            .handle(&request("GET", "/demo", None))
+            .await
+            .is_none()
+    );
 
     let on = setup(&[("DEMO_PAGE_ENABLED", "true")]);
-    let page = on.jssdk.handle(&request("GET", "/demo", None)).await.unwrap();
+    let page = on
+        .jssdk
+        .handle(&request("GET", "/demo", None))
+        .await
+        .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.headers().contains_key("content-security-policy"));
     let html = String::from_utf8_lossy(page.body().as_ref()).into_owned();
     assert!(html.contains("https://res.wx.qq.com/open/js/jweixin-1.6.0.js"));
-    let post = on.jssdk.handle(&request("POST", "/demo", None)).await.unwrap();
+    let post = on
+        .jssdk
+        .handle(&request("POST", "/demo", None))
+        .await
+        .unwrap();
     assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -444,7 +470,10 @@ async fn the_ticket_never_reaches_a_log_line_or_an_answer() {
 
     let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     assert!(logged.contains("jssdk: signed"), "{logged}");
-    assert!(logged.contains("InvokeFailed") || logged.contains("could not invoke"), "{logged}");
+    assert!(
+        logged.contains("InvokeFailed") || logged.contains("could not invoke"),
+        "{logged}"
+    );
     for text in [&logged, &answers] {
         assert!(!text.contains(TICKET), "{text}");
     }

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub mod custom;
+pub mod jweixin;
 pub mod sns;
 pub mod token;
 
@@ -227,6 +228,7 @@ async fn serve(
     let scripted = lock(&state.scripts)
         .get_mut(&req.path)
         .and_then(VecDeque::pop_front);
+    let cors = jweixin::cors(&req.path);
     let answer = match scripted {
         Some(Scripted::ErrCode(code)) => FakeResponse::errcode(code),
         Some(Scripted::HttpStatus(status)) => FakeResponse {
@@ -245,15 +247,16 @@ async fn serve(
             tokio::time::sleep(pause).await;
             route(&state, &req)
         }
-        None => route(&state, &req),
+        None => jweixin::preflight(&req).unwrap_or_else(|| route(&state, &req)),
     };
-    Ok(to_hyper(answer))
+    Ok(to_hyper(answer, cors))
 }
 
 fn route(state: &FakeState, req: &FakeRequest) -> FakeResponse {
     token::handle(state, req)
         .or_else(|| sns::handle(state, req))
         .or_else(|| custom::handle(state, req))
+        .or_else(|| jweixin::handle(req))
         .unwrap_or_else(|| FakeResponse {
             status: 404,
             content_type: "text/plain",
@@ -262,10 +265,16 @@ fn route(state: &FakeState, req: &FakeRequest) -> FakeResponse {
         })
 }
 
-fn to_hyper(answer: FakeResponse) -> hyper::Response<Full<Bytes>> {
+fn to_hyper(
+    answer: FakeResponse,
+    cors: &[(&'static str, &'static str)],
+) -> hyper::Response<Full<Bytes>> {
     let mut builder = hyper::Response::builder()
         .status(answer.status)
         .header("content-type", answer.content_type);
+    for (name, value) in cors {
+        builder = builder.header(*name, *value);
+    }
     if let Some(location) = answer.location {
         builder = builder.header("location", location);
     }
