@@ -4,7 +4,7 @@
 //! | route | Lambda function |
 //! |---|---|
 //! | `GET`/`POST /wechat` | `verify` / `message` |
-//! | `/oauth/*` | `oauth` |
+//! | `/oauth/*`, `/jssdk/config`, `/demo` | `oauth` |
 //! | `POST /2015-03-31/functions/{name}/invocations` | `refresh`, as the Lambda Invoke API |
 
 use std::collections::HashMap;
@@ -14,16 +14,18 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use shared::clock::{self, SharedClock};
 use shared::config::vars::{
-    LOCAL_FAKE_WECHAT, WECHAT_API_BASE, WECHAT_APP_ID, WECHAT_APP_SECRET, WECHAT_OPEN_BASE,
+    JSSDK_SCRIPT_URL, LOCAL_FAKE_WECHAT, WECHAT_API_BASE, WECHAT_APP_ID, WECHAT_APP_SECRET,
+    WECHAT_OPEN_BASE,
 };
 use shared::config::{Env, flag_or, optional};
 use shared::customer_service::CustomerService;
 use shared::embedded::EmbeddedStore;
-use shared::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat};
+use shared::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat, jweixin};
 use shared::forward::{
     Answer, ForwardConfig, ForwardingRules, HttpForwarder, InProcessLauncher, LateDelivery,
     LateSender, MessageSide, Worker,
 };
+use shared::jssdk::{Jssdk, JssdkConfig};
 use shared::oauth::{OAuth, OAuthConfig};
 use shared::rules::Rules;
 use shared::token::{TokenClient, TokenConfig, TokenService};
@@ -74,6 +76,8 @@ impl LateSender for LocalLateChannel {
 pub struct App {
     pub webhook: Webhook<LocalHandler>,
     pub oauth: Option<OAuth<EmbeddedStore>>,
+    /// `/jssdk/config` and `/demo`, with tickets from the token service in process.
+    pub jssdk: Option<Jssdk<Arc<LocalTokenService>>>,
     pub tokens: Option<Arc<LocalTokenService>>,
     pub wechat_api: WeChatApi,
 }
@@ -94,6 +98,10 @@ impl App {
                 (WECHAT_APP_SECRET, secret),
                 (WECHAT_API_BASE, fake.base_url().to_string()),
                 (WECHAT_OPEN_BASE, fake.base_url().to_string()),
+                (
+                    JSSDK_SCRIPT_URL,
+                    format!("{}{}", fake.base_url(), jweixin::SCRIPT_PATH),
+                ),
             ] {
                 env.insert(name.into(), value);
             }
@@ -105,16 +113,28 @@ impl App {
         };
 
         let clock = clock::system();
-        let (oauth, tokens, http) = match wechat_api {
-            WeChatApi::Off => (None, None, None),
+        let (oauth, jssdk, tokens, http) = match wechat_api {
+            WeChatApi::Off => (None, None, None, None),
             _ => {
                 let tokens = TokenConfig::from_env(env)?;
                 let oauth = OAuthConfig::from_env(env)?;
                 // One client to WeChat for all, as one Lambda container would build it.
                 let http = WeChatHttp::from_config(&tokens.wechat)?;
+                let tokens = Arc::new(TokenService::new(
+                    tokens,
+                    store.clone(),
+                    http.clone(),
+                    clock.clone(),
+                ));
+                let jssdk = Jssdk::new(
+                    JssdkConfig::from_env(env)?,
+                    oauth.wechat.app_id.clone(),
+                    oauth.path_prefix.clone(),
+                    Some(tokens.clone()),
+                    clock.clone(),
+                );
                 let oauth = OAuth::new(oauth, store.clone(), http.clone(), clock.clone());
-                let tokens = TokenService::new(tokens, store.clone(), http.clone(), clock.clone());
-                (Some(oauth), Some(Arc::new(tokens)), Some(http))
+                (Some(oauth), Some(jssdk), Some(tokens), Some(http))
             }
         };
         let rules = Rules::from_env(env)?;
@@ -141,6 +161,7 @@ impl App {
         Ok(Self {
             webhook,
             oauth,
+            jssdk,
             tokens,
             wechat_api,
         })
@@ -150,6 +171,13 @@ impl App {
         let path = req.uri().path();
         if path == "/wechat" {
             return self.webhook.handle(&req).await;
+        }
+        if let Some(response) = match &self.jssdk {
+            Some(jssdk) => jssdk.handle(&req).await,
+            None if path.starts_with("/jssdk/") || path == "/demo" => Some(off("The JS-SDK")),
+            None => None,
+        } {
+            return response;
         }
         if path == "/oauth" || path.starts_with("/oauth/") {
             return match &self.oauth {
@@ -206,6 +234,8 @@ const INDEX: &str = "WeChat Official Account backend (local development server)\
 GET  /wechat              server URL verification (verify)\n\
 POST /wechat              messages and events (message)\n\
 GET  /oauth/authorize     web authorization (oauth); also /oauth/callback, /oauth/me, POST /oauth/logout\n\
+GET  /jssdk/config?url=   wx.config signature for a page on JSSDK_ALLOWED_ORIGINS (oauth)\n\
+GET  /demo                the demo page: sign-in, profile, wx.config (oauth)\n\
 POST /2015-03-31/functions/refresh/invocations   the refresh function, as the Lambda Invoke API\n";
 
 #[cfg(test)]

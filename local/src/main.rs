@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shared::config::vars::{
-    HOST, LOCAL_FAKE_WECHAT, LOCAL_REFRESH_INTERVAL_SECS, LOCAL_STORE, PORT, PUBLIC_BASE_URL,
+    DEMO_PAGE_ENABLED, HOST, JSSDK_ALLOWED_ORIGINS, LOCAL_FAKE_WECHAT, LOCAL_REFRESH_INTERVAL_SECS, LOCAL_STORE, PORT, PUBLIC_BASE_URL,
     SESSION_SECRET, TABLE_NAME, WECHAT_API_BASE, WECHAT_FORWARD_SECRET,
 };
 use shared::config::{optional, parsed_or};
@@ -89,6 +89,11 @@ async fn run() -> Result<(), Box<dyn Error>> {
     // OAuth accepts plain http only on localhost: a LAN HOST still gets a working default.
     env.entry(PUBLIC_BASE_URL.into())
         .or_insert_with(|| format!("http://localhost:{}", address.port()));
+    // The demo page is always on here, and pages on this server's own origin are signed.
+    env.insert(DEMO_PAGE_ENABLED.into(), "true".into());
+    let own_origin = origin_of(&env[PUBLIC_BASE_URL]).to_string();
+    env.entry(JSSDK_ALLOWED_ORIGINS.into())
+        .or_insert(own_origin);
 
     let store_path = store_path(&env, &defaulted)?;
     let store = EmbeddedStore::open(&store_path)?;
@@ -194,6 +199,15 @@ async fn refresh_on_schedule(tokens: Arc<LocalTokenService>, every: Duration) {
     }
 }
 
+/// `scheme://host[:port]` of a base URL (what follows is a path).
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(slash) => &url[..after_scheme + slash],
+        None => url,
+    }
+}
+
 /// `localhost` for the loopback and unspecified addresses: what a browser and the WeChat
 /// sandbox's tunnel will use, and what `PUBLIC_BASE_URL` accepts over plain http.
 fn display_host(host: &str) -> &str {
@@ -263,6 +277,9 @@ fn print_banner(
             "  OAuth:         {base}/oauth/authorize?scope=snsapi_userinfo&return_to=/oauth/me"
         );
     }
+    if app.jssdk.is_some() {
+        println!("  Demo page:     {base}/demo (sign-in, profile, wx.config)");
+    }
     if !defaulted.is_empty() {
         println!(
             "  Development defaults in use (not for production): {}",
@@ -319,6 +336,12 @@ mod tests {
     async fn a_free_port_is_listened_on() {
         let listener = listen("127.0.0.1", 0).await.unwrap();
         assert!(listener.local_addr().unwrap().port() > 0);
+    }
+
+    #[test]
+    fn the_origin_of_a_base_url_drops_its_path() {
+        assert_eq!(origin_of("http://localhost:3000"), "http://localhost:3000");
+        assert_eq!(origin_of("https://abc.example/prod"), "https://abc.example");
     }
 
     #[test]
