@@ -25,6 +25,7 @@ pub const TOKEN_LEASE_MS: &str = "TOKEN_LEASE_MS";
 pub const TOKEN_LEASE_POLL_MS: &str = "TOKEN_LEASE_POLL_MS";
 pub const TOKEN_FETCH_ATTEMPTS: &str = "TOKEN_FETCH_ATTEMPTS";
 pub const TOKEN_RETRY_BACKOFF_MS: &str = "TOKEN_RETRY_BACKOFF_MS";
+pub const TOKEN_STALE_MIN_AGE_SECS: &str = "TOKEN_STALE_MIN_AGE_SECS";
 pub const TOKEN_FUNCTION_NAME: &str = "TOKEN_FUNCTION_NAME";
 
 // Web authorization (`oauth`).

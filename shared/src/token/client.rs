@@ -4,7 +4,8 @@
 //!
 //! Where the token comes from is the [`TokenSource`] port: the service itself, in process (the
 //! refresh function, the local server, tests), or [`super::LambdaTokenSource`] (read the table,
-//! report stale tokens to the refresh function).
+//! report stale tokens to the refresh function). The jsapi_ticket likewise: [`TicketSource`] (on
+//! both), cached per container by [`TicketClient`].
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::{AccessToken, TokenError, TokenService};
 use crate::clock::{self, SharedClock};
 use crate::config::Secret;
+use crate::jssdk::{JsapiTicket, TicketSource};
 use crate::store::token::TokenStore;
 use crate::wechat_api::ApiError;
 
@@ -39,6 +41,13 @@ impl<S: TokenStore> TokenSource for TokenService<S> {
         report
             .token
             .ok_or(TokenError::NoUsableToken(report.outcome))
+    }
+}
+
+/// In process: the service's own logic, over its store.
+impl<S: TokenStore> TicketSource for TokenService<S> {
+    async fn jsapi_ticket(&self) -> Result<JsapiTicket, TokenError> {
+        self.get_ticket().await
     }
 }
 
@@ -149,5 +158,59 @@ impl<S: TokenSource> TokenClient<S> {
     fn cache(&self) -> MutexGuard<'_, Option<AccessToken>> {
         // A panic while holding this lock cannot leave a half-written token: ignore poisoning.
         self.cached.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The jsapi_ticket for one container, like [`TokenClient`] for the token: a warm invocation
+/// whose cached ticket has more than [`super::MIN_REMAINING_MS`] left asks nobody.
+pub struct TicketClient<S> {
+    source: S,
+    clock: SharedClock,
+    cached: Mutex<Option<JsapiTicket>>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for TicketClient<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TicketClient")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: TicketSource> TicketClient<S> {
+    /// On the system clock.
+    pub fn new(source: S) -> Self {
+        Self::with_clock(source, clock::system())
+    }
+
+    pub fn with_clock(source: S, clock: SharedClock) -> Self {
+        Self {
+            source,
+            clock,
+            cached: Mutex::new(None),
+        }
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    fn cache(&self) -> MutexGuard<'_, Option<JsapiTicket>> {
+        // A panic while holding this lock cannot leave a half-written ticket: ignore poisoning.
+        self.cached.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl<S: TicketSource> TicketSource for TicketClient<S> {
+    /// The cached ticket while it is usable; otherwise the source's, cached for next time.
+    async fn jsapi_ticket(&self) -> Result<JsapiTicket, TokenError> {
+        let now = self.clock.now_ms();
+        let usable = |t: &JsapiTicket| t.expires_at_ms - now > super::MIN_REMAINING_MS;
+        if let Some(ticket) = self.cache().as_ref().filter(|t| usable(t)) {
+            return Ok(ticket.clone());
+        }
+        let ticket = self.source.jsapi_ticket().await?;
+        *self.cache() = Some(ticket.clone());
+        Ok(ticket)
     }
 }

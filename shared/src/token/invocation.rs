@@ -3,10 +3,13 @@
 //!
 //! - `{"action": "get"}` → [`TokenAnswer`] `{"access_token": "...", "expires_at": <epoch s>}`
 //! - `{"action": "refresh", "stale_token": "..."}` → [`TokenAnswer`] with `"outcome"`
+//! - `{"action": "get_ticket"}` → [`TicketAnswer`] `{"expires_at": <epoch s>, "jsapi_ticket": "..."}`
+//! - `{"action": "refresh_ticket", "stale_ticket": "..."}` → [`TicketAnswer`] with `"outcome"`
 //! - an EventBridge scheduled event (`"source": "aws.events"`, `"detail-type": "Scheduled Event"`)
 //!   → [`ScheduleSummary`], without the token: `{"outcome", "detail", "token", "expires_at"}`,
-//!   where `token` is the fingerprint; a failed scheduled refresh is an invocation error, so it
-//!   shows in the function's error metrics.
+//!   where `token` is the fingerprint, and `"ticket"`: the same four for the jsapi_ticket; a
+//!   failed scheduled refresh (of either) is an invocation error, so it shows in the function's
+//!   error metrics.
 //! - any error → Lambda's error shape [`LambdaError`] `{"errorType", "errorMessage"}`.
 //!
 //! Field order is alphabetical, as the answers were before they were typed.
@@ -14,15 +17,26 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{AccessToken, RefreshReport, TokenError, TokenService};
+use super::{AccessToken, RefreshReport, TicketReport, TokenError, TokenService, fingerprint};
 use crate::config::Secret;
+use crate::jssdk::JsapiTicket;
 use crate::store::token::TokenStore;
 
 /// A parsed invocation payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {
     Get,
-    Refresh { stale_token: Secret<String> },
+    Refresh {
+        stale_token: Secret<String>,
+    },
+    GetTicket,
+    /// A ticket a page's `wx.config` rejected ("invalid signature" with a correctly signed URL).
+    /// WeChat documents no event that invalidates a jsapi_ticket early, but an AppSecret reset or
+    /// another system fetching tickets for the account can; without this report a bad ticket
+    /// would be served until the schedule's margin, up to two hours. Throttled like stale tokens.
+    RefreshTicket {
+        stale_ticket: Secret<String>,
+    },
     Scheduled,
 }
 
@@ -35,12 +49,17 @@ enum Payload {
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "lowercase")]
+#[serde(tag = "action", rename_all = "snake_case")]
 enum Action {
     Get,
     Refresh {
         #[serde(default)]
         stale_token: Option<String>,
+    },
+    GetTicket,
+    RefreshTicket {
+        #[serde(default)]
+        stale_ticket: Option<String>,
     },
 }
 
@@ -84,8 +103,17 @@ impl Invocation {
                     "the refresh action needs a non-empty \"stale_token\" string",
                 )),
             },
+            Ok(Payload::Action(Action::GetTicket)) => Ok(Self::GetTicket),
+            Ok(Payload::Action(Action::RefreshTicket { stale_ticket })) => match stale_ticket {
+                Some(stale) if !stale.is_empty() => Ok(Self::RefreshTicket {
+                    stale_ticket: Secret::new(stale),
+                }),
+                _ => Err(TokenError::BadInvocation(
+                    "the refresh_ticket action needs a non-empty \"stale_ticket\" string",
+                )),
+            },
             Err(_) => Err(TokenError::BadInvocation(
-                "expected {\"action\": \"get\"}, {\"action\": \"refresh\", \"stale_token\": \"...\"} or an EventBridge Scheduled Event",
+                "expected {\"action\": \"get\"}, {\"action\": \"refresh\", \"stale_token\": \"...\"}, {\"action\": \"get_ticket\"}, {\"action\": \"refresh_ticket\", \"stale_ticket\": \"...\"} or an EventBridge Scheduled Event",
             )),
         }
     }
@@ -96,6 +124,10 @@ impl Invocation {
             Self::Get => Payload::Action(Action::Get),
             Self::Refresh { stale_token } => Payload::Action(Action::Refresh {
                 stale_token: Some(stale_token.expose().clone()),
+            }),
+            Self::GetTicket => Payload::Action(Action::GetTicket),
+            Self::RefreshTicket { stale_ticket } => Payload::Action(Action::RefreshTicket {
+                stale_ticket: Some(stale_ticket.expose().clone()),
             }),
             Self::Scheduled => Payload::Scheduled(ScheduledEvent {
                 source: AwsEvents::AwsEvents,
@@ -113,6 +145,7 @@ impl Invocation {
 #[serde(untagged)]
 pub enum InvocationAnswer {
     Token(TokenAnswer),
+    Ticket(TicketAnswer),
     Schedule(ScheduleSummary),
 }
 
@@ -131,13 +164,40 @@ pub struct TokenAnswer {
     pub outcome: Option<String>,
 }
 
-/// The scheduled run's summary: never the token, only its fingerprint.
+/// The jsapi_ticket, to `get_ticket` and `refresh_ticket`. `Debug` never shows the ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketAnswer {
+    /// Epoch seconds.
+    pub expires_at: i64,
+    #[serde(
+        serialize_with = "expose",
+        deserialize_with = "crate::wechat_api::secret"
+    )]
+    pub jsapi_ticket: Secret<String>,
+    /// The refresh's outcome code (`refresh_ticket` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+}
+
+/// The scheduled run's summary: never the token, only its fingerprint; the ticket's likewise.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduleSummary {
     pub detail: String,
     pub expires_at: Option<i64>,
     pub outcome: String,
+    /// The jsapi_ticket's refresh (absent only in summaries built without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<TicketSummary>,
     pub token: Option<String>,
+}
+
+/// The scheduled run's jsapi_ticket refresh: `ticket` is the ticket's fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketSummary {
+    pub detail: String,
+    pub expires_at: Option<i64>,
+    pub outcome: String,
+    pub ticket: Option<String>,
 }
 
 /// Lambda's shape for a function error, as `lambda_runtime` reports a handler's `Err`.
@@ -185,6 +245,29 @@ impl TokenAnswer {
     }
 }
 
+impl TicketAnswer {
+    fn new(ticket: &JsapiTicket, report: Option<&TicketReport>) -> Self {
+        Self {
+            jsapi_ticket: ticket.value.clone(),
+            expires_at: ticket.expires_at_ms.div_euclid(1000),
+            outcome: report.map(|r| r.outcome.code().to_string()),
+        }
+    }
+
+    /// The ticket it carries, or why it carries none.
+    pub fn into_ticket(self) -> Result<JsapiTicket, TokenError> {
+        if self.jsapi_ticket.expose().is_empty() {
+            return Err(TokenError::Remote(
+                "the answer has an empty jsapi_ticket".into(),
+            ));
+        }
+        Ok(JsapiTicket {
+            value: self.jsapi_ticket,
+            expires_at_ms: self.expires_at.saturating_mul(1000),
+        })
+    }
+}
+
 /// Serve one invocation of the `refresh` function with `service`.
 pub async fn handle_invocation<S: TokenStore>(
     service: &TokenService<S>,
@@ -205,21 +288,56 @@ pub async fn handle_invocation<S: TokenStore>(
                 None => Err(TokenError::NoUsableToken(report.outcome)),
             }
         }
+        Invocation::GetTicket => Ok(InvocationAnswer::Ticket(TicketAnswer::new(
+            &service.get_ticket().await?,
+            None,
+        ))),
+        Invocation::RefreshTicket { stale_ticket } => {
+            let report = service.refresh_stale_ticket(stale_ticket.expose()).await?;
+            match &report.ticket {
+                Some(ticket) => Ok(InvocationAnswer::Ticket(TicketAnswer::new(
+                    ticket,
+                    Some(&report),
+                ))),
+                None => Err(TokenError::NoUsableTicket(report.outcome)),
+            }
+        }
         Invocation::Scheduled => {
-            let report = service.on_schedule().await?;
+            let report = service.on_schedule_both().await?;
+            let (token, ticket) = (&report.token, &report.ticket);
+            let ticket_fingerprint = ticket
+                .ticket
+                .as_ref()
+                .map(|t| fingerprint(t.value.expose()));
             tracing::info!(
-                outcome = report.outcome.code(),
-                token = report.token.as_ref().map(AccessToken::fingerprint),
+                outcome = token.outcome.code(),
+                token = token.token.as_ref().map(AccessToken::fingerprint),
+                ticket_outcome = ticket.outcome.code(),
+                ticket = ticket_fingerprint,
                 "scheduled refresh"
             );
-            if report.outcome.is_failure() {
-                return Err(TokenError::ScheduledRefreshFailed(report.outcome));
+            if token.outcome.is_failure() {
+                return Err(TokenError::ScheduledRefreshFailed(token.outcome.clone()));
+            }
+            if ticket.outcome.is_failure() {
+                return Err(TokenError::ScheduledTicketRefreshFailed(
+                    ticket.outcome.clone(),
+                ));
             }
             Ok(InvocationAnswer::Schedule(ScheduleSummary {
-                outcome: report.outcome.code().into(),
-                detail: report.outcome.to_string(),
-                token: report.token.as_ref().map(AccessToken::fingerprint),
-                expires_at: report.token.as_ref().map(AccessToken::expires_at_s),
+                outcome: token.outcome.code().into(),
+                detail: token.outcome.to_string(),
+                token: token.token.as_ref().map(AccessToken::fingerprint),
+                expires_at: token.token.as_ref().map(AccessToken::expires_at_s),
+                ticket: Some(TicketSummary {
+                    outcome: ticket.outcome.code().into(),
+                    detail: ticket.outcome.to_string(),
+                    ticket: ticket_fingerprint,
+                    expires_at: ticket
+                        .ticket
+                        .as_ref()
+                        .map(|t| t.expires_at_ms.div_euclid(1000)),
+                }),
             }))
         }
     }
@@ -236,6 +354,10 @@ mod tests {
             Invocation::Get,
             Invocation::Refresh {
                 stale_token: Secret::new("old".into()),
+            },
+            Invocation::GetTicket,
+            Invocation::RefreshTicket {
+                stale_ticket: Secret::new("old".into()),
             },
             Invocation::Scheduled,
         ] {
@@ -255,6 +377,17 @@ mod tests {
             }
             .to_payload(),
             json!({"action": "refresh", "stale_token": "old"})
+        );
+        assert_eq!(
+            Invocation::GetTicket.to_payload(),
+            json!({"action": "get_ticket"})
+        );
+        assert_eq!(
+            Invocation::RefreshTicket {
+                stale_ticket: Secret::new("old".into())
+            }
+            .to_payload(),
+            json!({"action": "refresh_ticket", "stale_ticket": "old"})
         );
         assert_eq!(
             Invocation::Scheduled.to_payload(),
@@ -278,6 +411,8 @@ mod tests {
             json!({"action": "delete", "stale_token": "SECRET"}),
             json!({"action": "refresh"}),
             json!({"action": "refresh", "stale_token": ""}),
+            json!({"action": "refresh_ticket", "stale_token": "SECRET"}),
+            json!({"action": "refresh_ticket", "stale_ticket": ""}),
             json!("get"),
             json!({"source": "aws.events", "detail-type": "Other", "token": "SECRET"}),
         ] {
@@ -303,11 +438,22 @@ mod tests {
             detail: "fresh".into(),
             token: None,
             expires_at: None,
+            ticket: None,
         });
         assert_eq!(
             serde_json::to_string(&summary).unwrap(),
             r#"{"detail":"fresh","expires_at":null,"outcome":"fresh","token":null}"#
         );
+        let ticket = JsapiTicket {
+            value: Secret::new("J".into()),
+            expires_at_ms: 7_200_999,
+        };
+        let answer = InvocationAnswer::Ticket(TicketAnswer::new(&ticket, None));
+        assert_eq!(
+            serde_json::to_string(&answer).unwrap(),
+            r#"{"expires_at":7200,"jsapi_ticket":"J"}"#
+        );
+        assert!(!format!("{answer:?}").contains("\"J\""));
         let error = LambdaError::from(&TokenError::BadInvocation("x"));
         assert_eq!(
             serde_json::to_string(&error).unwrap(),

@@ -1,13 +1,14 @@
-//! The account's access_token: the central control service (中控服务器) that alone fetches it
-//! from WeChat (`service`, `wechat`), the invocation handler of the `refresh` function
-//! (`invocation`), and the client every other function uses to get it and to report it stale
-//! (`client`, `remote`).
+//! The account's access_token and jsapi_ticket: the central control service (中控服务器) that
+//! alone fetches them from WeChat (`service`, `wechat`), the invocation handler of the `refresh`
+//! function (`invocation`), and the clients every other function uses to get them and to report
+//! a token stale (`client`, `remote`).
 //!
 //! One token per account is valid at a time and fetches are rationed, so exactly one refresher may
 //! fetch at once (a lease in the table), every write is conditional (an older refresh never
 //! overwrites a newer token), and callers whose API call failed with 40001/40014/42001 report the
 //! failing token instead of fetching themselves: fifty reports of the same stale token cause one
-//! fetch.
+//! fetch, and a token fetched less than a minute ago is not replaced on a report at all. The
+//! jsapi_ticket goes through the same logic, with its own item, lease and quota.
 
 mod client;
 mod invocation;
@@ -21,13 +22,14 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-pub use client::{CallError, TokenClient, TokenSource};
+pub use client::{CallError, TicketClient, TokenClient, TokenSource};
 pub use invocation::{
-    Invocation, InvocationAnswer, LambdaError, ScheduleSummary, TokenAnswer, handle_invocation,
+    Invocation, InvocationAnswer, LambdaError, ScheduleSummary, TicketAnswer, TicketSummary,
+    TokenAnswer, handle_invocation,
 };
 pub use remote::LambdaTokenSource;
-pub use service::{TokenService, china_day, next_china_midnight_ms};
-pub use stored::{Lease, QuotaRecord, TTL_GRACE_S, TokenRecord};
+pub use service::{ScheduleReport, TicketReport, TokenService, china_day, next_china_midnight_ms};
+pub use stored::{Lease, QuotaRecord, TTL_GRACE_S, TicketRecord, TokenRecord};
 pub use wechat::{
     FORCE_REFRESH_DAILY_LIMIT, FORCE_REFRESH_MIN_INTERVAL_MS, FetchFailure, FetchMode, Fetched,
     RetryPolicy, TokenApi, TokenFetcher, config_errcode_advice,
@@ -35,7 +37,7 @@ pub use wechat::{
 
 use crate::config::vars::{
     TOKEN_FETCH_ATTEMPTS, TOKEN_LEASE_MS, TOKEN_LEASE_POLL_MS, TOKEN_REFRESH_MARGIN_SECS,
-    TOKEN_RETRY_BACKOFF_MS, WECHAT_TOKEN_API,
+    TOKEN_RETRY_BACKOFF_MS, TOKEN_STALE_MIN_AGE_SECS, WECHAT_TOKEN_API,
 };
 use crate::config::{ConfigError, Env, Secret, WeChatAppConfig, optional, parsed_or};
 use crate::store::StoreError;
@@ -96,6 +98,10 @@ pub struct TokenConfig {
     /// `TOKEN_FETCH_ATTEMPTS` (default 3) and `TOKEN_RETRY_BACKOFF_MS` (default 300, doubling):
     /// the bounded retries when WeChat answers -1 (system busy) or 45011 (too frequent).
     pub retry: RetryPolicy,
+    /// `TOKEN_STALE_MIN_AGE_SECS` (default 60): a stale report of a token (or ticket) fetched
+    /// less than this ago fetches nothing (`recently_refreshed`), so get + report rounds cannot
+    /// drain the daily quota. 0 turns the throttle off.
+    pub stale_min_age: Duration,
 }
 
 impl TokenConfig {
@@ -142,6 +148,7 @@ impl TokenConfig {
                 attempts,
                 backoff: Duration::from_millis(parsed_or(env, TOKEN_RETRY_BACKOFF_MS, 300)?),
             },
+            stale_min_age: Duration::from_secs(parsed_or(env, TOKEN_STALE_MIN_AGE_SECS, 60)?),
         })
     }
 }
@@ -160,6 +167,9 @@ pub enum RefreshOutcome {
     Unchanged,
     /// The reported stale token had already been replaced; the newer one is current.
     AlreadyReplaced,
+    /// The reported stale token was fetched less than `TOKEN_STALE_MIN_AGE_SECS` ago: it is kept
+    /// and nothing was fetched (reports cannot drain the quota).
+    RecentlyRefreshed,
     /// Another refresher held the lease; this one waited and used the token it stored.
     LostRaceUsedWinner,
     /// Another refresher held the lease and gave it back without storing what this one needed
@@ -177,6 +187,11 @@ pub enum RefreshOutcome {
     WeChatBusy { errcode: i64, attempts: u32 },
     /// WeChat timed out, answered an HTTP error or something that is not a token.
     WeChatUnavailable(ApiError),
+    /// (jsapi_ticket) No usable access_token to ask for one with; the token's outcome says why.
+    TokenUnavailable(Box<RefreshOutcome>),
+    /// (jsapi_ticket) WeChat rejected the access_token (40001/40014/42001) even after the one
+    /// passive refresh.
+    AccessTokenRejected { errcode: i64 },
 }
 
 impl RefreshOutcome {
@@ -188,6 +203,7 @@ impl RefreshOutcome {
             Self::Refreshed => "refreshed",
             Self::Unchanged => "unchanged",
             Self::AlreadyReplaced => "already_replaced",
+            Self::RecentlyRefreshed => "recently_refreshed",
             Self::LostRaceUsedWinner => "lost_race_used_winner",
             Self::OtherRefresherFinished => "other_refresher_finished",
             Self::LeaseBusy => "lease_busy",
@@ -196,6 +212,8 @@ impl RefreshOutcome {
             Self::ConfigError { .. } => "config_error",
             Self::WeChatBusy { .. } => "wechat_busy",
             Self::WeChatUnavailable(_) => "wechat_unavailable",
+            Self::TokenUnavailable(_) => "token_unavailable",
+            Self::AccessTokenRejected { .. } => "access_token_rejected",
         }
     }
 
@@ -210,6 +228,8 @@ impl RefreshOutcome {
                 | Self::WeChatBusy { .. }
                 | Self::WeChatUnavailable(_)
                 | Self::LeaseBusy
+                | Self::TokenUnavailable(_)
+                | Self::AccessTokenRejected { .. }
         )
     }
 }
@@ -239,6 +259,16 @@ impl fmt::Display for RefreshOutcome {
                 "WeChat stayed busy (errcode {errcode}) through {attempts} attempts"
             ),
             Self::WeChatUnavailable(e) => write!(f, "{e}"),
+            Self::TokenUnavailable(outcome) => {
+                write!(
+                    f,
+                    "no access_token to ask for a jsapi_ticket with: {outcome}"
+                )
+            }
+            Self::AccessTokenRejected { errcode } => write!(
+                f,
+                "WeChat rejected the access_token ({errcode}) even after a refresh"
+            ),
             other => f.write_str(other.code()),
         }
     }
@@ -258,8 +288,12 @@ pub enum TokenError {
     Store(#[from] StoreError),
     #[error("no usable access_token: {0}")]
     NoUsableToken(RefreshOutcome),
+    #[error("no usable jsapi_ticket: {0}")]
+    NoUsableTicket(RefreshOutcome),
     #[error("scheduled refresh failed: {0}")]
     ScheduledRefreshFailed(RefreshOutcome),
+    #[error("scheduled jsapi_ticket refresh failed: {0}")]
+    ScheduledTicketRefreshFailed(RefreshOutcome),
     #[error("invalid invocation: {0}")]
     BadInvocation(&'static str),
     #[error("could not invoke the token function: {0}")]
@@ -274,7 +308,11 @@ impl TokenError {
         match self {
             Self::Store(_) => "StoreUnavailable",
             Self::NoUsableToken(_) => "NoUsableToken",
-            Self::ScheduledRefreshFailed(_) => "ScheduledRefreshFailed",
+            Self::NoUsableTicket(_) => "NoUsableTicket",
+            // One error type for both, so one metric filter or alarm covers the scheduled run.
+            Self::ScheduledRefreshFailed(_) | Self::ScheduledTicketRefreshFailed(_) => {
+                "ScheduledRefreshFailed"
+            }
             Self::BadInvocation(_) => "BadInvocation",
             Self::Invoke(_) => "InvokeFailed",
             Self::Remote(_) => "TokenFunctionFailed",
@@ -298,6 +336,7 @@ mod tests {
         assert_eq!(config.refresh_margin, Duration::from_secs(900));
         assert_eq!(config.lease, Duration::from_secs(10));
         assert_eq!(config.retry.attempts, 3);
+        assert_eq!(config.stale_min_age, Duration::from_secs(60));
         assert!(!format!("{config:?}").contains("s3cret"));
     }
 

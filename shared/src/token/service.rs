@@ -1,6 +1,8 @@
-//! The refresh logic of the central control service: when to fetch, who may fetch (the lease),
-//! how a fetched token is stored (compare-and-swap on the version), what the quota allows, and
-//! what a refresher that lost the race does (waits for the winner's token instead of fetching).
+//! The refresh logic of the central control service, for both credentials it keeps (the
+//! access_token and the jsapi_ticket): when to fetch, who may fetch (a lease per credential), how a
+//! fetched credential is stored (compare-and-swap on the version), what the quota allows, how
+//! often a stale report may cause a fetch, and what a refresher that lost the race does (waits
+//! for the winner's credential instead of fetching).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,7 +12,12 @@ use super::wechat::{
 };
 use super::{AccessToken, RefreshOutcome, RefreshReport, TokenConfig, TokenError};
 use crate::clock::SharedClock;
-use crate::store::token::{ConditionalWrite, LeaseAttempt, QuotaRecord, TokenRecord, TokenStore};
+use crate::config::Secret;
+use crate::jssdk::JsapiTicket;
+use crate::store::StoreError;
+use crate::store::token::{
+    ConditionalWrite, LeaseAttempt, QuotaRecord, TicketRecord, TokenRecord, TokenStore, ticket_id,
+};
 use crate::wechat_api::WeChatHttp;
 
 const DAY_MS: i64 = 86_400_000;
@@ -30,14 +37,83 @@ pub fn next_china_midnight_ms(now_ms: i64) -> i64 {
     (china_day(now_ms) + 1) * DAY_MS - CHINA_OFFSET_MS
 }
 
-/// What the caller needs from the stored token.
+/// Which of the account's credentials a refresh is about. Both go through the same lease, wait,
+/// quota and compare-and-swap logic; they differ in their items and in how they are fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Credential {
+    AccessToken,
+    JsapiTicket,
+}
+
+impl Credential {
+    /// The name in log lines.
+    fn name(self) -> &'static str {
+        match self {
+            Self::AccessToken => "access_token",
+            Self::JsapiTicket => "jsapi_ticket",
+        }
+    }
+}
+
+/// A stored credential as the refresh logic sees it, whichever item it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Held {
+    value: Secret<String>,
+    expires_at_ms: i64,
+    fetched_at_ms: i64,
+    version: u64,
+}
+
+impl Held {
+    fn is_usable_at(&self, now_ms: i64) -> bool {
+        self.as_token().is_usable_at(now_ms)
+    }
+
+    fn as_token(&self) -> AccessToken {
+        AccessToken {
+            value: self.value.clone(),
+            expires_at_ms: self.expires_at_ms,
+        }
+    }
+
+    fn as_ticket(&self) -> JsapiTicket {
+        JsapiTicket {
+            value: self.value.clone(),
+            expires_at_ms: self.expires_at_ms,
+        }
+    }
+}
+
+impl From<TokenRecord> for Held {
+    fn from(r: TokenRecord) -> Self {
+        Self {
+            value: r.access_token,
+            expires_at_ms: r.expires_at_ms,
+            fetched_at_ms: r.fetched_at_ms,
+            version: r.version,
+        }
+    }
+}
+
+impl From<TicketRecord> for Held {
+    fn from(r: TicketRecord) -> Self {
+        Self {
+            value: r.jsapi_ticket,
+            expires_at_ms: r.expires_at_ms,
+            fetched_at_ms: r.fetched_at_ms,
+            version: r.version,
+        }
+    }
+}
+
+/// What the caller needs from the stored credential.
 #[derive(Debug, Clone, Copy)]
 enum Need<'a> {
-    /// Any token that is not about to expire (`get`).
+    /// Any credential that is not about to expire (`get`).
     Usable,
-    /// A token with more than the refresh margin left (the scheduled run).
+    /// One with more than the refresh margin left (the scheduled run).
     Margin,
-    /// A token other than this one, which failed a call (the passive path).
+    /// One other than this, which failed a call (the passive path).
     Replacing(&'a str),
 }
 
@@ -48,14 +124,14 @@ enum Decision {
 
 /// How waiting for the lease holder ended.
 enum Waited {
-    /// The holder stored a token that meets the need.
-    Satisfied(TokenRecord),
+    /// The holder stored a credential that meets the need.
+    Satisfied(Held),
     /// The holder gave the lease back without storing what is needed.
-    Released(Option<TokenRecord>),
+    Released(Option<Held>),
     /// The holder's lease ran out: it died; take over.
     Lapsed,
     /// The lease is still held after waiting its full length.
-    StillHeld(Option<TokenRecord>),
+    StillHeld(Option<Held>),
 }
 
 /// How a read-modify-write of the quota item ended.
@@ -67,10 +143,40 @@ enum QuotaUpdate<E> {
     Contended,
 }
 
-/// The central access_token service for one app, over any [`TokenStore`], calling WeChat
-/// through `http` and telling time by `clock` (both built once in `main`).
-/// Share it (`Arc`) between concurrent callers; every method is safe to run concurrently, here
-/// and on other instances over the same table.
+/// A refresh's outcome and the credential stored afterwards, whichever it is.
+struct Report {
+    outcome: RefreshOutcome,
+    current: Option<Held>,
+}
+
+/// A jsapi_ticket refresh's outcome and the ticket current afterwards (`None` when none is left
+/// unexpired).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketReport {
+    pub outcome: RefreshOutcome,
+    pub ticket: Option<JsapiTicket>,
+}
+
+/// What one scheduled run did to each credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleReport {
+    pub token: RefreshReport,
+    pub ticket: TicketReport,
+}
+
+impl ScheduleReport {
+    /// The first failed refresh, the token's before the ticket's.
+    pub fn failure(&self) -> Option<&RefreshOutcome> {
+        [&self.token.outcome, &self.ticket.outcome]
+            .into_iter()
+            .find(|outcome| outcome.is_failure())
+    }
+}
+
+/// The central credential service for one app (the access_token and the jsapi_ticket), over any
+/// [`TokenStore`], calling WeChat through `http` and telling time by `clock` (both built once
+/// in `main`). Share it (`Arc`) between concurrent callers; every method is safe to run
+/// concurrently, here and on other instances over the same table.
 pub struct TokenService<S> {
     config: TokenConfig,
     fetcher: TokenFetcher,
@@ -115,78 +221,132 @@ impl<S: TokenStore> TokenService<S> {
 
     /// The current token, fetching one first if none usable is stored.
     pub async fn get(&self) -> Result<AccessToken, TokenError> {
-        let report = self.refresh(Need::Usable).await?;
+        let report = self.refresh(Credential::AccessToken, Need::Usable).await?;
         report
-            .token
+            .current
             .filter(|t| t.is_usable_at(self.clock.now_ms()))
+            .map(|t| t.as_token())
             .ok_or(TokenError::NoUsableToken(report.outcome))
     }
 
-    /// The scheduled run: refresh when the stored token is missing or within the refresh margin,
-    /// in the stable API's normal mode (which never invalidates the current token).
+    /// The scheduled run for the token: refresh when the stored token is missing or within the
+    /// refresh margin, in the stable API's normal mode (which never invalidates the current token).
     pub async fn on_schedule(&self) -> Result<RefreshReport, TokenError> {
-        self.refresh(Need::Margin).await
+        let report = self.refresh(Credential::AccessToken, Need::Margin).await?;
+        Ok(self.token_report(report))
     }
 
     /// The passive path: a call failed with `stale` (40001/40014/42001). A new token is fetched
-    /// (stable API: forced, within WeChat's limits) only if `stale` is still the stored token, so
-    /// any number of reports of the same token cause one fetch.
+    /// (stable API: forced, within WeChat's limits) only if `stale` is still the stored token and
+    /// was fetched at least `TOKEN_STALE_MIN_AGE_SECS` ago, so any number of reports of the same
+    /// token cause one fetch, and reports cannot drain the quota.
     pub async fn refresh_stale(&self, stale: &str) -> Result<RefreshReport, TokenError> {
-        self.refresh(Need::Replacing(stale)).await
+        let report = self
+            .refresh(Credential::AccessToken, Need::Replacing(stale))
+            .await?;
+        Ok(self.token_report(report))
     }
 
-    async fn refresh(&self, need: Need<'_>) -> Result<RefreshReport, TokenError> {
+    /// The current jsapi_ticket, fetching one first (with the current token) if none usable is
+    /// stored.
+    pub async fn get_ticket(&self) -> Result<JsapiTicket, TokenError> {
+        let report = self.refresh(Credential::JsapiTicket, Need::Usable).await?;
+        report
+            .current
+            .filter(|t| t.is_usable_at(self.clock.now_ms()))
+            .map(|t| t.as_ticket())
+            .ok_or(TokenError::NoUsableTicket(report.outcome))
+    }
+
+    /// The scheduled run for the jsapi_ticket, like [`Self::on_schedule`] for the token.
+    pub async fn on_schedule_ticket(&self) -> Result<TicketReport, TokenError> {
+        let report = self.refresh(Credential::JsapiTicket, Need::Margin).await?;
+        Ok(self.ticket_report(report))
+    }
+
+    /// A page's `wx.config` failed with `stale`: replaced like a stale token (one fetch for any
+    /// number of reports, none for a ticket fetched less than `TOKEN_STALE_MIN_AGE_SECS` ago).
+    pub async fn refresh_stale_ticket(&self, stale: &str) -> Result<TicketReport, TokenError> {
+        let report = self
+            .refresh(Credential::JsapiTicket, Need::Replacing(stale))
+            .await?;
+        Ok(self.ticket_report(report))
+    }
+
+    /// The scheduled run: the token, then the ticket. When no usable token is left the ticket is
+    /// not refreshed (it would only try the failing token fetch again); its outcome says why.
+    pub async fn on_schedule_both(&self) -> Result<ScheduleReport, TokenError> {
+        let token = self.on_schedule().await?;
+        let now = self.clock.now_ms();
+        let ticket = if token.token.as_ref().is_some_and(|t| t.is_usable_at(now)) {
+            self.on_schedule_ticket().await?
+        } else {
+            let stored = self.read(Credential::JsapiTicket).await?;
+            self.ticket_report(Report {
+                outcome: RefreshOutcome::TokenUnavailable(Box::new(token.outcome.clone())),
+                current: stored,
+            })
+        };
+        Ok(ScheduleReport { token, ticket })
+    }
+
+    async fn refresh(&self, credential: Credential, need: Need<'_>) -> Result<Report, TokenError> {
         let app_id = self.config.wechat.app_id.as_str();
+        let lease_id = self.item_id(credential);
         let mut round = 1;
         loop {
             let now = self.clock.now_ms();
-            let stored = self.store.read_token(app_id).await?;
+            let stored = self.read(credential).await?;
             if let Decision::Keep(outcome) = self.decide(need, stored.as_ref(), now) {
-                return Ok(self.report(outcome, stored));
+                return Ok(Report {
+                    outcome,
+                    current: stored,
+                });
             }
             let owner = lease_owner_id(now);
             let until = now + self.config.lease.as_millis() as i64;
             match self
                 .store
-                .try_acquire_lease(app_id, &owner, now, until)
+                .try_acquire_lease(&lease_id, &owner, now, until)
                 .await?
             {
                 LeaseAttempt::Acquired => {
-                    let result = self.refresh_holding_lease(need).await;
-                    if let Err(e) = self.store.release_lease(app_id, &owner).await {
-                        tracing::warn!(app_id, error = %e, "could not release the refresh lease; it runs out on its own");
+                    let result = self.refresh_holding_lease(credential, need).await;
+                    if let Err(e) = self.store.release_lease(&lease_id, &owner).await {
+                        tracing::warn!(app_id, credential = credential.name(), error = %e, "could not release the refresh lease; it runs out on its own");
                     }
                     return result;
                 }
-                LeaseAttempt::Held => match self.wait_for_lease_holder(need).await? {
-                    Waited::Satisfied(record) => {
-                        return Ok(self.report(RefreshOutcome::LostRaceUsedWinner, Some(record)));
-                    }
-                    Waited::Released(stored) => {
-                        return Ok(self.report(RefreshOutcome::OtherRefresherFinished, stored));
-                    }
-                    Waited::Lapsed if round < MAX_LEASE_ROUNDS => {
-                        tracing::warn!(
-                            app_id,
-                            "the refresh lease ran out without a token: its holder died; taking over"
-                        );
-                        round += 1;
-                    }
-                    Waited::Lapsed => {
-                        let stored = self.store.read_token(app_id).await?;
-                        return Ok(self.report(RefreshOutcome::LeaseBusy, stored));
-                    }
-                    Waited::StillHeld(stored) => {
-                        return Ok(self.report(RefreshOutcome::LeaseBusy, stored));
-                    }
-                },
+                LeaseAttempt::Held => {
+                    let outcome = match self.wait_for_lease_holder(credential, need).await? {
+                        Waited::Satisfied(held) => (RefreshOutcome::LostRaceUsedWinner, Some(held)),
+                        Waited::Released(stored) => {
+                            (RefreshOutcome::OtherRefresherFinished, stored)
+                        }
+                        Waited::Lapsed if round < MAX_LEASE_ROUNDS => {
+                            tracing::warn!(
+                                app_id,
+                                credential = credential.name(),
+                                "the refresh lease ran out without a new credential: its holder died; taking over"
+                            );
+                            round += 1;
+                            continue;
+                        }
+                        Waited::Lapsed => (RefreshOutcome::LeaseBusy, self.read(credential).await?),
+                        Waited::StillHeld(stored) => (RefreshOutcome::LeaseBusy, stored),
+                    };
+                    return Ok(Report {
+                        outcome: outcome.0,
+                        current: outcome.1,
+                    });
+                }
             }
         }
     }
 
-    /// Keep the stored token, or fetch (and how).
-    fn decide(&self, need: Need<'_>, stored: Option<&TokenRecord>, now: i64) -> Decision {
-        let Some(stored) = stored.filter(|s| as_token(s).is_usable_at(now)) else {
+    /// Keep the stored credential, or fetch (and how).
+    fn decide(&self, need: Need<'_>, stored: Option<&Held>, now: i64) -> Decision {
+        let Some(stored) = stored.filter(|s| s.is_usable_at(now)) else {
             return Decision::Fetch(FetchMode::Normal);
         };
         match need {
@@ -199,54 +359,137 @@ impl<S: TokenStore> TokenService<S> {
                     Decision::Fetch(FetchMode::Normal)
                 }
             }
-            Need::Replacing(stale) if stored.access_token.expose() == stale => {
-                Decision::Fetch(FetchMode::Force)
+            Need::Replacing(stale) if stored.value.expose() == stale => {
+                let min_age = self.config.stale_min_age.as_millis() as i64;
+                if now - stored.fetched_at_ms < min_age {
+                    // Reports of a just-fetched credential are not believed: a caller could
+                    // otherwise make every round of get + report a fetch (issue: classic quota).
+                    Decision::Keep(RefreshOutcome::RecentlyRefreshed)
+                } else {
+                    Decision::Fetch(FetchMode::Force)
+                }
             }
             Need::Replacing(_) => Decision::Keep(RefreshOutcome::AlreadyReplaced),
         }
     }
 
     /// With the lease held: check again, ask the quota, fetch, and store what came back.
-    async fn refresh_holding_lease(&self, need: Need<'_>) -> Result<RefreshReport, TokenError> {
-        let app_id = self.config.wechat.app_id.as_str();
+    async fn refresh_holding_lease(
+        &self,
+        credential: Credential,
+        need: Need<'_>,
+    ) -> Result<Report, TokenError> {
         let now = self.clock.now_ms();
-        // Read again: the previous holder may have stored a token just before we took the lease.
-        let stored = self.store.read_token(app_id).await?;
+        // Read again: the previous holder may have stored one just before we took the lease.
+        let stored = self.read(credential).await?;
         let mode = match self.decide(need, stored.as_ref(), now) {
-            Decision::Keep(outcome) => return Ok(self.report(outcome, stored)),
+            Decision::Keep(outcome) => {
+                return Ok(Report {
+                    outcome,
+                    current: stored,
+                });
+            }
             Decision::Fetch(mode) => mode,
         };
-        if let Some(refusal) = self.quota_refusal(mode, now).await? {
-            return Ok(self.report(refusal, stored));
+        if let Some(refusal) = self.quota_refusal(credential, mode, now).await? {
+            return Ok(Report {
+                outcome: refusal,
+                current: stored,
+            });
         }
-        match self.fetcher.fetch(mode, self.fetch_deadline_ms()).await {
-            Ok(fetched) => self.store_fetched(fetched, stored).await,
+        let failure = match credential {
+            Credential::AccessToken => self.fetcher.fetch(mode, self.fetch_deadline_ms()).await,
+            Credential::JsapiTicket => match self.fetch_ticket().await? {
+                Ok(fetched) => Ok(fetched),
+                Err(Err(outcome)) => {
+                    return Ok(Report {
+                        outcome,
+                        current: stored,
+                    });
+                }
+                Err(Ok(failure)) => Err(failure),
+            },
+        };
+        match failure {
+            Ok(fetched) => self.store_fetched(credential, fetched, stored).await,
             Err(failure) => {
+                let forced = self.is_forced(credential, mode);
                 let outcome = self
-                    .record_failure(failure, self.is_forced(mode), now)
+                    .record_failure(credential, failure, forced, now)
                     .await?;
-                Ok(self.report(outcome, stored))
+                Ok(Report {
+                    outcome,
+                    current: stored,
+                })
             }
         }
     }
 
+    /// Fetch a jsapi_ticket with the current token. If WeChat rejects the token
+    /// (40001/40014/42001), report it stale (one passive refresh) and try once more with the
+    /// replacement. `Err(Err(outcome))`: no token to ask with.
+    async fn fetch_ticket(
+        &self,
+    ) -> Result<Result<Fetched, Result<FetchFailure, RefreshOutcome>>, TokenError> {
+        // Boxed: getting the token runs the same refresh logic as this call (async recursion).
+        let token = match Box::pin(self.get()).await {
+            Ok(token) => token,
+            Err(TokenError::NoUsableToken(outcome)) => {
+                return Ok(Err(Err(RefreshOutcome::TokenUnavailable(Box::new(
+                    outcome,
+                )))));
+            }
+            Err(e) => return Err(e),
+        };
+        let first = self
+            .fetcher
+            .fetch_ticket(&token.value, self.fetch_deadline_ms())
+            .await;
+        let Err(FetchFailure::AccessTokenRejected { errcode }) = first else {
+            return Ok(first.map_err(Ok));
+        };
+        tracing::warn!(
+            app_id = %self.config.wechat.app_id,
+            errcode,
+            token = %token.fingerprint(),
+            "WeChat rejected the access_token asking for a jsapi_ticket; reporting it stale and retrying once"
+        );
+        let report = Box::pin(self.refresh_stale(token.value.expose())).await?;
+        match report.token {
+            Some(replacement) if replacement.value != token.value => Ok(self
+                .fetcher
+                .fetch_ticket(&replacement.value, self.fetch_deadline_ms())
+                .await
+                .map_err(Ok)),
+            _ => Ok(Err(Ok(FetchFailure::AccessTokenRejected { errcode }))),
+        }
+    }
+
     /// Whether this fetch spends one of the stable API's forced refreshes.
-    fn is_forced(&self, mode: FetchMode) -> bool {
-        mode == FetchMode::Force && self.fetcher.api() == TokenApi::Stable
+    fn is_forced(&self, credential: Credential, mode: FetchMode) -> bool {
+        credential == Credential::AccessToken
+            && mode == FetchMode::Force
+            && self.fetcher.api() == TokenApi::Stable
     }
 
     /// Why WeChat must not be called now, if it must not: the daily quota is blocked, or a forced
     /// refresh is over WeChat's limits. A forced refresh that is allowed is counted here.
     async fn quota_refusal(
         &self,
+        credential: Credential,
         mode: FetchMode,
         now: i64,
     ) -> Result<Option<RefreshOutcome>, TokenError> {
         let app_id = self.config.wechat.app_id.as_str();
-        let quota = self.store.read_quota(app_id).await?.unwrap_or_default();
+        let quota = self
+            .store
+            .read_quota(&self.item_id(credential))
+            .await?
+            .unwrap_or_default();
         if quota.blocked_until_ms > now {
             tracing::warn!(
                 app_id,
+                credential = credential.name(),
                 blocked_until_s = quota.blocked_until_ms.div_euclid(1000),
                 "WeChat's daily quota is exhausted; not calling until it resets"
             );
@@ -254,7 +497,7 @@ impl<S: TokenStore> TokenService<S> {
                 until_ms: quota.blocked_until_ms,
             }));
         }
-        if self.is_forced(mode)
+        if self.is_forced(credential, mode)
             && let Some(until_ms) = self.reserve_forced_refresh(now).await?
         {
             tracing::warn!(
@@ -268,58 +511,75 @@ impl<S: TokenStore> TokenService<S> {
     }
 
     /// Never start a retry that could outlast the lease: a slower refresher must not race a
-    /// taker-over (and if it does, the conditional write of its token is rejected).
+    /// taker-over (and if it does, the conditional write of its credential is rejected).
     fn fetch_deadline_ms(&self) -> i64 {
         let lease_ms = self.config.lease.as_millis() as i64;
         self.clock.now_ms() + lease_ms - lease_ms / 5
     }
 
-    /// Store a fetched token over `stored`, unless WeChat handed back the same one.
+    /// Store a fetched credential over `stored`, unless WeChat handed back the same one.
     async fn store_fetched(
         &self,
+        credential: Credential,
         fetched: Fetched,
-        stored: Option<TokenRecord>,
-    ) -> Result<RefreshReport, TokenError> {
+        stored: Option<Held>,
+    ) -> Result<Report, TokenError> {
         let now = self.clock.now_ms();
-        let usable = stored.as_ref().filter(|s| as_token(s).is_usable_at(now));
-        if usable.is_some_and(|current| current.access_token == fetched.access_token) {
+        let usable = stored.as_ref().filter(|s| s.is_usable_at(now));
+        if usable.is_some_and(|current| current.value == fetched.value) {
             // The stable API's normal mode hands back the current token until its last 5 minutes.
-            return Ok(self.report(RefreshOutcome::Unchanged, stored));
+            return Ok(Report {
+                outcome: RefreshOutcome::Unchanged,
+                current: stored,
+            });
         }
         let outcome = match usable {
             Some(_) => RefreshOutcome::Refreshed,
             None => RefreshOutcome::Fresh,
         };
-        let record = TokenRecord {
+        let held = Held {
             expires_at_ms: fetched.expires_at_ms(now),
-            access_token: fetched.access_token,
+            value: fetched.value,
             fetched_at_ms: now,
             version: stored.as_ref().map_or(1, |s| s.version + 1),
         };
         let replacing = stored.as_ref().map(|s| s.version);
         let app_id = self.config.wechat.app_id.as_str();
-        match self.store.write_token(app_id, &record, replacing).await? {
+        match self.write(credential, &held, replacing).await? {
             ConditionalWrite::Written => {
-                log_stored(app_id, &outcome, &record);
-                Ok(self.report(outcome, Some(record)))
+                tracing::info!(
+                    app_id,
+                    credential = credential.name(),
+                    outcome = outcome.code(),
+                    fingerprint = %super::fingerprint(held.value.expose()),
+                    version = held.version,
+                    expires_at_s = held.expires_at_ms.div_euclid(1000),
+                    "stored a new credential"
+                );
+                Ok(Report {
+                    outcome,
+                    current: Some(held),
+                })
             }
             ConditionalWrite::Superseded => {
                 tracing::warn!(
                     app_id,
-                    "another refresher stored a token while this one fetched (its lease ran out); keeping theirs"
+                    credential = credential.name(),
+                    "another refresher stored one while this one fetched (its lease ran out); keeping theirs"
                 );
-                let winner = self.store.read_token(app_id).await?;
-                Ok(self.report(RefreshOutcome::LostRaceUsedWinner, winner))
+                Ok(Report {
+                    outcome: RefreshOutcome::LostRaceUsedWinner,
+                    current: self.read(credential).await?,
+                })
             }
         }
     }
-
     /// Count a forced refresh against WeChat's limits, in the table so every instance sees it.
     /// `Some(until)`: not allowed before `until`.
     async fn reserve_forced_refresh(&self, now: i64) -> Result<Option<i64>, TokenError> {
         let today = china_day(now);
         let limited = self
-            .update_quota(|quota| {
+            .update_quota(Credential::AccessToken, |quota| {
                 let count_today = if quota.force_day == today {
                     quota.force_count
                 } else {
@@ -351,6 +611,7 @@ impl<S: TokenStore> TokenService<S> {
     /// Record what a failure means for later calls, and name the outcome.
     async fn record_failure(
         &self,
+        credential: Credential,
         failure: FetchFailure,
         forced: bool,
         now: i64,
@@ -358,6 +619,9 @@ impl<S: TokenStore> TokenService<S> {
         let app_id = self.config.wechat.app_id.as_str();
         Ok(match failure {
             FetchFailure::Configuration { errcode } => RefreshOutcome::ConfigError { errcode },
+            FetchFailure::AccessTokenRejected { errcode } => {
+                RefreshOutcome::AccessTokenRejected { errcode }
+            }
             FetchFailure::Busy { errcode, attempts } => {
                 RefreshOutcome::WeChatBusy { errcode, attempts }
             }
@@ -366,7 +630,7 @@ impl<S: TokenStore> TokenService<S> {
                 // Only the forced refreshes are used up; normal fetches still work.
                 let until_ms = next_china_midnight_ms(now);
                 let today = china_day(now);
-                self.update_quota(|quota| {
+                self.update_quota(credential, |quota| {
                     Ok::<_, ()>(QuotaRecord {
                         force_day: today,
                         force_count: FORCE_REFRESH_DAILY_LIMIT,
@@ -382,7 +646,7 @@ impl<S: TokenStore> TokenService<S> {
             }
             FetchFailure::QuotaExhausted => {
                 let until_ms = next_china_midnight_ms(now);
-                self.update_quota(|quota| {
+                self.update_quota(credential, |quota| {
                     Ok::<_, ()>(QuotaRecord {
                         blocked_until_ms: until_ms,
                         ..quota
@@ -391,8 +655,9 @@ impl<S: TokenStore> TokenService<S> {
                 .await?;
                 tracing::error!(
                     app_id,
+                    credential = credential.name(),
                     blocked_until_s = until_ms.div_euclid(1000),
-                    "WeChat's daily access_token quota is exhausted (45009); no instance calls again before midnight China time"
+                    "WeChat's daily quota for this credential is exhausted (45009); no instance calls again before midnight China time"
                 );
                 RefreshOutcome::QuotaExhausted { until_ms }
             }
@@ -403,11 +668,12 @@ impl<S: TokenStore> TokenService<S> {
     /// wrote in between.
     async fn update_quota<E>(
         &self,
+        credential: Credential,
         mut change: impl FnMut(QuotaRecord) -> Result<QuotaRecord, E>,
     ) -> Result<QuotaUpdate<E>, TokenError> {
-        let app_id = self.config.wechat.app_id.as_str();
+        let quota_id = self.item_id(credential);
         for _ in 0..MAX_QUOTA_WRITES {
-            let current = self.store.read_quota(app_id).await?;
+            let current = self.store.read_quota(&quota_id).await?;
             let replacing = current.as_ref().map(|q| q.version);
             let base = current.unwrap_or_default();
             let version = base.version + 1;
@@ -415,7 +681,10 @@ impl<S: TokenStore> TokenService<S> {
                 Ok(updated) => QuotaRecord { version, ..updated },
                 Err(refusal) => return Ok(QuotaUpdate::Refused(refusal)),
             };
-            if self.store.write_quota(app_id, &updated, replacing).await?
+            if self
+                .store
+                .write_quota(&quota_id, &updated, replacing)
+                .await?
                 == ConditionalWrite::Written
             {
                 return Ok(QuotaUpdate::Written);
@@ -424,22 +693,26 @@ impl<S: TokenStore> TokenService<S> {
         Ok(QuotaUpdate::Contended)
     }
 
-    /// Poll until the lease holder stores a token that meets the need, gives the lease back, or
-    /// its lease runs out; at most the lease's length (plus two polls).
-    async fn wait_for_lease_holder(&self, need: Need<'_>) -> Result<Waited, TokenError> {
-        let app_id = self.config.wechat.app_id.as_str();
+    /// Poll until the lease holder stores a credential that meets the need, gives the lease
+    /// back, or its lease runs out; at most the lease's length (plus two polls).
+    async fn wait_for_lease_holder(
+        &self,
+        credential: Credential,
+        need: Need<'_>,
+    ) -> Result<Waited, TokenError> {
+        let lease_id = self.item_id(credential);
         let polls = self.config.lease.as_millis() / self.config.lease_poll.as_millis().max(1) + 2;
         let mut stored = None;
         for _ in 0..polls {
             tokio::time::sleep(self.config.lease_poll).await;
             let now = self.clock.now_ms();
-            // The lease first: if it is gone, the token read after it shows what its holder stored.
-            let lease = self.store.read_lease(app_id).await?;
-            stored = self.store.read_token(app_id).await?;
+            // The lease first: if it is gone, the item read after it shows what its holder stored.
+            let lease = self.store.read_lease(&lease_id).await?;
+            stored = self.read(credential).await?;
             if let Decision::Keep(_) = self.decide(need, stored.as_ref(), now)
-                && let Some(record) = stored
+                && let Some(held) = stored
             {
-                return Ok(Waited::Satisfied(record));
+                return Ok(Waited::Satisfied(held));
             }
             match lease {
                 None => return Ok(Waited::Released(stored)),
@@ -450,34 +723,81 @@ impl<S: TokenStore> TokenService<S> {
         Ok(Waited::StillHeld(stored))
     }
 
-    /// The outcome with the stored token, if it has not expired (an old token beats none).
-    fn report(&self, outcome: RefreshOutcome, stored: Option<TokenRecord>) -> RefreshReport {
-        let now = self.clock.now_ms();
-        RefreshReport {
-            outcome,
-            token: stored
-                .map(|s| as_token(&s))
-                .filter(|t| t.expires_at_ms > now),
+    /// The item this credential's lease and quota are kept under (`lease#<id>`, `quota#<id>`):
+    /// the app id for the token (as before the ticket existed), `ticket#<app_id>` for the ticket.
+    fn item_id(&self, credential: Credential) -> String {
+        let app_id = self.config.wechat.app_id.as_str();
+        match credential {
+            Credential::AccessToken => app_id.to_string(),
+            Credential::JsapiTicket => ticket_id(app_id),
         }
     }
-}
 
-fn log_stored(app_id: &str, outcome: &RefreshOutcome, record: &TokenRecord) {
-    let token = as_token(record);
-    tracing::info!(
-        app_id,
-        outcome = outcome.code(),
-        token = %token.fingerprint(),
-        version = record.version,
-        expires_at_s = token.expires_at_s(),
-        "stored a new access_token"
-    );
-}
+    async fn read(&self, credential: Credential) -> Result<Option<Held>, StoreError> {
+        let app_id = self.config.wechat.app_id.as_str();
+        Ok(match credential {
+            Credential::AccessToken => self.store.read_token(app_id).await?.map(Held::from),
+            Credential::JsapiTicket => self.store.read_ticket(app_id).await?.map(Held::from),
+        })
+    }
 
-fn as_token(record: &TokenRecord) -> AccessToken {
-    AccessToken {
-        value: record.access_token.clone(),
-        expires_at_ms: record.expires_at_ms,
+    async fn write(
+        &self,
+        credential: Credential,
+        held: &Held,
+        replacing: Option<u64>,
+    ) -> Result<ConditionalWrite, StoreError> {
+        let app_id = self.config.wechat.app_id.as_str();
+        let Held {
+            value,
+            expires_at_ms,
+            fetched_at_ms,
+            version,
+        } = held.clone();
+        match credential {
+            Credential::AccessToken => {
+                let record = TokenRecord {
+                    access_token: value,
+                    expires_at_ms,
+                    fetched_at_ms,
+                    version,
+                };
+                self.store.write_token(app_id, &record, replacing).await
+            }
+            Credential::JsapiTicket => {
+                let record = TicketRecord {
+                    jsapi_ticket: value,
+                    expires_at_ms,
+                    fetched_at_ms,
+                    version,
+                };
+                self.store.write_ticket(app_id, &record, replacing).await
+            }
+        }
+    }
+
+    /// The report with the stored token, if it has not expired (an old token beats none).
+    fn token_report(&self, report: Report) -> RefreshReport {
+        let now = self.clock.now_ms();
+        RefreshReport {
+            outcome: report.outcome,
+            token: report
+                .current
+                .filter(|t| t.expires_at_ms > now)
+                .map(|t| t.as_token()),
+        }
+    }
+
+    /// The report with the stored ticket, if it has not expired.
+    fn ticket_report(&self, report: Report) -> TicketReport {
+        let now = self.clock.now_ms();
+        TicketReport {
+            outcome: report.outcome,
+            ticket: report
+                .current
+                .filter(|t| t.expires_at_ms > now)
+                .map(|t| t.as_ticket()),
+        }
     }
 }
 

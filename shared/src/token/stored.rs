@@ -1,11 +1,15 @@
-//! The token service's stored items: the token, the refresh lease and the quota bookkeeping, each
-//! one item of the table keyed by the app id (see `crate::store::table` for how items are stored).
+//! The token service's stored items: the token, the jsapi_ticket, the refresh leases and the quota
+//! bookkeeping, each one item of the table keyed by the app id (see `crate::store::table` for how
+//! items are stored).
 //!
 //! Item layout (all times in epoch milliseconds, `ttl` in epoch seconds as DynamoDB wants):
 //! - `token#<app_id>`: `access_token` S, `expires_at_ms` N, `fetched_at_ms` N, `version` N, `ttl` N
-//! - `lease#<app_id>`: `owner` S, `lease_until_ms` N, `ttl` N
-//! - `quota#<app_id>`: `version` N, `force_day` N (days since epoch in China time, UTC+8),
-//!   `force_count` N, `last_force_at_ms` N (0: never), `blocked_until_ms` N (0: not blocked), `ttl` N
+//! - `ticket#<app_id>`: `jsapi_ticket` S, `expires_at_ms` N, `fetched_at_ms` N, `version` N, `ttl` N
+//! - `lease#<app_id>` (the token's) and `lease#ticket#<app_id>` (the ticket's): `owner` S,
+//!   `lease_until_ms` N, `ttl` N
+//! - `quota#<app_id>` (the token endpoints') and `quota#ticket#<app_id>` (getticket's): `version` N,
+//!   `force_day` N (days since epoch in China time, UTC+8), `force_count` N, `last_force_at_ms` N
+//!   (0: never), `blocked_until_ms` N (0: not blocked), `ttl` N
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +41,24 @@ impl Item for TokenRecord {
     const PREFIX: &'static str = "token#";
     fn ttl(&self) -> Option<i64> {
         Some(self.ttl_s())
+    }
+}
+
+/// The stored jsapi_ticket: the same bookkeeping as [`TokenRecord`], under its own key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketRecord {
+    #[serde(with = "secret_string")]
+    pub jsapi_ticket: Secret<String>,
+    pub expires_at_ms: i64,
+    pub fetched_at_ms: i64,
+    /// Starts at 1 and grows by one with every write.
+    pub version: u64,
+}
+
+impl Item for TicketRecord {
+    const PREFIX: &'static str = "ticket#";
+    fn ttl(&self) -> Option<i64> {
+        Some(self.expires_at_ms.div_euclid(1000) + TTL_GRACE_S)
     }
 }
 
@@ -127,6 +149,17 @@ mod tests {
         assert_eq!(
             serde_json::Value::Object(stored_form("wx1", &lease).unwrap()),
             json!({"pk": "lease#wx1", "owner": "me", "lease_until_ms": 10_000, "ttl": 70})
+        );
+        let ticket = TicketRecord {
+            jsapi_ticket: Secret::new("j".into()),
+            expires_at_ms: 7_200_000,
+            fetched_at_ms: 0,
+            version: 1,
+        };
+        assert_eq!(
+            serde_json::Value::Object(stored_form("wx1", &ticket).unwrap()),
+            json!({"pk": "ticket#wx1", "jsapi_ticket": "j", "expires_at_ms": 7_200_000,
+                   "fetched_at_ms": 0, "version": 1, "ttl": 7_200 + TTL_GRACE_S})
         );
         let quota = stored_form("wx1", &QuotaRecord::default()).unwrap();
         let mut names: Vec<_> = quota.keys().cloned().collect();

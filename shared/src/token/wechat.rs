@@ -1,6 +1,8 @@
-//! Fetching an access_token from WeChat: the stable API (`POST /cgi-bin/stable_token`, default)
-//! or the classic one (`GET /cgi-bin/token`), with bounded retries for WeChat's "busy" answers and
-//! WeChat's error codes sorted into what the service must do about them.
+//! Fetching the account's credentials from WeChat: the access_token from the stable API
+//! (`POST /cgi-bin/stable_token`, default) or the classic one (`GET /cgi-bin/token`), and the
+//! jsapi_ticket (`GET /cgi-bin/ticket/getticket?type=jsapi`, with an access_token), both with the
+//! same bounded retries for WeChat's "busy" answers and WeChat's error codes sorted into what the
+//! service must do about them.
 
 use std::time::Duration;
 
@@ -33,10 +35,10 @@ pub enum FetchMode {
     Force,
 }
 
-/// A token as WeChat handed it out.
+/// A credential (access_token or jsapi_ticket) as WeChat handed it out.
 #[derive(Debug, Clone)]
 pub struct Fetched {
-    pub access_token: Secret<String>,
+    pub value: Secret<String>,
     pub expires_in_s: i64,
 }
 
@@ -85,7 +87,28 @@ pub(crate) struct TokenAnswer {
     expires_in: i64,
 }
 
-/// Why no token came back, sorted by what the service does about it.
+/// `GET /cgi-bin/ticket/getticket?type=jsapi&access_token=…`.
+#[derive(Serialize)]
+struct JsapiTicketRequest {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+impl Endpoint for JsapiTicketRequest {
+    const METHOD: Method = Method::Get;
+    const PATH: &'static str = "/cgi-bin/ticket/getticket";
+    type Answer = TicketAnswer;
+}
+
+/// `{"errcode": 0, "errmsg": "ok", "ticket": "...", "expires_in": 7200}`.
+#[derive(Deserialize)]
+pub(crate) struct TicketAnswer {
+    #[serde(deserialize_with = "crate::wechat_api::secret")]
+    ticket: Secret<String>,
+    expires_in: i64,
+}
+
+/// Why no credential came back, sorted by what the service does about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchFailure {
     /// The app's configuration is wrong; retrying cannot help. Already logged at error level.
@@ -94,6 +117,9 @@ pub enum FetchFailure {
     /// 45009: stop calling until the quota resets.
     #[error("WeChat's daily quota is exhausted (errcode 45009)")]
     QuotaExhausted,
+    /// The access_token a jsapi_ticket was asked with was rejected (40001/40014/42001).
+    #[error("WeChat rejected the access_token (errcode {errcode})")]
+    AccessTokenRejected { errcode: i64 },
     /// -1 or 45011 through every allowed attempt.
     #[error("WeChat stayed busy (errcode {errcode}) through {attempts} attempts")]
     Busy { errcode: i64, attempts: u32 },
@@ -162,17 +188,46 @@ impl TokenFetcher {
     /// starting an attempt that could not finish before `deadline_ms` (epoch ms on the service's
     /// clock: the end of the caller's lease).
     pub async fn fetch(&self, mode: FetchMode, deadline_ms: i64) -> Result<Fetched, FetchFailure> {
+        self.with_retries(deadline_ms, || self.fetch_once(mode))
+            .await
+            .map_err(|e| self.classify(e))
+    }
+
+    /// Fetch a jsapi_ticket with `access_token`, with the same retries and deadline as
+    /// [`Self::fetch`].
+    pub async fn fetch_ticket(
+        &self,
+        access_token: &Secret<String>,
+        deadline_ms: i64,
+    ) -> Result<Fetched, FetchFailure> {
+        let request = JsapiTicketRequest { kind: "jsapi" };
+        self.with_retries(deadline_ms, || async {
+            let answer = self.http.call_with_token(&request, access_token).await?;
+            fetched(answer.ticket, answer.expires_in, "ticket")
+        })
+        .await
+        .map_err(|e| self.classify_ticket_error(e))
+    }
+
+    /// Run `call` until it answers something other than busy, the attempts are used up, or the
+    /// next attempt could not finish before `deadline_ms`. Busy through the end is
+    /// [`FetchFailure::Busy`] (`Ok(Err)`); any other error is handed back for classification.
+    async fn with_retries<F, Fut>(&self, deadline_ms: i64, call: F) -> Result<Fetched, Retried>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Fetched, ApiError>>,
+    {
         let mut attempt = 1;
         let mut backoff = self.retry.backoff;
         loop {
-            let errcode = match self.fetch_once(mode).await {
+            let errcode = match call().await {
                 Ok(fetched) => return Ok(fetched),
                 Err(ApiError::WeChat { errcode, .. })
                     if errcode::class(errcode) == ErrClass::Busy =>
                 {
                     errcode
                 }
-                Err(e) => return Err(self.classify(e)),
+                Err(e) => return Err(Retried::Failed(e)),
             };
             let next_attempt_ends_ms = self
                 .clock
@@ -186,10 +241,10 @@ impl TokenFetcher {
                     attempts = attempt,
                     "WeChat stayed busy; giving up on this refresh"
                 );
-                return Err(FetchFailure::Busy {
+                return Err(Retried::Busy(FetchFailure::Busy {
                     errcode,
                     attempts: attempt,
-                });
+                }));
             }
             tracing::warn!(
                 app_id = %self.app_id,
@@ -225,10 +280,32 @@ impl TokenFetcher {
                 self.http.call(&request).await?
             }
         };
-        fetched(answer)
+        fetched(answer.access_token, answer.expires_in, "access_token")
     }
 
-    fn classify(&self, error: ApiError) -> FetchFailure {
+    fn classify_ticket_error(&self, error: Retried) -> FetchFailure {
+        match error {
+            Retried::Busy(failure) => failure,
+            Retried::Failed(e) if e.is_access_token_invalid() => {
+                FetchFailure::AccessTokenRejected {
+                    errcode: e.errcode().unwrap_or_default(),
+                }
+            }
+            Retried::Failed(e) if e.class() == Some(ErrClass::QuotaExhausted) => {
+                FetchFailure::QuotaExhausted
+            }
+            Retried::Failed(other) => {
+                tracing::warn!(app_id = %self.app_id, error = %other, "could not fetch a jsapi_ticket; the stored ticket is kept");
+                FetchFailure::Unavailable(other)
+            }
+        }
+    }
+
+    fn classify(&self, error: Retried) -> FetchFailure {
+        let error = match error {
+            Retried::Busy(failure) => return failure,
+            Retried::Failed(e) => e,
+        };
         match error {
             ApiError::WeChat { errcode, errmsg } if errcode::config_advice(errcode).is_some() => {
                 let (meaning, fix) = config_errcode_advice(errcode);
@@ -255,20 +332,32 @@ impl TokenFetcher {
     }
 }
 
-/// A usable token from the answer, or `Malformed` naming what is wrong (never echoing the
-/// answer, which holds a token).
-fn fetched(answer: TokenAnswer) -> Result<Fetched, ApiError> {
-    if answer.access_token.expose().is_empty() {
-        return Err(ApiError::Malformed("no access_token in the answer".into()));
+/// How a run of attempts ended without a credential.
+enum Retried {
+    /// Busy through every allowed attempt.
+    Busy(FetchFailure),
+    /// Another error, to be sorted by the caller.
+    Failed(ApiError),
+}
+
+/// A usable credential from an answer's `field` and `expires_in`, or `Malformed` naming what is
+/// wrong (never echoing the answer, which holds a credential).
+fn fetched(
+    value: Secret<String>,
+    expires_in: i64,
+    field: &'static str,
+) -> Result<Fetched, ApiError> {
+    if value.expose().is_empty() {
+        return Err(ApiError::Malformed(format!("no {field} in the answer")));
     }
-    if answer.expires_in <= 0 {
+    if expires_in <= 0 {
         return Err(ApiError::Malformed(
             "no positive expires_in in the answer".into(),
         ));
     }
     Ok(Fetched {
-        access_token: answer.access_token,
-        expires_in_s: answer.expires_in,
+        value,
+        expires_in_s: expires_in,
     })
 }
 
@@ -281,7 +370,22 @@ mod tests {
     use std::sync::Arc;
 
     fn parse_token(answer: &[u8]) -> Result<Fetched, ApiError> {
-        decode::<TokenAnswer>(answer).and_then(fetched)
+        decode::<TokenAnswer>(answer)
+            .and_then(|a| fetched(a.access_token, a.expires_in, "access_token"))
+    }
+
+    fn parse_ticket(answer: &[u8]) -> Result<Fetched, ApiError> {
+        decode::<TicketAnswer>(answer).and_then(|a| fetched(a.ticket, a.expires_in, "ticket"))
+    }
+
+    #[test]
+    fn ticket_answers_are_read_and_empty_tickets_are_malformed() {
+        let ok =
+            parse_ticket(br#"{"errcode":0,"errmsg":"ok","ticket":"J","expires_in":7200}"#).unwrap();
+        assert_eq!((ok.value.expose().as_str(), ok.expires_in_s), ("J", 7200));
+        let err = parse_ticket(br#"{"errcode":0,"errmsg":"ok","ticket":"","expires_in":7200}"#)
+            .unwrap_err();
+        assert!(matches!(err, ApiError::Malformed(_)));
     }
 
     #[test]
@@ -294,10 +398,7 @@ mod tests {
         let err = parse_token(br#"{"access_token": "", "expires_in": 7200}"#).unwrap_err();
         assert!(matches!(err, ApiError::Malformed(_)));
         let ok = parse_token(br#"{"access_token": "T", "expires_in": 7200}"#).unwrap();
-        assert_eq!(
-            (ok.access_token.expose().as_str(), ok.expires_in_s),
-            ("T", 7200)
-        );
+        assert_eq!((ok.value.expose().as_str(), ok.expires_in_s), ("T", 7200));
     }
 
     #[test]
@@ -351,7 +452,7 @@ mod tests {
             .fetch(FetchMode::Force, 10_000)
             .await
             .unwrap();
-        assert_eq!(got.access_token.expose(), "T");
+        assert_eq!(got.value.expose(), "T");
         let requests = double.requests();
         assert_eq!(requests.len(), 3);
         assert_eq!(requests[0].path, "/cgi-bin/stable_token");

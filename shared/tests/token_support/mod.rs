@@ -12,7 +12,7 @@ use shared::config::Secret;
 use shared::fake_wechat::{FAKE_APP_SECRET, FakeWeChat, lock};
 use shared::store::StoreError;
 use shared::store::token::{
-    ConditionalWrite, Lease, LeaseAttempt, QuotaRecord, TokenRecord, TokenStore,
+    ConditionalWrite, Lease, LeaseAttempt, QuotaRecord, TicketRecord, TokenRecord, TokenStore,
 };
 use shared::token::{AccessToken, TokenConfig, TokenError, TokenService, TokenSource};
 use shared::wechat_api::WeChatHttp;
@@ -22,7 +22,8 @@ pub const T0_MS: i64 = 1_767_225_600_000;
 pub const FIVE_MINUTES_MS: i64 = 300_000;
 
 /// Settings for tests: the fake's base URL and credentials, a short lease polled often, a
-/// 1 ms retry backoff and a 500 ms HTTP timeout, plus `extra` (e.g. `WECHAT_TOKEN_API`).
+/// 1 ms retry backoff, a 500 ms HTTP timeout and no stale-report throttle, plus `extra` (e.g.
+/// `WECHAT_TOKEN_API`, or [`THROTTLED`]).
 pub fn config(fake: &FakeWeChat, extra: &[(&str, &str)]) -> TokenConfig {
     let mut env: HashMap<String, String> = [
         ("WECHAT_APP_ID", fake.state().app_id.as_str()),
@@ -32,6 +33,9 @@ pub fn config(fake: &FakeWeChat, extra: &[(&str, &str)]) -> TokenConfig {
         ("TOKEN_LEASE_MS", "1000"),
         ("TOKEN_LEASE_POLL_MS", "10"),
         ("TOKEN_RETRY_BACKOFF_MS", "1"),
+        // The stale-report throttle off: these tests report tokens right after fetching them;
+        // the throttle's own tests turn it on (`THROTTLED`).
+        ("TOKEN_STALE_MIN_AGE_SECS", "0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -58,7 +62,11 @@ pub async fn fake_on_wall_clock(app_id: &str) -> FakeWeChat {
         .expect("start the fake WeChat API")
 }
 
+/// The production default of the stale-report throttle, for `config`'s `extra`.
+pub const THROTTLED: (&str, &str) = ("TOKEN_STALE_MIN_AGE_SECS", "60");
+
 pub const STABLE: &str = "/cgi-bin/stable_token";
+pub const GETTICKET: &str = "/cgi-bin/ticket/getticket";
 pub const CLASSIC: &str = "/cgi-bin/token";
 
 /// A store that counts `read_token` calls and otherwise passes everything through.
@@ -94,6 +102,19 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
         replacing: Option<u64>,
     ) -> Result<ConditionalWrite, StoreError> {
         self.inner.write_token(app_id, record, replacing).await
+    }
+
+    async fn read_ticket(&self, app_id: &str) -> Result<Option<TicketRecord>, StoreError> {
+        self.inner.read_ticket(app_id).await
+    }
+
+    async fn write_ticket(
+        &self,
+        app_id: &str,
+        record: &TicketRecord,
+        replacing: Option<u64>,
+    ) -> Result<ConditionalWrite, StoreError> {
+        self.inner.write_ticket(app_id, record, replacing).await
     }
 
     async fn try_acquire_lease(
