@@ -15,7 +15,7 @@ use shared::config::{ConfigError, ProcessEnv};
 use shared::dynamo::DynamoTable;
 use shared::jssdk::{Jssdk, JssdkConfig};
 use shared::oauth::{OAuth, OAuthConfig};
-use shared::token::LambdaTokenSource;
+use shared::token::{LambdaTokenSource, TicketClient};
 use shared::wechat_api::WeChatHttp;
 use shared::{aws, clock};
 
@@ -37,15 +37,19 @@ async fn main() -> Result<(), lambda_http::Error> {
     let sdk = aws::sdk_config().await;
     let table = DynamoTable::new(aws::dynamodb_client(&sdk), config.table_name.clone());
     let tickets = match jssdk_config.signing_enabled() {
-        true => Some(
-            LambdaTokenSource::from_env(
+        true => {
+            let source = LambdaTokenSource::from_env(
                 &env,
                 table.clone(),
                 aws::lambda_client(&sdk, None),
                 clock.clone(),
             )
-            .inspect_err(|err| tracing::error!(variable = err.variable, error = %err, "invalid configuration"))?,
-        ),
+            .inspect_err(|err| {
+                tracing::error!(variable = err.variable, error = %err, "invalid configuration")
+            })?;
+            // A warm container asks nobody while its ticket is usable.
+            Some(TicketClient::with_clock(source, clock.clone()))
+        }
         false => None,
     };
     let jssdk = Jssdk::new(

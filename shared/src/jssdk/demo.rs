@@ -114,9 +114,9 @@ h1{font-size:1.4em}
 .card{display:flex;align-items:center;gap:1em;padding:1em;border:1px solid #e5e5e5;border-radius:8px}
 .avatar{width:64px;height:64px;border-radius:50%;flex:none;object-fit:cover}
 .initial{display:flex;align-items:center;justify-content:center;background:#07c160;color:#fff;font-size:28px}
-.nickname{font-size:1.3em;font-weight:600;word-break:break-all}
+.nickname{font-size:1.3em;font-weight:600;overflow-wrap:anywhere}
 a.button{display:inline-block;margin-top:.5em;padding:.6em 1.4em;border-radius:4px;background:#07c160;color:#fff;text-decoration:none}
-.status{margin-top:1.5em;padding:.8em 1em;border-radius:4px;background:#f3f3f3;font-family:ui-monospace,monospace;word-break:break-all}
+.status{margin-top:1.5em;padding:.8em 1em;border-radius:4px;background:#f3f3f3;font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 .status.ok{background:#e8f8ee;color:#06743a}
 .status.fail{background:#fdecea;color:#a8271b}
 [hidden]{display:none!important}

@@ -11,8 +11,6 @@
 //!
 //! Other paths are not this handler's: [`Jssdk::handle`] returns `None` and the caller routes on.
 
-use std::sync::{Mutex, MutexGuard};
-
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
@@ -20,17 +18,12 @@ use serde_json::json;
 use super::config::JssdkConfig;
 use super::demo;
 use super::page_url::{PageUrlError, signable};
-use super::{JsapiTicket, TicketSource, signature};
+use super::{TicketSource, signature};
 use crate::clock::SharedClock;
 use crate::http::{json, query, text};
 use crate::oauth::binding::RandomUnavailable;
 use crate::oauth::return_to::Origin;
-use crate::token::{MIN_REMAINING_MS, TokenError};
-
-/// A ticket read once is reused by this container for at most this long (and never with less
-/// than [`MIN_REMAINING_MS`] left): most requests then need no table read, and a ticket the
-/// central service replaced stops being used within minutes.
-pub const TICKET_REUSE_MS: i64 = 300_000;
+use crate::token::TokenError;
 
 /// How long a browser may cache a preflight answer.
 const PREFLIGHT_MAX_AGE_S: &str = "600";
@@ -101,19 +94,15 @@ enum Route {
     Demo,
 }
 
-struct Reused {
-    ticket: JsapiTicket,
-    read_at_ms: i64,
-}
-
 /// The JS-SDK handler. Build it once per container; `handle` serves `/jssdk/config` and `/demo`.
 pub struct Jssdk<T> {
     config: JssdkConfig,
     app_id: String,
     path_prefix: String,
     /// `None` when signing is off (no JS-SDK domain configured): nothing to ask for tickets.
+    /// The Lambda wraps its source in `crate::token::TicketClient`, so a warm container asks
+    /// nobody while its ticket is usable.
     tickets: Option<T>,
-    reused: Mutex<Option<Reused>>,
     clock: SharedClock,
 }
 
@@ -134,7 +123,6 @@ impl<T: TicketSource> Jssdk<T> {
             app_id: app_id.into(),
             path_prefix: path_prefix.into(),
             tickets,
-            reused: Mutex::new(None),
             clock,
         }
     }
@@ -194,7 +182,7 @@ impl<T: TicketSource> Jssdk<T> {
         let tickets = self.tickets.as_ref().ok_or(JssdkError::SigningOff)?;
         let raw = query(req).remove("url").unwrap_or_default();
         let url = signable(&raw, &self.config.allowed_origins)?;
-        let ticket = self.ticket(tickets).await.map_err(JssdkError::Ticket)?;
+        let ticket = tickets.jsapi_ticket().await.map_err(JssdkError::Ticket)?;
         let nonce_str = nonce()?;
         let timestamp = self.clock.now_s();
         let signature = signature(ticket.value.expose(), &nonce_str, timestamp, &url);
@@ -209,22 +197,6 @@ impl<T: TicketSource> Jssdk<T> {
             nonce_str,
             signature,
         })
-    }
-
-    async fn ticket(&self, tickets: &T) -> Result<JsapiTicket, TokenError> {
-        let now_ms = self.clock.now_ms();
-        if let Some(reused) = lock(&self.reused).as_ref().filter(|r| {
-            now_ms - r.read_at_ms < TICKET_REUSE_MS
-                && r.ticket.expires_at_ms - now_ms > MIN_REMAINING_MS
-        }) {
-            return Ok(reused.ticket.clone());
-        }
-        let ticket = tickets.jsapi_ticket().await?;
-        *lock(&self.reused) = Some(Reused {
-            ticket: ticket.clone(),
-            read_at_ms: now_ms,
-        });
-        Ok(ticket)
     }
 
     // ---- /demo ----
@@ -278,11 +250,6 @@ fn no_store(mut response: Response<Body>) -> Response<Body> {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// Lock a mutex, ignoring poisoning (the cached ticket is valid whatever a panic left).
-fn lock<V>(m: &Mutex<V>) -> MutexGuard<'_, V> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
