@@ -16,6 +16,9 @@ VENV := .venv
 VENV_PY := $(VENV)/bin/python
 TEST_TOOLS := $(VENV)/.installed-requirements
 DEPLOY_TOOLS := $(VENV)/.installed-requirements-deploy
+E2E_TOOLS := $(VENV)/.installed-requirements-e2e
+# Debian packages of the browser test: the browser, its driver, fonts for Chinese and emoji.
+E2E_PACKAGES := chromium chromium-driver fonts-noto-cjk fonts-noto-color-emoji
 NODE_TOOLS := node_modules/.installed-package-lock
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
 
@@ -30,12 +33,12 @@ export SAM_CLI_BETA_RUST_CARGO_LAMBDA := 1
 WEBHOOK_MAX_BYTES := 3145728
 OTHER_MAX_BYTES := 8388608
 
-.PHONY: help run test build bench coldstart validate deploy fmt lint clean \
-	fmt-check unit-tests interop-test lint-template tools deploy-tools lambda-target
+.PHONY: help run test e2e build bench coldstart validate deploy fmt lint clean \
+	fmt-check unit-tests interop-test lint-template tools deploy-tools e2e-tools browser lambda-target
 
 help: ## List the targets
 	@echo "Usage: make <target>"
-	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) \
+	@grep -E '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) \
 		| awk 'BEGIN { FS = ":.*## " } { printf "  %-13s %s\n", $$1, $$2 }'
 
 run: ## Serve every function on http://localhost:3000 (embedded store; reads .env)
@@ -48,6 +51,10 @@ test: tools ## fmt check, clippy, all tests (DynamoDB ones on dynalite), wechatp
 	cargo build -p local
 	LOCAL_BIN=target/debug/local $(VENV_PY) -m pytest -q tests/interop
 	scripts/lint-template.sh template.yaml
+
+e2e: e2e-tools ## Browser end to end (headless Chromium): sign-in, /demo profile, wx.config ready, error pages; screenshots in target/e2e/
+	cargo build -p local
+	LOCAL_BIN=target/debug/local $(VENV_PY) -m pytest -q tests/e2e
 
 build: deploy-tools lambda-target ## Build every function for Lambda (arm64, release); check bootstrap sizes
 	cargo lambda build --release --arm64
@@ -82,6 +89,8 @@ clean: ## Remove Lambda build outputs (target/lambda, .aws-sam); keeps the cargo
 
 tools: $(TEST_TOOLS) $(NODE_TOOLS) ## Install the test tools: .venv (pytest, wechatpy, cfn-lint), node_modules (dynalite)
 
+e2e-tools: browser $(E2E_TOOLS) ## Install what make e2e needs: Debian's chromium, chromium-driver and CJK/emoji fonts (apt, only if missing), selenium
+
 deploy-tools: $(DEPLOY_TOOLS) ## Install sam, cargo-lambda and zig into .venv/bin (for a deploy by hand)
 
 $(VENV_PY):
@@ -94,6 +103,20 @@ $(TEST_TOOLS): requirements.txt tests/interop/requirements.txt | $(VENV_PY)
 $(DEPLOY_TOOLS): requirements-deploy.txt | $(VENV_PY)
 	$(VENV_PY) -m pip install --disable-pip-version-check -q -r requirements-deploy.txt
 	touch $@
+
+$(E2E_TOOLS): tests/e2e/requirements.txt | $(VENV_PY)
+	$(VENV_PY) -m pip install --disable-pip-version-check -q -r tests/e2e/requirements.txt
+	touch $@
+
+# apt-get only when a package is missing (CI and developers run as root here; no browser
+# download works, so the browser and its driver come from Debian).
+browser:
+	missing=$$(for p in $(E2E_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
 
 $(NODE_TOOLS): package.json package-lock.json
 	npm ci --no-audit --no-fund
