@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub mod custom;
+pub mod jssdk;
 pub mod sns;
 pub mod token;
 
@@ -105,6 +106,7 @@ pub struct FakeState {
     pub token: Mutex<token::TokenState>,
     pub sns: Mutex<sns::SnsState>,
     pub custom: Mutex<custom::CustomState>,
+    pub jssdk: Mutex<jssdk::TicketState>,
 }
 
 /// Lock a mutex, ignoring poisoning (a panicking test thread must not wedge the fake).
@@ -122,6 +124,7 @@ impl FakeState {
             token: Mutex::default(),
             sns: Mutex::default(),
             custom: Mutex::default(),
+            jssdk: Mutex::default(),
         }
     }
 }
@@ -254,6 +257,7 @@ fn route(state: &FakeState, req: &FakeRequest) -> FakeResponse {
     token::handle(state, req)
         .or_else(|| sns::handle(state, req))
         .or_else(|| custom::handle(state, req))
+        .or_else(|| jssdk::handle(state, req))
         .unwrap_or_else(|| FakeResponse {
             status: 404,
             content_type: "text/plain",
@@ -263,9 +267,13 @@ fn route(state: &FakeState, req: &FakeRequest) -> FakeResponse {
 }
 
 fn to_hyper(answer: FakeResponse) -> hyper::Response<Full<Bytes>> {
+    // Any origin may call the fake: the jweixin stand-in posts to it from the page's origin.
     let mut builder = hyper::Response::builder()
         .status(answer.status)
-        .header("content-type", answer.content_type);
+        .header("content-type", answer.content_type)
+        .header("access-control-allow-origin", "*")
+        .header("access-control-allow-methods", "GET, POST, OPTIONS")
+        .header("access-control-allow-headers", "content-type");
     if let Some(location) = answer.location {
         builder = builder.header("location", location);
     }
