@@ -6,47 +6,21 @@
 //!
 //! The page and the fake are on different origins, as a page and `res.wx.qq.com` are in
 //! production: the script finds the fake through its own `src`, and the fake allows the
-//! cross-origin POST (CORS, [`cors`]). Serving the script from the page's origin instead would
-//! test a set-up production never has, and the page's Content-Security-Policy would not be
-//! exercised for the script's origin.
+//! cross-origin POST (every fake answer carries `Access-Control-Allow-Origin: *`, and
+//! `OPTIONS /fake/jssdk/verify` answers the preflight; see `super::jssdk`). Serving the script
+//! from the page's origin instead would test a set-up production never has, and the page's
+//! Content-Security-Policy would not be exercised for the script's origin.
 
 use super::{FakeRequest, FakeResponse};
 
 /// Where WeChat serves version 1.6.0 of the script, below `res.wx.qq.com`.
 pub const SCRIPT_PATH: &str = "/open/js/jweixin-1.6.0.js";
 
-/// Paths a page's script calls from another origin; [`cors`] lets it.
-pub const CROSS_ORIGIN_PREFIX: &str = "/fake/jssdk/";
-
 pub fn handle(req: &FakeRequest) -> Option<FakeResponse> {
     (req.path == SCRIPT_PATH && req.method == hyper::Method::GET).then(|| FakeResponse {
         status: 200,
         content_type: "application/javascript; charset=utf-8",
         body: SCRIPT.to_string(),
-        location: None,
-    })
-}
-
-/// The CORS headers for `path`: any origin may load the script and call `/fake/jssdk/*` (the
-/// fake runs on loopback, for tests and `make run`).
-pub fn cors(path: &str) -> &'static [(&'static str, &'static str)] {
-    if path == SCRIPT_PATH || path.starts_with(CROSS_ORIGIN_PREFIX) {
-        &[
-            ("access-control-allow-origin", "*"),
-            ("access-control-allow-methods", "GET, POST, OPTIONS"),
-            ("access-control-allow-headers", "content-type"),
-        ]
-    } else {
-        &[]
-    }
-}
-
-/// A preflight (`OPTIONS`) for a cross-origin path: answered 204 before any endpoint sees it.
-pub fn preflight(req: &FakeRequest) -> Option<FakeResponse> {
-    (req.method == hyper::Method::OPTIONS && !cors(&req.path).is_empty()).then(|| FakeResponse {
-        status: 204,
-        content_type: "text/plain",
-        body: String::new(),
         location: None,
     })
 }
@@ -157,21 +131,5 @@ mod tests {
             assert!(answer.body.contains(part), "{part}");
         }
         assert!(handle(&request(hyper::Method::GET, "/open/js/other.js")).is_none());
-    }
-
-    #[test]
-    fn only_the_script_and_the_jssdk_endpoints_allow_other_origins() {
-        assert!(!cors(SCRIPT_PATH).is_empty());
-        assert!(!cors("/fake/jssdk/verify").is_empty());
-        assert!(cors("/cgi-bin/stable_token").is_empty());
-        assert!(cors("/sns/oauth2/access_token").is_empty());
-        assert_eq!(
-            preflight(&request(hyper::Method::OPTIONS, "/fake/jssdk/verify"))
-                .unwrap()
-                .status,
-            204
-        );
-        assert!(preflight(&request(hyper::Method::OPTIONS, "/cgi-bin/token")).is_none());
-        assert!(preflight(&request(hyper::Method::POST, "/fake/jssdk/verify")).is_none());
     }
 }

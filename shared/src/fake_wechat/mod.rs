@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub mod custom;
+pub mod jssdk;
 pub mod jweixin;
 pub mod sns;
 pub mod token;
@@ -106,6 +107,7 @@ pub struct FakeState {
     pub token: Mutex<token::TokenState>,
     pub sns: Mutex<sns::SnsState>,
     pub custom: Mutex<custom::CustomState>,
+    pub jssdk: Mutex<jssdk::TicketState>,
 }
 
 /// Lock a mutex, ignoring poisoning (a panicking test thread must not wedge the fake).
@@ -123,6 +125,7 @@ impl FakeState {
             token: Mutex::default(),
             sns: Mutex::default(),
             custom: Mutex::default(),
+            jssdk: Mutex::default(),
         }
     }
 }
@@ -228,7 +231,6 @@ async fn serve(
     let scripted = lock(&state.scripts)
         .get_mut(&req.path)
         .and_then(VecDeque::pop_front);
-    let cors = jweixin::cors(&req.path);
     let answer = match scripted {
         Some(Scripted::ErrCode(code)) => FakeResponse::errcode(code),
         Some(Scripted::HttpStatus(status)) => FakeResponse {
@@ -247,15 +249,16 @@ async fn serve(
             tokio::time::sleep(pause).await;
             route(&state, &req)
         }
-        None => jweixin::preflight(&req).unwrap_or_else(|| route(&state, &req)),
+        None => route(&state, &req),
     };
-    Ok(to_hyper(answer, cors))
+    Ok(to_hyper(answer))
 }
 
 fn route(state: &FakeState, req: &FakeRequest) -> FakeResponse {
     token::handle(state, req)
         .or_else(|| sns::handle(state, req))
         .or_else(|| custom::handle(state, req))
+        .or_else(|| jssdk::handle(state, req))
         .or_else(|| jweixin::handle(req))
         .unwrap_or_else(|| FakeResponse {
             status: 404,
@@ -265,16 +268,14 @@ fn route(state: &FakeState, req: &FakeRequest) -> FakeResponse {
         })
 }
 
-fn to_hyper(
-    answer: FakeResponse,
-    cors: &[(&'static str, &'static str)],
-) -> hyper::Response<Full<Bytes>> {
+fn to_hyper(answer: FakeResponse) -> hyper::Response<Full<Bytes>> {
+    // Any origin may call the fake: the jweixin stand-in posts to it from the page's origin.
     let mut builder = hyper::Response::builder()
         .status(answer.status)
-        .header("content-type", answer.content_type);
-    for (name, value) in cors {
-        builder = builder.header(*name, *value);
-    }
+        .header("content-type", answer.content_type)
+        .header("access-control-allow-origin", "*")
+        .header("access-control-allow-methods", "GET, POST, OPTIONS")
+        .header("access-control-allow-headers", "content-type");
     if let Some(location) = answer.location {
         builder = builder.header("location", location);
     }

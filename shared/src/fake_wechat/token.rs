@@ -88,6 +88,11 @@ impl TokenState {
         self.clock = Arc::new(clock);
     }
 
+    /// The fake's time now (epoch ms), on the clock set with [`Self::use_clock`].
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     /// How many tokens the fake has issued (the stable API handing back its current token does
     /// not count).
     pub fn issued(&self) -> u64 {

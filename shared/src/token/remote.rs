@@ -1,22 +1,25 @@
-//! The token source of the functions other than `refresh`: they read the token item straight from
-//! the table (read-only access), and anything that needs a fetch — no usable token stored, or a
-//! token WeChat rejected — goes to the `refresh` function by Lambda Invoke, so that function stays
-//! the only one that ever calls WeChat's token endpoint. The table reader, the Lambda client and
-//! the clock come from `main`.
+//! The token and ticket source of the functions other than `refresh`: they read the token or
+//! ticket item straight from the table (read-only access), and anything that needs a fetch — none
+//! usable stored, or a token WeChat rejected — goes to the `refresh` function by Lambda Invoke,
+//! so that function stays the only one that ever calls WeChat's token and ticket endpoints. The
+//! table reader, the Lambda client and the clock come from `main`.
 
 use aws_sdk_lambda::error::DisplayErrorContext;
 use aws_sdk_lambda::primitives::Blob;
 
-use super::invocation::{LambdaError, TokenAnswer};
-use super::{AccessToken, Invocation, TokenError, TokenSource};
+use serde::de::DeserializeOwned;
+
+use super::invocation::{LambdaError, TicketAnswer, TokenAnswer};
+use super::{AccessToken, Invocation, MIN_REMAINING_MS, TokenError, TokenSource};
 use crate::clock::SharedClock;
 use crate::config::vars::{TOKEN_FUNCTION_NAME, WECHAT_APP_ID};
 use crate::config::{ConfigError, Env, Secret, required};
+use crate::jssdk::{JsapiTicket, TicketSource};
 use crate::store::token::TokenStore;
 
-/// Reads `token#<app_id>` through `tokens` (the DynamoDB table in production); invokes the
-/// refresh function (`TOKEN_FUNCTION_NAME`) for `get` when nothing usable is stored, and for
-/// every stale report.
+/// Reads `token#<app_id>` (and `ticket#<app_id>`) through `tokens` (the DynamoDB table in
+/// production); invokes the refresh function (`TOKEN_FUNCTION_NAME`) for `get` (`get_ticket`)
+/// when nothing usable is stored, and for every stale report.
 pub struct LambdaTokenSource<R> {
     tokens: R,
     lambda: aws_sdk_lambda::Client,
@@ -63,7 +66,13 @@ impl<R: TokenStore> LambdaTokenSource<R> {
         Ok(Self::new(tokens, lambda, function_name, app_id, clock))
     }
 
-    async fn invoke(&self, invocation: Invocation) -> Result<AccessToken, TokenError> {
+    /// Invoke the refresh function and read its answer as `A`; `fields` names what `A` needs, for
+    /// the error when the answer lacks it.
+    async fn invoke<A: DeserializeOwned>(
+        &self,
+        invocation: Invocation,
+        fields: &str,
+    ) -> Result<A, TokenError> {
         let payload = serde_json::to_vec(&invocation.to_payload())
             .map_err(|e| TokenError::Invoke(e.to_string()))?;
         let output = self
@@ -95,14 +104,18 @@ impl<R: TokenStore> LambdaTokenSource<R> {
                     .unwrap_or("no message")
             )));
         }
-        serde_json::from_slice::<TokenAnswer>(body)
-            .map_err(|e| {
-                if e.is_data() {
-                    TokenError::Remote("the answer lacks access_token or expires_at".into())
-                } else {
-                    TokenError::Remote(format!("the answer is not JSON: {e}"))
-                }
-            })?
+        serde_json::from_slice::<A>(body).map_err(|e| {
+            if e.is_data() {
+                TokenError::Remote(format!("the answer lacks {fields}"))
+            } else {
+                TokenError::Remote(format!("the answer is not JSON: {e}"))
+            }
+        })
+    }
+
+    async fn invoke_for_token(&self, invocation: Invocation) -> Result<AccessToken, TokenError> {
+        self.invoke::<TokenAnswer>(invocation, "access_token or expires_at")
+            .await?
             .into_token()
     }
 }
@@ -120,14 +133,31 @@ impl<R: TokenStore> TokenSource for LambdaTokenSource<R> {
             });
         match stored {
             Some(token) if token.is_usable_at(now) => Ok(token),
-            _ => self.invoke(Invocation::Get).await,
+            _ => self.invoke_for_token(Invocation::Get).await,
         }
     }
 
     async fn report_stale(&self, stale: &str) -> Result<AccessToken, TokenError> {
-        self.invoke(Invocation::Refresh {
+        self.invoke_for_token(Invocation::Refresh {
             stale_token: Secret::new(stale.to_string()),
         })
         .await
+    }
+}
+
+impl<R: TokenStore> TicketSource for LambdaTokenSource<R> {
+    async fn jsapi_ticket(&self) -> Result<JsapiTicket, TokenError> {
+        let now = self.clock.now_ms();
+        let stored = self.tokens.read_ticket(&self.app_id).await?;
+        match stored {
+            Some(record) if record.expires_at_ms - now > MIN_REMAINING_MS => Ok(JsapiTicket {
+                value: record.jsapi_ticket,
+                expires_at_ms: record.expires_at_ms,
+            }),
+            _ => self
+                .invoke::<TicketAnswer>(Invocation::GetTicket, "jsapi_ticket or expires_at")
+                .await?
+                .into_ticket(),
+        }
     }
 }
