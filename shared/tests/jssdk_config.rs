@@ -387,59 +387,71 @@ async fn routes_are_found_below_the_stage_prefix_and_other_paths_are_not_claimed
     }
 }
 
-/// Collects everything logged while it is the default subscriber.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
+/// The whole chain offline: the token service in process fetches the ticket from the fake WeChat
+/// API, the handler signs with it, and the fake's `wx.config` check (what the jweixin stand-in
+/// posts) accepts exactly that page.
 #[tokio::test]
-async fn the_ticket_never_reaches_a_log_line_or_an_answer() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+async fn the_fakes_wx_config_check_accepts_the_handlers_signature_for_that_page_only() {
+    use shared::embedded::EmbeddedStore;
+    use shared::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat};
+    use shared::token::{TokenConfig, TokenService};
+    use shared::wechat_api::WeChatHttp;
 
-    let s = signing();
-    let mut answers = String::new();
-    for uri in [
-        "/jssdk/config?url=https%3A%2F%2Fshop.example%2Fpay%3Fcard%3D4711",
-        "/jssdk/config?url=https%3A%2F%2Fevil.example%2F",
-    ] {
-        answers.push_str(&String::from_utf8_lossy(
-            get(&s, uri, None).await.body().as_ref(),
-        ));
-    }
-    *s.tickets.failing.lock().unwrap() = true;
-    answers.push_str(&String::from_utf8_lossy(
-        get(&s, "/jssdk/config?url=https%3A%2F%2Fshop.example%2F", None)
-            .await
-            .body()
-            .as_ref(),
+    let fake = FakeWeChat::start().await;
+    let env = [
+        ("WECHAT_APP_ID", FAKE_APP_ID),
+        ("WECHAT_APP_SECRET", FAKE_APP_SECRET),
+        ("WECHAT_API_BASE", fake.base_url()),
+    ];
+    let tokens = TokenConfig::from_env(&env).unwrap();
+    let http = WeChatHttp::from_config(&tokens.wechat).unwrap();
+    let clock = shared::clock::system();
+    let service = Arc::new(TokenService::new(
+        tokens,
+        EmbeddedStore::in_memory(),
+        http,
+        clock.clone(),
     ));
+    let config =
+        JssdkConfig::from_env(&[("JSSDK_ALLOWED_ORIGINS", "http://localhost:3000")]).unwrap();
+    let jssdk = Jssdk::new(config, FAKE_APP_ID, "", Some(service), clock);
 
-    let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
-    assert!(logged.contains("jssdk: signed"), "{logged}");
-    assert!(
-        logged.contains("InvokeFailed") || logged.contains("could not invoke"),
-        "{logged}"
-    );
-    for text in [&logged, &answers] {
-        assert!(!text.contains(TICKET), "{text}");
-    }
-    // A page's query may hold the user's data: only its origin and path are logged.
-    assert!(!logged.contains("4711"), "{logged}");
+    let page = "http://localhost:3000/demo?from=menu#top";
+    let response = jssdk
+        .handle(&request(
+            "GET",
+            &format!("/jssdk/config?url={}", encode(page)),
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: WxConfig = serde_json::from_slice(response.body().as_ref()).unwrap();
+
+    let verify = |url: &'static str| {
+        let body = serde_json::json!({
+            "appId": answer.app_id,
+            "timestamp": answer.timestamp,
+            "nonceStr": answer.nonce_str,
+            "signature": answer.signature,
+            "url": url,
+        });
+        let endpoint = format!("{}/fake/jssdk/verify", fake.base_url());
+        async move {
+            reqwest::Client::new()
+                .post(endpoint)
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(verify(page).await["ok"], true);
+    let other = verify("http://localhost:3000/demo?from=share").await;
+    assert_eq!(other["ok"], false);
+    assert_eq!(other["errMsg"], "config:invalid signature");
+    assert_eq!(fake.calls("/cgi-bin/ticket/getticket"), 1);
 }
