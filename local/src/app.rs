@@ -340,6 +340,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn with_the_fake_the_demo_page_loads_the_fakes_jweixin_and_pages_are_signed_with_its_ticket()
+     {
+        let mut env = dev_env(&[
+            ("LOCAL_FAKE_WECHAT", "true"),
+            ("JSSDK_ALLOWED_ORIGINS", "http://localhost:3000"),
+            ("DEMO_PAGE_ENABLED", "true"),
+        ]);
+        let app = App::build(&mut env, EmbeddedStore::in_memory())
+            .await
+            .unwrap();
+        let WeChatApi::Fake(fake) = &app.wechat_api else {
+            panic!("expected the fake WeChat API");
+        };
+        let page = app.route(request("GET", "/demo", "")).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = String::from_utf8_lossy(page.body().as_ref()).to_string();
+        assert!(html.contains(&format!("{}/open/js/jweixin-1.6.0.js", fake.base_url())));
+
+        let resp = app
+            .route(request(
+                "GET",
+                "/jssdk/config?url=http%3A%2F%2Flocalhost%3A3000%2Fdemo%23x",
+                "",
+            ))
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let answer: Value = serde_json::from_slice(resp.body().as_ref()).unwrap();
+        let ticket = shared::fake_wechat::lock(&fake.state().jssdk)
+            .current()
+            .map(str::to_string)
+            .unwrap();
+        assert_eq!(
+            answer["signature"],
+            shared::jssdk::signature(
+                &ticket,
+                answer["nonceStr"].as_str().unwrap(),
+                answer["timestamp"].as_i64().unwrap(),
+                "http://localhost:3000/demo"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_secret_the_js_sdk_routes_say_how_to_turn_them_on() {
+        let mut env = dev_env(&[("DEMO_PAGE_ENABLED", "true")]);
+        let app = App::build(&mut env, EmbeddedStore::in_memory())
+            .await
+            .unwrap();
+        for path in ["/demo", "/jssdk/config?url=x"] {
+            let resp = app.route(request("GET", path, "")).await;
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        }
+    }
+
+    #[tokio::test]
     async fn a_bad_invocation_is_answered_as_lambda_reports_a_function_error() {
         let mut env = dev_env(&[("LOCAL_FAKE_WECHAT", "true")]);
         let app = App::build(&mut env, EmbeddedStore::in_memory())
