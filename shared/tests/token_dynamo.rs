@@ -1,7 +1,8 @@
 //! The access_token service on DynamoDB (dynalite): the storage contract, real concurrency
 //! (separate service instances, like separate Lambda containers, on a multi-thread runtime), the
 //! dead lease holder, a virtual day, and the functions' token source that reads the table and
-//! invokes the refresh function (against a fake Lambda Invoke endpoint on loopback).
+//! invokes the refresh function (against a fake Lambda Invoke endpoint on loopback); the same for
+//! the jsapi_ticket.
 //!
 //! Run with `node scripts/with-dynalite.mjs cargo test -p shared --test token_dynamo`.
 mod support;
@@ -12,11 +13,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use lambda_http::Request;
 use shared::clock::SystemClock;
+use shared::config::Secret;
 use shared::dynamo::DynamoTable;
 use shared::fake_wechat::{FakeWeChat, lock};
+use shared::jssdk::TicketSource;
+use shared::store::token::{ConditionalWrite, TicketRecord, TokenStore};
 use shared::token::{
-    LambdaError, LambdaTokenSource, RefreshOutcome, TokenClient, TokenConfig, TokenError,
-    TokenService, TokenSource, handle_invocation,
+    LambdaError, LambdaTokenSource, RefreshOutcome, TicketClient, TokenClient, TokenConfig,
+    TokenError, TokenService, TokenSource, handle_invocation,
 };
 use shared::wechat_api::WeChatHttp;
 use token_support::*;
@@ -277,4 +281,95 @@ async fn a_failing_refresh_function_is_reported_as_its_error_without_secrets() {
         "{text}"
     );
     assert!(!text.contains("wrong-secret-value"));
+}
+
+#[tokio::test]
+async fn an_older_ticket_write_is_rejected_by_dynamodb() {
+    let table = support::dynalite_table().await;
+    let app_id = support::unique("wx");
+    let record = |ticket: &str, version| TicketRecord {
+        jsapi_ticket: Secret::new(ticket.into()),
+        expires_at_ms: T0_MS + 7_200_000,
+        fetched_at_ms: T0_MS,
+        version,
+    };
+    assert_eq!(table.read_ticket(&app_id).await.unwrap(), None);
+    let write = |r, replacing| {
+        let table = table.clone();
+        let app_id = app_id.clone();
+        async move { table.write_ticket(&app_id, &r, replacing).await.unwrap() }
+    };
+    assert_eq!(
+        write(record("first", 1), None).await,
+        ConditionalWrite::Written
+    );
+    assert_eq!(
+        write(record("second", 2), Some(1)).await,
+        ConditionalWrite::Written
+    );
+    // An older refresh that also read version 1 arrives late: rejected.
+    assert_eq!(
+        write(record("late", 2), Some(1)).await,
+        ConditionalWrite::Superseded
+    );
+    assert_eq!(
+        write(record("late", 1), None).await,
+        ConditionalWrite::Superseded
+    );
+    let stored = table.read_ticket(&app_id).await.unwrap().unwrap();
+    assert_eq!(stored.jsapi_ticket.expose(), "second");
+    // The token item is another item.
+    assert_eq!(table.read_token(&app_id).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_first_ticket_requests_on_fifty_instances_make_one_ticket_and_one_token_fetch()
+ {
+    let table = support::dynalite_table().await;
+    let fake = fake_on_wall_clock(&support::unique("wx")).await;
+    let start = Arc::new(Barrier::new(REFRESHERS));
+    let mut tasks = Vec::new();
+    for _ in 0..REFRESHERS {
+        let service = service(concurrent_config(&fake), table.clone(), SystemClock);
+        let start = start.clone();
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            service.jsapi_ticket().await
+        }));
+    }
+    let mut tickets = Vec::new();
+    for task in tasks {
+        tickets.push(task.await.unwrap().unwrap());
+    }
+    assert_eq!(fake.calls(GETTICKET), 1);
+    assert_eq!(fake.calls(STABLE), 1);
+    assert!(tickets.iter().all(|t| t == &tickets[0]));
+    assert!(fake.state().is_valid_ticket(tickets[0].value.expose()));
+}
+
+#[tokio::test]
+async fn the_functions_ticket_source_reads_the_table_and_invokes_the_refresh_function_only_when_needed()
+ {
+    let table = support::dynalite_table().await;
+    let fake = fake_on_wall_clock(&support::unique("wx")).await;
+    let app_id = fake.state().app_id.clone();
+    let service = Arc::new(service(config(&fake, &[]), table.clone(), SystemClock));
+    let (endpoint, invocations) = fake_lambda(service, "wechat-refresh").await;
+    let source = lambda_source(&table, &endpoint, app_id).await;
+
+    // Nothing stored yet: the source asks the refresh function, which fetches token and ticket.
+    let first = source.jsapi_ticket().await.unwrap();
+    assert_eq!(invocations.load(Ordering::SeqCst), 1);
+    assert!(fake.state().is_valid_ticket(first.value.expose()));
+    assert_eq!((fake.calls(STABLE), fake.calls(GETTICKET)), (1, 1));
+    // Stored now: read straight from the table.
+    // (The answer carried the expiry in seconds; the table has the milliseconds.)
+    assert_eq!(source.jsapi_ticket().await.unwrap().value, first.value);
+    assert_eq!(invocations.load(Ordering::SeqCst), 1);
+    // A warm container's client reads nothing at all after its first call.
+    let client = TicketClient::new(source);
+    assert_eq!(client.jsapi_ticket().await.unwrap().value, first.value);
+    assert_eq!(client.jsapi_ticket().await.unwrap().value, first.value);
+    assert_eq!(invocations.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.calls(GETTICKET), 1);
 }
