@@ -37,6 +37,31 @@ fn concurrent_config(fake: &FakeWeChat) -> TokenConfig {
     )
 }
 
+/// Run `call` at once on `REFRESHERS` service instances over `table` (one per task: containers
+/// sharing nothing but the table), on the multi-thread runtime, and collect what they return.
+async fn on_many_instances<T, F, Fut>(fake: &FakeWeChat, table: &DynamoTable, call: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(TokenService<DynamoTable>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, TokenError>> + Send + 'static,
+{
+    let start = Arc::new(Barrier::new(REFRESHERS));
+    let mut tasks = Vec::new();
+    for _ in 0..REFRESHERS {
+        let work = call(service(concurrent_config(fake), table.clone(), SystemClock));
+        let start = start.clone();
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            work.await
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap().unwrap());
+    }
+    results
+}
+
 #[tokio::test]
 async fn an_older_refresh_write_is_rejected_by_dynamodb() {
     let table = support::dynalite_table().await;
@@ -59,21 +84,10 @@ async fn dynamodb_quota_writes_are_compare_and_swap() {
 async fn fifty_concurrent_refreshers_on_an_empty_table_make_one_call_and_agree_on_the_token() {
     let table = support::dynalite_table().await;
     let fake = fake_on_wall_clock(&support::unique("wx")).await;
-    let start = Arc::new(Barrier::new(REFRESHERS));
-    let mut tasks = Vec::new();
-    for _ in 0..REFRESHERS {
-        // One service per task: fifty containers sharing nothing but the table.
-        let service = service(concurrent_config(&fake), table.clone(), SystemClock);
-        let start = start.clone();
-        tasks.push(tokio::spawn(async move {
-            start.wait().await;
-            service.on_schedule().await
-        }));
-    }
-    let mut reports = Vec::new();
-    for task in tasks {
-        reports.push(task.await.unwrap().unwrap());
-    }
+    let reports = on_many_instances(&fake, &table, |service| async move {
+        service.on_schedule().await
+    })
+    .await;
     assert_eq!(fake.calls(STABLE), 1);
     let token = reports[0].token.clone().expect("a token");
     assert!(reports.iter().all(|r| r.token.as_ref() == Some(&token)));
@@ -97,21 +111,11 @@ async fn fifty_concurrent_reports_of_the_same_stale_token_cause_one_fetch() {
         .get()
         .await
         .unwrap();
-    let start = Arc::new(Barrier::new(REFRESHERS));
-    let mut tasks = Vec::new();
-    for _ in 0..REFRESHERS {
-        let service = service(concurrent_config(&fake), table.clone(), SystemClock);
-        let start = start.clone();
+    let reports = on_many_instances(&fake, &table, |service| {
         let stale = stale.value.expose().clone();
-        tasks.push(tokio::spawn(async move {
-            start.wait().await;
-            service.refresh_stale(&stale).await
-        }));
-    }
-    let mut reports = Vec::new();
-    for task in tasks {
-        reports.push(task.await.unwrap().unwrap());
-    }
+        async move { service.refresh_stale(&stale).await }
+    })
+    .await;
     assert_eq!(
         fake.calls(STABLE),
         2,
@@ -327,20 +331,10 @@ async fn fifty_concurrent_first_ticket_requests_on_fifty_instances_make_one_tick
  {
     let table = support::dynalite_table().await;
     let fake = fake_on_wall_clock(&support::unique("wx")).await;
-    let start = Arc::new(Barrier::new(REFRESHERS));
-    let mut tasks = Vec::new();
-    for _ in 0..REFRESHERS {
-        let service = service(concurrent_config(&fake), table.clone(), SystemClock);
-        let start = start.clone();
-        tasks.push(tokio::spawn(async move {
-            start.wait().await;
-            service.jsapi_ticket().await
-        }));
-    }
-    let mut tickets = Vec::new();
-    for task in tasks {
-        tickets.push(task.await.unwrap().unwrap());
-    }
+    let tickets = on_many_instances(&fake, &table, |service| async move {
+        service.jsapi_ticket().await
+    })
+    .await;
     assert_eq!(fake.calls(GETTICKET), 1);
     assert_eq!(fake.calls(STABLE), 1);
     assert!(tickets.iter().all(|t| t == &tickets[0]));

@@ -1,43 +1,18 @@
 //! The access_token service against the fake WeChat API and the embedded store, on a virtual
 //! clock: when it fetches, what each WeChat answer does to the stored token, the quota rules, the
-//! lease, a simulated day on the schedule, and the `refresh` function's invocations.
+//! lease, a simulated day on the schedule, the `refresh` function's invocations, and the
+//! throttle on stale reports.
 mod token_support;
 
 use serde_json::json;
-use shared::clock::{Clock, ManualClock};
+use shared::clock::Clock;
 use shared::embedded::EmbeddedStore;
-use shared::fake_wechat::{FAKE_APP_ID, FakeWeChat, Scripted, lock};
+use shared::fake_wechat::{FAKE_APP_ID, Scripted, lock};
 use shared::store::token::TokenStore;
-use shared::token::{
-    RefreshOutcome, RefreshReport, TokenError, TokenService, handle_invocation,
-    next_china_midnight_ms,
-};
+use shared::token::{RefreshOutcome, RefreshReport, TokenError, next_china_midnight_ms};
 use shared::wechat_api::ApiError;
 use std::time::Duration;
 use token_support::*;
-
-type Service = TokenService<EmbeddedStore>;
-
-/// The refresh function's answer, as the JSON it sends.
-async fn invoke(
-    service: &Service,
-    event: serde_json::Value,
-) -> Result<serde_json::Value, TokenError> {
-    let answer = handle_invocation(service, event).await?;
-    Ok(serde_json::to_value(answer).expect("answers serialize"))
-}
-
-/// A fake on `clock`, and a service over a fresh embedded store on the same clock.
-async fn setup(extra: &[(&str, &str)]) -> (Service, ManualClock, FakeWeChat) {
-    let clock = manual_clock();
-    let fake = fake_for(FAKE_APP_ID, &clock).await;
-    let service = service(
-        config(&fake, extra),
-        EmbeddedStore::in_memory(),
-        clock.clone(),
-    );
-    (service, clock, fake)
-}
 
 #[tokio::test]
 async fn an_empty_store_gets_one_fresh_stable_token_and_keeps_handing_it_out() {

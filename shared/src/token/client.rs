@@ -73,11 +73,72 @@ pub enum CallError {
     Api(#[from] ApiError),
 }
 
+/// A credential kept for the life of the container and handed out while it has more than
+/// [`super::MIN_REMAINING_MS`] left: the cache of [`TokenClient`] and [`TicketClient`].
+struct ContainerCache<T> {
+    clock: SharedClock,
+    cached: Mutex<Option<T>>,
+}
+
+/// What [`ContainerCache`] needs to know of a credential.
+trait Expiring: Clone + PartialEq {
+    fn expires_at_ms(&self) -> i64;
+}
+
+impl Expiring for AccessToken {
+    fn expires_at_ms(&self) -> i64 {
+        self.expires_at_ms
+    }
+}
+
+impl Expiring for JsapiTicket {
+    fn expires_at_ms(&self) -> i64 {
+        self.expires_at_ms
+    }
+}
+
+impl<T: Expiring> ContainerCache<T> {
+    fn new(clock: SharedClock) -> Self {
+        Self {
+            clock,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The cached credential while it is usable; otherwise what `fetch` gives, cached.
+    async fn get_or<E>(&self, fetch: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+        let now = self.clock.now_ms();
+        let usable = |v: &&T| v.expires_at_ms() - now > super::MIN_REMAINING_MS;
+        if let Some(value) = self.lock().as_ref().filter(usable) {
+            return Ok(value.clone());
+        }
+        let value = fetch.await?;
+        self.set(value.clone());
+        Ok(value)
+    }
+
+    fn set(&self, value: T) {
+        *self.lock() = Some(value);
+    }
+
+    /// Drop `value` if it is the cached one (not a newer one another call cached meanwhile).
+    fn forget(&self, value: &T) {
+        let mut cached = self.lock();
+        if cached.as_ref() == Some(value) {
+            *cached = None;
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<T>> {
+        // A panic while holding this lock cannot leave a half-written value: ignore poisoning.
+        self.cached.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// The token for one container: build it once at start-up and share it between invocations.
 pub struct TokenClient<S> {
     source: S,
-    clock: SharedClock,
-    cached: Mutex<Option<AccessToken>>,
+    cache: ContainerCache<AccessToken>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for TokenClient<S> {
@@ -97,8 +158,7 @@ impl<S: TokenSource> TokenClient<S> {
     pub fn with_clock(source: S, clock: SharedClock) -> Self {
         Self {
             source,
-            clock,
-            cached: Mutex::new(None),
+            cache: ContainerCache::new(clock),
         }
     }
 
@@ -108,13 +168,7 @@ impl<S: TokenSource> TokenClient<S> {
 
     /// The cached token while it is usable; otherwise the source's, cached for next time.
     pub async fn current(&self) -> Result<AccessToken, TokenError> {
-        let now = self.clock.now_ms();
-        if let Some(token) = self.cache().as_ref().filter(|t| t.is_usable_at(now)) {
-            return Ok(token.clone());
-        }
-        let token = self.source.current().await?;
-        *self.cache() = Some(token.clone());
-        Ok(token)
+        self.cache.get_or(self.source.current()).await
     }
 
     /// Run `call` with the current token. If WeChat rejects the token (40001/40014/42001), report
@@ -135,7 +189,7 @@ impl<S: TokenSource> TokenClient<S> {
             token = %token.fingerprint(),
             "WeChat rejected the access_token; reporting it stale and retrying once"
         );
-        self.forget(&token);
+        self.cache.forget(&token);
         let replacement = self.source.report_stale(token.value.expose()).await?;
         if replacement.value == token.value {
             tracing::warn!(
@@ -144,20 +198,8 @@ impl<S: TokenSource> TokenClient<S> {
             );
             return Err(CallError::Api(error));
         }
-        *self.cache() = Some(replacement.clone());
+        self.cache.set(replacement.clone());
         Ok(call(replacement.value).await?)
-    }
-
-    fn forget(&self, token: &AccessToken) {
-        let mut cached = self.cache();
-        if cached.as_ref() == Some(token) {
-            *cached = None;
-        }
-    }
-
-    fn cache(&self) -> MutexGuard<'_, Option<AccessToken>> {
-        // A panic while holding this lock cannot leave a half-written token: ignore poisoning.
-        self.cached.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -165,8 +207,7 @@ impl<S: TokenSource> TokenClient<S> {
 /// whose cached ticket has more than [`super::MIN_REMAINING_MS`] left asks nobody.
 pub struct TicketClient<S> {
     source: S,
-    clock: SharedClock,
-    cached: Mutex<Option<JsapiTicket>>,
+    cache: ContainerCache<JsapiTicket>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for TicketClient<S> {
@@ -186,31 +227,18 @@ impl<S: TicketSource> TicketClient<S> {
     pub fn with_clock(source: S, clock: SharedClock) -> Self {
         Self {
             source,
-            clock,
-            cached: Mutex::new(None),
+            cache: ContainerCache::new(clock),
         }
     }
 
     pub fn source(&self) -> &S {
         &self.source
     }
-
-    fn cache(&self) -> MutexGuard<'_, Option<JsapiTicket>> {
-        // A panic while holding this lock cannot leave a half-written ticket: ignore poisoning.
-        self.cached.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 impl<S: TicketSource> TicketSource for TicketClient<S> {
     /// The cached ticket while it is usable; otherwise the source's, cached for next time.
     async fn jsapi_ticket(&self) -> Result<JsapiTicket, TokenError> {
-        let now = self.clock.now_ms();
-        let usable = |t: &JsapiTicket| t.expires_at_ms - now > super::MIN_REMAINING_MS;
-        if let Some(ticket) = self.cache().as_ref().filter(|t| usable(t)) {
-            return Ok(ticket.clone());
-        }
-        let ticket = self.source.jsapi_ticket().await?;
-        *self.cache() = Some(ticket.clone());
-        Ok(ticket)
+        self.cache.get_or(self.source.jsapi_ticket()).await
     }
 }

@@ -221,12 +221,10 @@ impl<S: TokenStore> TokenService<S> {
 
     /// The current token, fetching one first if none usable is stored.
     pub async fn get(&self) -> Result<AccessToken, TokenError> {
-        let report = self.refresh(Credential::AccessToken, Need::Usable).await?;
-        report
-            .current
-            .filter(|t| t.is_usable_at(self.clock.now_ms()))
+        self.usable(Credential::AccessToken)
+            .await?
             .map(|t| t.as_token())
-            .ok_or(TokenError::NoUsableToken(report.outcome))
+            .map_err(TokenError::NoUsableToken)
     }
 
     /// The scheduled run for the token: refresh when the stored token is missing or within the
@@ -250,12 +248,10 @@ impl<S: TokenStore> TokenService<S> {
     /// The current jsapi_ticket, fetching one first (with the current token) if none usable is
     /// stored.
     pub async fn get_ticket(&self) -> Result<JsapiTicket, TokenError> {
-        let report = self.refresh(Credential::JsapiTicket, Need::Usable).await?;
-        report
-            .current
-            .filter(|t| t.is_usable_at(self.clock.now_ms()))
+        self.usable(Credential::JsapiTicket)
+            .await?
             .map(|t| t.as_ticket())
-            .ok_or(TokenError::NoUsableTicket(report.outcome))
+            .map_err(TokenError::NoUsableTicket)
     }
 
     /// The scheduled run for the jsapi_ticket, like [`Self::on_schedule`] for the token.
@@ -288,6 +284,18 @@ impl<S: TokenStore> TokenService<S> {
             })
         };
         Ok(ScheduleReport { token, ticket })
+    }
+
+    /// A usable credential, fetched first if none is stored; `Err(outcome)`: why there is none.
+    async fn usable(
+        &self,
+        credential: Credential,
+    ) -> Result<Result<Held, RefreshOutcome>, TokenError> {
+        let report = self.refresh(credential, Need::Usable).await?;
+        Ok(report
+            .current
+            .filter(|held| held.is_usable_at(self.clock.now_ms()))
+            .ok_or(report.outcome))
     }
 
     async fn refresh(&self, credential: Credential, need: Need<'_>) -> Result<Report, TokenError> {
