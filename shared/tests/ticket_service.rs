@@ -16,7 +16,7 @@ use shared::fake_wechat::jssdk::{INVALID_SIGNATURE, VERIFY_PATH};
 use shared::fake_wechat::{FAKE_APP_ID, FakeWeChat, Scripted, lock};
 use shared::jssdk::{JsapiTicket, TicketSource, signature};
 use shared::store::token::{TokenStore, ticket_id};
-use shared::token::{RefreshOutcome, TicketClient, TokenError, next_china_midnight_ms};
+use shared::token::{RefreshOutcome, TokenClient, TokenError, next_china_midnight_ms};
 use shared::wechat_api::ApiError;
 use token_support::*;
 
@@ -280,13 +280,13 @@ impl<T: TicketSource> TicketSource for Counting<T> {
 }
 
 #[tokio::test]
-async fn a_warm_ticket_client_asks_nobody_until_its_ticket_nears_expiry() {
+async fn a_warm_token_client_hands_out_its_cached_ticket_until_it_nears_expiry() {
     let (service, clock, fake) = setup(&[]).await;
     let source = Arc::new(Counting {
         inner: service,
         calls: AtomicU64::new(0),
     });
-    let client = TicketClient::with_clock(source.clone(), Arc::new(clock.clone()));
+    let client = TokenClient::with_clock(source.clone(), Arc::new(clock.clone()));
     let first = client.jsapi_ticket().await.unwrap();
     clock.advance_ms(3_600_000);
     for _ in 0..10 {

@@ -19,8 +19,8 @@ use shared::fake_wechat::{FakeWeChat, lock};
 use shared::jssdk::TicketSource;
 use shared::store::token::{ConditionalWrite, TicketRecord, TokenStore};
 use shared::token::{
-    LambdaError, LambdaTokenSource, RefreshOutcome, TicketClient, TokenClient, TokenConfig,
-    TokenError, TokenService, TokenSource, handle_invocation,
+    LambdaError, LambdaTokenSource, RefreshOutcome, TokenClient, TokenConfig, TokenError,
+    TokenService, TokenSource, handle_invocation,
 };
 use shared::wechat_api::WeChatHttp;
 use token_support::*;
@@ -361,7 +361,7 @@ async fn the_functions_ticket_source_reads_the_table_and_invokes_the_refresh_fun
     assert_eq!(source.jsapi_ticket().await.unwrap().value, first.value);
     assert_eq!(invocations.load(Ordering::SeqCst), 1);
     // A warm container's client reads nothing at all after its first call.
-    let client = TicketClient::new(source);
+    let client = TokenClient::new(source);
     assert_eq!(client.jsapi_ticket().await.unwrap().value, first.value);
     assert_eq!(client.jsapi_ticket().await.unwrap().value, first.value);
     assert_eq!(invocations.load(Ordering::SeqCst), 1);

@@ -5,7 +5,7 @@
 //! Where the token comes from is the [`TokenSource`] port: the service itself, in process (the
 //! refresh function, the local server, tests), or [`super::LambdaTokenSource`] (read the table,
 //! report stale tokens to the refresh function). The jsapi_ticket likewise: [`TicketSource`] (on
-//! both), cached per container by [`TicketClient`].
+//! both), cached per container by the same [`TokenClient`].
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -74,7 +74,7 @@ pub enum CallError {
 }
 
 /// A credential kept for the life of the container and handed out while it has more than
-/// [`super::MIN_REMAINING_MS`] left: the cache of [`TokenClient`] and [`TicketClient`].
+/// [`super::MIN_REMAINING_MS`] left: [`TokenClient`]'s caches of the token and the ticket.
 struct ContainerCache<T> {
     clock: SharedClock,
     cached: Mutex<Option<T>>,
@@ -135,10 +135,12 @@ impl<T: Expiring> ContainerCache<T> {
     }
 }
 
-/// The token for one container: build it once at start-up and share it between invocations.
+/// The token (and, for a source that has one, the jsapi_ticket) for one container: build it once
+/// at start-up and share it between invocations.
 pub struct TokenClient<S> {
     source: S,
     cache: ContainerCache<AccessToken>,
+    tickets: ContainerCache<JsapiTicket>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for TokenClient<S> {
@@ -149,7 +151,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for TokenClient<S> {
     }
 }
 
-impl<S: TokenSource> TokenClient<S> {
+impl<S> TokenClient<S> {
     /// On the system clock.
     pub fn new(source: S) -> Self {
         Self::with_clock(source, clock::system())
@@ -158,14 +160,17 @@ impl<S: TokenSource> TokenClient<S> {
     pub fn with_clock(source: S, clock: SharedClock) -> Self {
         Self {
             source,
-            cache: ContainerCache::new(clock),
+            cache: ContainerCache::new(clock.clone()),
+            tickets: ContainerCache::new(clock),
         }
     }
 
     pub fn source(&self) -> &S {
         &self.source
     }
+}
 
+impl<S: TokenSource> TokenClient<S> {
     /// The cached token while it is usable; otherwise the source's, cached for next time.
     pub async fn current(&self) -> Result<AccessToken, TokenError> {
         self.cache.get_or(self.source.current()).await
@@ -203,42 +208,10 @@ impl<S: TokenSource> TokenClient<S> {
     }
 }
 
-/// The jsapi_ticket for one container, like [`TokenClient`] for the token: a warm invocation
-/// whose cached ticket has more than [`super::MIN_REMAINING_MS`] left asks nobody.
-pub struct TicketClient<S> {
-    source: S,
-    cache: ContainerCache<JsapiTicket>,
-}
-
-impl<S: std::fmt::Debug> std::fmt::Debug for TicketClient<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TicketClient")
-            .field("source", &self.source)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S: TicketSource> TicketClient<S> {
-    /// On the system clock.
-    pub fn new(source: S) -> Self {
-        Self::with_clock(source, clock::system())
-    }
-
-    pub fn with_clock(source: S, clock: SharedClock) -> Self {
-        Self {
-            source,
-            cache: ContainerCache::new(clock),
-        }
-    }
-
-    pub fn source(&self) -> &S {
-        &self.source
-    }
-}
-
-impl<S: TicketSource> TicketSource for TicketClient<S> {
-    /// The cached ticket while it is usable; otherwise the source's, cached for next time.
+/// The ticket through the same client: cached for the container's life like the token, so a warm
+/// invocation whose cached ticket has more than [`super::MIN_REMAINING_MS`] left asks nobody.
+impl<S: TicketSource> TicketSource for TokenClient<S> {
     async fn jsapi_ticket(&self) -> Result<JsapiTicket, TokenError> {
-        self.cache.get_or(self.source.jsapi_ticket()).await
+        self.tickets.get_or(self.source.jsapi_ticket()).await
     }
 }
