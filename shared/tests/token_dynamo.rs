@@ -210,6 +210,21 @@ async fn answer_invoke_request(
     }
 }
 
+/// A fresh table and fake WeChat API, the refresh function (configured with `extra`) behind a
+/// fake Lambda Invoke endpoint, the functions' token source over the table invoking it, and the
+/// invocation counter.
+async fn behind_a_fake_lambda(
+    extra: &[(&str, &str)],
+) -> (FakeWeChat, LambdaTokenSource<DynamoTable>, Arc<AtomicU64>) {
+    let table = support::dynalite_table().await;
+    let fake = fake_on_wall_clock(&support::unique("wx")).await;
+    let app_id = fake.state().app_id.clone();
+    let service = Arc::new(service(config(&fake, extra), table.clone(), SystemClock));
+    let (endpoint, invocations) = fake_lambda(service, "wechat-refresh").await;
+    let source = lambda_source(&table, &endpoint, app_id).await;
+    (fake, source, invocations)
+}
+
 /// The functions' token source over `table`, invoking the refresh function at `endpoint`.
 async fn lambda_source(
     table: &DynamoTable,
@@ -229,12 +244,7 @@ async fn lambda_source(
 #[tokio::test]
 async fn the_functions_token_source_reads_the_table_and_invokes_the_refresh_function_only_when_needed()
  {
-    let table = support::dynalite_table().await;
-    let fake = fake_on_wall_clock(&support::unique("wx")).await;
-    let app_id = fake.state().app_id.clone();
-    let service = Arc::new(service(config(&fake, &[]), table.clone(), SystemClock));
-    let (endpoint, invocations) = fake_lambda(service, "wechat-refresh").await;
-    let source = lambda_source(&table, &endpoint, app_id).await;
+    let (fake, source, invocations) = behind_a_fake_lambda(&[]).await;
 
     // Nothing stored yet: the source asks the refresh function, which fetches.
     let first = source.current().await.unwrap();
@@ -269,13 +279,8 @@ async fn the_functions_token_source_reads_the_table_and_invokes_the_refresh_func
 
 #[tokio::test]
 async fn a_failing_refresh_function_is_reported_as_its_error_without_secrets() {
-    let table = support::dynalite_table().await;
-    let fake = fake_on_wall_clock(&support::unique("wx")).await;
-    let app_id = fake.state().app_id.clone();
-    let wrong = config(&fake, &[("WECHAT_APP_SECRET", "wrong-secret-value")]);
-    let service = Arc::new(service(wrong, table.clone(), SystemClock));
-    let (endpoint, invocations) = fake_lambda(service, "wechat-refresh").await;
-    let source = lambda_source(&table, &endpoint, app_id).await;
+    let (_fake, source, invocations) =
+        behind_a_fake_lambda(&[("WECHAT_APP_SECRET", "wrong-secret-value")]).await;
     let err = source.current().await.unwrap_err();
     assert_eq!(invocations.load(Ordering::SeqCst), 1);
     let text = err.to_string();
@@ -344,12 +349,7 @@ async fn fifty_concurrent_first_ticket_requests_on_fifty_instances_make_one_tick
 #[tokio::test]
 async fn the_functions_ticket_source_reads_the_table_and_invokes_the_refresh_function_only_when_needed()
  {
-    let table = support::dynalite_table().await;
-    let fake = fake_on_wall_clock(&support::unique("wx")).await;
-    let app_id = fake.state().app_id.clone();
-    let service = Arc::new(service(config(&fake, &[]), table.clone(), SystemClock));
-    let (endpoint, invocations) = fake_lambda(service, "wechat-refresh").await;
-    let source = lambda_source(&table, &endpoint, app_id).await;
+    let (fake, source, invocations) = behind_a_fake_lambda(&[]).await;
 
     // Nothing stored yet: the source asks the refresh function, which fetches token and ticket.
     let first = source.jsapi_ticket().await.unwrap();

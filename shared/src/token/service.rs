@@ -65,8 +65,9 @@ struct Held {
 }
 
 impl Held {
+    /// More than [`super::MIN_REMAINING_MS`] left, as [`AccessToken::is_usable_at`].
     fn is_usable_at(&self, now_ms: i64) -> bool {
-        self.as_token().is_usable_at(now_ms)
+        self.expires_at_ms - now_ms > super::MIN_REMAINING_MS
     }
 
     fn as_token(&self) -> AccessToken {
@@ -370,8 +371,8 @@ impl<S: TokenStore> TokenService<S> {
             Need::Replacing(stale) if stored.value.expose() == stale => {
                 let min_age = self.config.stale_min_age.as_millis() as i64;
                 if now - stored.fetched_at_ms < min_age {
-                    // Reports of a just-fetched credential are not believed: a caller could
-                    // otherwise make every round of get + report a fetch (issue: classic quota).
+                    // Not refetched: otherwise every round of get + report would be a fetch,
+                    // and with `classic` the daily quota would be gone within the hour.
                     Decision::Keep(RefreshOutcome::RecentlyRefreshed)
                 } else {
                     Decision::Fetch(FetchMode::Force)
