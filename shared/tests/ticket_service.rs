@@ -10,39 +10,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use shared::clock::{Clock, ManualClock};
+use shared::clock::Clock;
 use shared::embedded::EmbeddedStore;
 use shared::fake_wechat::jssdk::{INVALID_SIGNATURE, VERIFY_PATH};
 use shared::fake_wechat::{FAKE_APP_ID, FakeWeChat, Scripted, lock};
 use shared::jssdk::{JsapiTicket, TicketSource, signature};
 use shared::store::token::{TokenStore, ticket_id};
-use shared::token::{
-    RefreshOutcome, TicketClient, TokenError, TokenService, handle_invocation,
-    next_china_midnight_ms,
-};
+use shared::token::{RefreshOutcome, TokenClient, TokenError, next_china_midnight_ms};
 use shared::wechat_api::ApiError;
 use token_support::*;
 
-type Service = TokenService<EmbeddedStore>;
-
-async fn setup(extra: &[(&str, &str)]) -> (Service, ManualClock, FakeWeChat) {
-    let clock = manual_clock();
-    let fake = fake_for(FAKE_APP_ID, &clock).await;
-    let service = service(
-        config(&fake, extra),
-        EmbeddedStore::in_memory(),
-        clock.clone(),
-    );
-    (service, clock, fake)
-}
-
 fn valid(fake: &FakeWeChat, ticket: &JsapiTicket) -> bool {
     fake.state().is_valid_ticket(ticket.value.expose())
-}
-
-async fn invoke(service: &Service, event: Value) -> Result<Value, TokenError> {
-    let answer = handle_invocation(service, event).await?;
-    Ok(serde_json::to_value(answer).expect("answers serialize"))
 }
 
 fn scheduled_event() -> Value {
@@ -301,13 +280,13 @@ impl<T: TicketSource> TicketSource for Counting<T> {
 }
 
 #[tokio::test]
-async fn a_warm_ticket_client_asks_nobody_until_its_ticket_nears_expiry() {
+async fn a_warm_token_client_hands_out_its_cached_ticket_until_it_nears_expiry() {
     let (service, clock, fake) = setup(&[]).await;
     let source = Arc::new(Counting {
         inner: service,
         calls: AtomicU64::new(0),
     });
-    let client = TicketClient::with_clock(source.clone(), Arc::new(clock.clone()));
+    let client = TokenClient::with_clock(source.clone(), Arc::new(clock.clone()));
     let first = client.jsapi_ticket().await.unwrap();
     clock.advance_ms(3_600_000);
     for _ in 0..10 {

@@ -1,7 +1,8 @@
 //! The access_token service on DynamoDB (dynalite): the storage contract, real concurrency
 //! (separate service instances, like separate Lambda containers, on a multi-thread runtime), the
 //! dead lease holder, a virtual day, and the functions' token source that reads the table and
-//! invokes the refresh function (against a fake Lambda Invoke endpoint on loopback).
+//! invokes the refresh function (against a fake Lambda Invoke endpoint on loopback); the same for
+//! the jsapi_ticket.
 //!
 //! Run with `node scripts/with-dynalite.mjs cargo test -p shared --test token_dynamo`.
 mod support;
@@ -12,8 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use lambda_http::Request;
 use shared::clock::SystemClock;
+use shared::config::Secret;
 use shared::dynamo::DynamoTable;
 use shared::fake_wechat::{FakeWeChat, lock};
+use shared::jssdk::TicketSource;
+use shared::store::token::{ConditionalWrite, TicketRecord, TokenStore};
 use shared::token::{
     LambdaError, LambdaTokenSource, RefreshOutcome, TokenClient, TokenConfig, TokenError,
     TokenService, TokenSource, handle_invocation,
@@ -31,6 +35,31 @@ fn concurrent_config(fake: &FakeWeChat) -> TokenConfig {
         fake,
         &[("TOKEN_LEASE_MS", "10000"), ("TOKEN_LEASE_POLL_MS", "50")],
     )
+}
+
+/// Run `call` at once on `REFRESHERS` service instances over `table` (one per task: containers
+/// sharing nothing but the table), on the multi-thread runtime, and collect what they return.
+async fn on_many_instances<T, F, Fut>(fake: &FakeWeChat, table: &DynamoTable, call: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(TokenService<DynamoTable>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, TokenError>> + Send + 'static,
+{
+    let start = Arc::new(Barrier::new(REFRESHERS));
+    let mut tasks = Vec::new();
+    for _ in 0..REFRESHERS {
+        let work = call(service(concurrent_config(fake), table.clone(), SystemClock));
+        let start = start.clone();
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            work.await
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap().unwrap());
+    }
+    results
 }
 
 #[tokio::test]
@@ -55,21 +84,10 @@ async fn dynamodb_quota_writes_are_compare_and_swap() {
 async fn fifty_concurrent_refreshers_on_an_empty_table_make_one_call_and_agree_on_the_token() {
     let table = support::dynalite_table().await;
     let fake = fake_on_wall_clock(&support::unique("wx")).await;
-    let start = Arc::new(Barrier::new(REFRESHERS));
-    let mut tasks = Vec::new();
-    for _ in 0..REFRESHERS {
-        // One service per task: fifty containers sharing nothing but the table.
-        let service = service(concurrent_config(&fake), table.clone(), SystemClock);
-        let start = start.clone();
-        tasks.push(tokio::spawn(async move {
-            start.wait().await;
-            service.on_schedule().await
-        }));
-    }
-    let mut reports = Vec::new();
-    for task in tasks {
-        reports.push(task.await.unwrap().unwrap());
-    }
+    let reports = on_many_instances(&fake, &table, |service| async move {
+        service.on_schedule().await
+    })
+    .await;
     assert_eq!(fake.calls(STABLE), 1);
     let token = reports[0].token.clone().expect("a token");
     assert!(reports.iter().all(|r| r.token.as_ref() == Some(&token)));
@@ -93,21 +111,11 @@ async fn fifty_concurrent_reports_of_the_same_stale_token_cause_one_fetch() {
         .get()
         .await
         .unwrap();
-    let start = Arc::new(Barrier::new(REFRESHERS));
-    let mut tasks = Vec::new();
-    for _ in 0..REFRESHERS {
-        let service = service(concurrent_config(&fake), table.clone(), SystemClock);
-        let start = start.clone();
+    let reports = on_many_instances(&fake, &table, |service| {
         let stale = stale.value.expose().clone();
-        tasks.push(tokio::spawn(async move {
-            start.wait().await;
-            service.refresh_stale(&stale).await
-        }));
-    }
-    let mut reports = Vec::new();
-    for task in tasks {
-        reports.push(task.await.unwrap().unwrap());
-    }
+        async move { service.refresh_stale(&stale).await }
+    })
+    .await;
     assert_eq!(
         fake.calls(STABLE),
         2,
@@ -202,6 +210,21 @@ async fn answer_invoke_request(
     }
 }
 
+/// A fresh table and fake WeChat API, the refresh function (configured with `extra`) behind a
+/// fake Lambda Invoke endpoint, the functions' token source over the table invoking it, and the
+/// invocation counter.
+async fn behind_a_fake_lambda(
+    extra: &[(&str, &str)],
+) -> (FakeWeChat, LambdaTokenSource<DynamoTable>, Arc<AtomicU64>) {
+    let table = support::dynalite_table().await;
+    let fake = fake_on_wall_clock(&support::unique("wx")).await;
+    let app_id = fake.state().app_id.clone();
+    let service = Arc::new(service(config(&fake, extra), table.clone(), SystemClock));
+    let (endpoint, invocations) = fake_lambda(service, "wechat-refresh").await;
+    let source = lambda_source(&table, &endpoint, app_id).await;
+    (fake, source, invocations)
+}
+
 /// The functions' token source over `table`, invoking the refresh function at `endpoint`.
 async fn lambda_source(
     table: &DynamoTable,
@@ -221,12 +244,7 @@ async fn lambda_source(
 #[tokio::test]
 async fn the_functions_token_source_reads_the_table_and_invokes_the_refresh_function_only_when_needed()
  {
-    let table = support::dynalite_table().await;
-    let fake = fake_on_wall_clock(&support::unique("wx")).await;
-    let app_id = fake.state().app_id.clone();
-    let service = Arc::new(service(config(&fake, &[]), table.clone(), SystemClock));
-    let (endpoint, invocations) = fake_lambda(service, "wechat-refresh").await;
-    let source = lambda_source(&table, &endpoint, app_id).await;
+    let (fake, source, invocations) = behind_a_fake_lambda(&[]).await;
 
     // Nothing stored yet: the source asks the refresh function, which fetches.
     let first = source.current().await.unwrap();
@@ -261,13 +279,8 @@ async fn the_functions_token_source_reads_the_table_and_invokes_the_refresh_func
 
 #[tokio::test]
 async fn a_failing_refresh_function_is_reported_as_its_error_without_secrets() {
-    let table = support::dynalite_table().await;
-    let fake = fake_on_wall_clock(&support::unique("wx")).await;
-    let app_id = fake.state().app_id.clone();
-    let wrong = config(&fake, &[("WECHAT_APP_SECRET", "wrong-secret-value")]);
-    let service = Arc::new(service(wrong, table.clone(), SystemClock));
-    let (endpoint, invocations) = fake_lambda(service, "wechat-refresh").await;
-    let source = lambda_source(&table, &endpoint, app_id).await;
+    let (_fake, source, invocations) =
+        behind_a_fake_lambda(&[("WECHAT_APP_SECRET", "wrong-secret-value")]).await;
     let err = source.current().await.unwrap_err();
     assert_eq!(invocations.load(Ordering::SeqCst), 1);
     let text = err.to_string();
@@ -277,4 +290,80 @@ async fn a_failing_refresh_function_is_reported_as_its_error_without_secrets() {
         "{text}"
     );
     assert!(!text.contains("wrong-secret-value"));
+}
+
+#[tokio::test]
+async fn an_older_ticket_write_is_rejected_by_dynamodb() {
+    let table = support::dynalite_table().await;
+    let app_id = support::unique("wx");
+    let record = |ticket: &str, version| TicketRecord {
+        jsapi_ticket: Secret::new(ticket.into()),
+        expires_at_ms: T0_MS + 7_200_000,
+        fetched_at_ms: T0_MS,
+        version,
+    };
+    assert_eq!(table.read_ticket(&app_id).await.unwrap(), None);
+    let write = |r, replacing| {
+        let table = table.clone();
+        let app_id = app_id.clone();
+        async move { table.write_ticket(&app_id, &r, replacing).await.unwrap() }
+    };
+    assert_eq!(
+        write(record("first", 1), None).await,
+        ConditionalWrite::Written
+    );
+    assert_eq!(
+        write(record("second", 2), Some(1)).await,
+        ConditionalWrite::Written
+    );
+    // An older refresh that also read version 1 arrives late: rejected.
+    assert_eq!(
+        write(record("late", 2), Some(1)).await,
+        ConditionalWrite::Superseded
+    );
+    assert_eq!(
+        write(record("late", 1), None).await,
+        ConditionalWrite::Superseded
+    );
+    let stored = table.read_ticket(&app_id).await.unwrap().unwrap();
+    assert_eq!(stored.jsapi_ticket.expose(), "second");
+    // The token item is another item.
+    assert_eq!(table.read_token(&app_id).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_first_ticket_requests_on_fifty_instances_make_one_ticket_and_one_token_fetch()
+ {
+    let table = support::dynalite_table().await;
+    let fake = fake_on_wall_clock(&support::unique("wx")).await;
+    let tickets = on_many_instances(&fake, &table, |service| async move {
+        service.jsapi_ticket().await
+    })
+    .await;
+    assert_eq!(fake.calls(GETTICKET), 1);
+    assert_eq!(fake.calls(STABLE), 1);
+    assert!(tickets.iter().all(|t| t == &tickets[0]));
+    assert!(fake.state().is_valid_ticket(tickets[0].value.expose()));
+}
+
+#[tokio::test]
+async fn the_functions_ticket_source_reads_the_table_and_invokes_the_refresh_function_only_when_needed()
+ {
+    let (fake, source, invocations) = behind_a_fake_lambda(&[]).await;
+
+    // Nothing stored yet: the source asks the refresh function, which fetches token and ticket.
+    let first = source.jsapi_ticket().await.unwrap();
+    assert_eq!(invocations.load(Ordering::SeqCst), 1);
+    assert!(fake.state().is_valid_ticket(first.value.expose()));
+    assert_eq!((fake.calls(STABLE), fake.calls(GETTICKET)), (1, 1));
+    // Stored now: read straight from the table.
+    // (The answer carried the expiry in seconds; the table has the milliseconds.)
+    assert_eq!(source.jsapi_ticket().await.unwrap().value, first.value);
+    assert_eq!(invocations.load(Ordering::SeqCst), 1);
+    // A warm container's client reads nothing at all after its first call.
+    let client = TokenClient::new(source);
+    assert_eq!(client.jsapi_ticket().await.unwrap().value, first.value);
+    assert_eq!(client.jsapi_ticket().await.unwrap().value, first.value);
+    assert_eq!(invocations.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.calls(GETTICKET), 1);
 }

@@ -1,43 +1,18 @@
 //! The access_token service against the fake WeChat API and the embedded store, on a virtual
 //! clock: when it fetches, what each WeChat answer does to the stored token, the quota rules, the
-//! lease, a simulated day on the schedule, and the `refresh` function's invocations.
+//! lease, a simulated day on the schedule, the `refresh` function's invocations, and the
+//! throttle on stale reports.
 mod token_support;
 
 use serde_json::json;
-use shared::clock::{Clock, ManualClock};
+use shared::clock::Clock;
 use shared::embedded::EmbeddedStore;
-use shared::fake_wechat::{FAKE_APP_ID, FakeWeChat, Scripted, lock};
+use shared::fake_wechat::{FAKE_APP_ID, Scripted, lock};
 use shared::store::token::TokenStore;
-use shared::token::{
-    RefreshOutcome, RefreshReport, TokenError, TokenService, handle_invocation,
-    next_china_midnight_ms,
-};
+use shared::token::{RefreshOutcome, RefreshReport, TokenError, next_china_midnight_ms};
 use shared::wechat_api::ApiError;
 use std::time::Duration;
 use token_support::*;
-
-type Service = TokenService<EmbeddedStore>;
-
-/// The refresh function's answer, as the JSON it sends.
-async fn invoke(
-    service: &Service,
-    event: serde_json::Value,
-) -> Result<serde_json::Value, TokenError> {
-    let answer = handle_invocation(service, event).await?;
-    Ok(serde_json::to_value(answer).expect("answers serialize"))
-}
-
-/// A fake on `clock`, and a service over a fresh embedded store on the same clock.
-async fn setup(extra: &[(&str, &str)]) -> (Service, ManualClock, FakeWeChat) {
-    let clock = manual_clock();
-    let fake = fake_for(FAKE_APP_ID, &clock).await;
-    let service = service(
-        config(&fake, extra),
-        EmbeddedStore::in_memory(),
-        clock.clone(),
-    );
-    (service, clock, fake)
-}
 
 #[tokio::test]
 async fn an_empty_store_gets_one_fresh_stable_token_and_keeps_handing_it_out() {
@@ -501,4 +476,62 @@ async fn a_refresher_waiting_on_a_holder_that_gives_up_does_not_fetch_itself() {
         0,
         "no fetch behind a failed holder's back"
     );
+}
+
+#[tokio::test]
+async fn fifty_rounds_of_get_and_stale_report_in_classic_mode_cause_a_handful_of_fetches() {
+    let (service, clock, fake) = setup(&[("WECHAT_TOKEN_API", "classic"), THROTTLED]).await;
+    for _ in 0..50 {
+        let token = service.get().await.unwrap();
+        let report = service.refresh_stale(token.value.expose()).await.unwrap();
+        assert!(!report.outcome.is_failure(), "{:?}", report.outcome);
+        assert!(report.token.is_some_and(|t| accepted(&fake, &t)));
+        // An attacker (or a buggy caller) as fast as the network allows: a round every 5 s.
+        clock.advance_ms(5_000);
+    }
+    // 250 s of rounds: the first fetch, then one per minute at most.
+    let fetches = fake.calls(CLASSIC);
+    assert!(fetches <= 5, "{fetches} fetches");
+    assert_eq!(fake.calls(STABLE), 0);
+}
+
+#[tokio::test]
+async fn a_stale_report_of_a_token_fetched_under_a_minute_ago_fetches_nothing_and_says_so() {
+    let (service, clock, fake) = setup(&[THROTTLED]).await;
+    let token = service.get().await.unwrap();
+    clock.advance_ms(59_999);
+    let report = service.refresh_stale(token.value.expose()).await.unwrap();
+    assert_eq!(report.outcome, RefreshOutcome::RecentlyRefreshed);
+    assert_eq!(report.token.as_ref(), Some(&token));
+    assert!(!report.outcome.is_failure());
+    // Through the refresh function: the current token, and the outcome.
+    let answer = invoke(
+        &service,
+        json!({"action": "refresh", "stale_token": token.value.expose()}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer["outcome"], "recently_refreshed");
+    assert_eq!(answer["access_token"], json!(token.value.expose()));
+    assert_eq!(fake.calls(STABLE), 1);
+    clock.advance_ms(1);
+    let refreshed = service.refresh_stale(token.value.expose()).await.unwrap();
+    assert_eq!(refreshed.outcome, RefreshOutcome::Refreshed);
+    assert_eq!(fake.calls(STABLE), 2);
+}
+
+#[tokio::test]
+async fn a_stale_report_of_a_token_that_is_not_current_returns_the_current_one_under_the_throttle()
+{
+    let (service, clock, fake) = setup(&[("WECHAT_TOKEN_API", "classic"), THROTTLED]).await;
+    let old = service.get().await.unwrap();
+    clock.advance_ms(60_000);
+    let current = service.refresh_stale(old.value.expose()).await.unwrap();
+    assert_eq!(current.outcome, RefreshOutcome::Refreshed);
+    let current = current.token.unwrap();
+    // The new token is seconds old, and the report names the old one: it is already replaced.
+    let report = service.refresh_stale(old.value.expose()).await.unwrap();
+    assert_eq!(report.outcome, RefreshOutcome::AlreadyReplaced);
+    assert_eq!(report.token, Some(current));
+    assert_eq!(fake.calls(CLASSIC), 2);
 }

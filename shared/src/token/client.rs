@@ -5,7 +5,7 @@
 //! Where the token comes from is the [`TokenSource`] port: the service itself, in process (the
 //! refresh function, the local server, tests), or [`super::LambdaTokenSource`] (read the table,
 //! report stale tokens to the refresh function). The jsapi_ticket likewise: [`TicketSource`] (on
-//! both), cached per container by [`TicketClient`].
+//! both), cached per container by the same [`TokenClient`].
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -73,11 +73,74 @@ pub enum CallError {
     Api(#[from] ApiError),
 }
 
-/// The token for one container: build it once at start-up and share it between invocations.
+/// A credential kept for the life of the container and handed out while it has more than
+/// [`super::MIN_REMAINING_MS`] left: [`TokenClient`]'s caches of the token and the ticket.
+struct ContainerCache<T> {
+    clock: SharedClock,
+    cached: Mutex<Option<T>>,
+}
+
+/// What [`ContainerCache`] needs to know of a credential.
+trait Expiring: Clone + PartialEq {
+    fn expires_at_ms(&self) -> i64;
+}
+
+impl Expiring for AccessToken {
+    fn expires_at_ms(&self) -> i64 {
+        self.expires_at_ms
+    }
+}
+
+impl Expiring for JsapiTicket {
+    fn expires_at_ms(&self) -> i64 {
+        self.expires_at_ms
+    }
+}
+
+impl<T: Expiring> ContainerCache<T> {
+    fn new(clock: SharedClock) -> Self {
+        Self {
+            clock,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The cached credential while it is usable; otherwise what `fetch` gives, cached.
+    async fn get_or<E>(&self, fetch: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+        let now = self.clock.now_ms();
+        let usable = |v: &&T| v.expires_at_ms() - now > super::MIN_REMAINING_MS;
+        if let Some(value) = self.lock().as_ref().filter(usable) {
+            return Ok(value.clone());
+        }
+        let value = fetch.await?;
+        self.set(value.clone());
+        Ok(value)
+    }
+
+    fn set(&self, value: T) {
+        *self.lock() = Some(value);
+    }
+
+    /// Drop `value` if it is the cached one (not a newer one another call cached meanwhile).
+    fn forget(&self, value: &T) {
+        let mut cached = self.lock();
+        if cached.as_ref() == Some(value) {
+            *cached = None;
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<T>> {
+        // A panic while holding this lock cannot leave a half-written value: ignore poisoning.
+        self.cached.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The token (and, for a source that has one, the jsapi_ticket) for one container: build it once
+/// at start-up and share it between invocations.
 pub struct TokenClient<S> {
     source: S,
-    clock: SharedClock,
-    cached: Mutex<Option<AccessToken>>,
+    cache: ContainerCache<AccessToken>,
+    tickets: ContainerCache<JsapiTicket>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for TokenClient<S> {
@@ -88,7 +151,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for TokenClient<S> {
     }
 }
 
-impl<S: TokenSource> TokenClient<S> {
+impl<S> TokenClient<S> {
     /// On the system clock.
     pub fn new(source: S) -> Self {
         Self::with_clock(source, clock::system())
@@ -97,24 +160,20 @@ impl<S: TokenSource> TokenClient<S> {
     pub fn with_clock(source: S, clock: SharedClock) -> Self {
         Self {
             source,
-            clock,
-            cached: Mutex::new(None),
+            cache: ContainerCache::new(clock.clone()),
+            tickets: ContainerCache::new(clock),
         }
     }
 
     pub fn source(&self) -> &S {
         &self.source
     }
+}
 
+impl<S: TokenSource> TokenClient<S> {
     /// The cached token while it is usable; otherwise the source's, cached for next time.
     pub async fn current(&self) -> Result<AccessToken, TokenError> {
-        let now = self.clock.now_ms();
-        if let Some(token) = self.cache().as_ref().filter(|t| t.is_usable_at(now)) {
-            return Ok(token.clone());
-        }
-        let token = self.source.current().await?;
-        *self.cache() = Some(token.clone());
-        Ok(token)
+        self.cache.get_or(self.source.current()).await
     }
 
     /// Run `call` with the current token. If WeChat rejects the token (40001/40014/42001), report
@@ -135,7 +194,7 @@ impl<S: TokenSource> TokenClient<S> {
             token = %token.fingerprint(),
             "WeChat rejected the access_token; reporting it stale and retrying once"
         );
-        self.forget(&token);
+        self.cache.forget(&token);
         let replacement = self.source.report_stale(token.value.expose()).await?;
         if replacement.value == token.value {
             tracing::warn!(
@@ -144,73 +203,15 @@ impl<S: TokenSource> TokenClient<S> {
             );
             return Err(CallError::Api(error));
         }
-        *self.cache() = Some(replacement.clone());
+        self.cache.set(replacement.clone());
         Ok(call(replacement.value).await?)
     }
-
-    fn forget(&self, token: &AccessToken) {
-        let mut cached = self.cache();
-        if cached.as_ref() == Some(token) {
-            *cached = None;
-        }
-    }
-
-    fn cache(&self) -> MutexGuard<'_, Option<AccessToken>> {
-        // A panic while holding this lock cannot leave a half-written token: ignore poisoning.
-        self.cached.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
-/// The jsapi_ticket for one container, like [`TokenClient`] for the token: a warm invocation
-/// whose cached ticket has more than [`super::MIN_REMAINING_MS`] left asks nobody.
-pub struct TicketClient<S> {
-    source: S,
-    clock: SharedClock,
-    cached: Mutex<Option<JsapiTicket>>,
-}
-
-impl<S: std::fmt::Debug> std::fmt::Debug for TicketClient<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TicketClient")
-            .field("source", &self.source)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S: TicketSource> TicketClient<S> {
-    /// On the system clock.
-    pub fn new(source: S) -> Self {
-        Self::with_clock(source, clock::system())
-    }
-
-    pub fn with_clock(source: S, clock: SharedClock) -> Self {
-        Self {
-            source,
-            clock,
-            cached: Mutex::new(None),
-        }
-    }
-
-    pub fn source(&self) -> &S {
-        &self.source
-    }
-
-    fn cache(&self) -> MutexGuard<'_, Option<JsapiTicket>> {
-        // A panic while holding this lock cannot leave a half-written ticket: ignore poisoning.
-        self.cached.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl<S: TicketSource> TicketSource for TicketClient<S> {
-    /// The cached ticket while it is usable; otherwise the source's, cached for next time.
+/// The ticket through the same client: cached for the container's life like the token, so a warm
+/// invocation whose cached ticket has more than [`super::MIN_REMAINING_MS`] left asks nobody.
+impl<S: TicketSource> TicketSource for TokenClient<S> {
     async fn jsapi_ticket(&self) -> Result<JsapiTicket, TokenError> {
-        let now = self.clock.now_ms();
-        let usable = |t: &JsapiTicket| t.expires_at_ms - now > super::MIN_REMAINING_MS;
-        if let Some(ticket) = self.cache().as_ref().filter(|t| usable(t)) {
-            return Ok(ticket.clone());
-        }
-        let ticket = self.source.jsapi_ticket().await?;
-        *self.cache() = Some(ticket.clone());
-        Ok(ticket)
+        self.tickets.get_or(self.source.jsapi_ticket()).await
     }
 }

@@ -31,9 +31,10 @@ pub enum Invocation {
     },
     GetTicket,
     /// A ticket a page's `wx.config` rejected ("invalid signature" with a correctly signed URL).
-    /// WeChat documents no event that invalidates a jsapi_ticket early, but an AppSecret reset or
-    /// another system fetching tickets for the account can; without this report a bad ticket
-    /// would be served until the schedule's margin, up to two hours. Throttled like stale tokens.
+    /// WeChat gives a ticket 7200 s, but something outside this service can end it early (a
+    /// token reset by another system, a reset of the account's credentials); without this report
+    /// a dead ticket would be served until the schedule's margin, up to two hours. Throttled like
+    /// stale tokens, so it cannot drain getticket's quota either.
     RefreshTicket {
         stale_ticket: Secret<String>,
     },

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-pub use client::{CallError, TicketClient, TokenClient, TokenSource};
+pub use client::{CallError, TokenClient, TokenSource};
 pub use invocation::{
     Invocation, InvocationAnswer, LambdaError, ScheduleSummary, TicketAnswer, TicketSummary,
     TokenAnswer, handle_invocation,

@@ -65,8 +65,9 @@ struct Held {
 }
 
 impl Held {
+    /// More than [`super::MIN_REMAINING_MS`] left, as [`AccessToken::is_usable_at`].
     fn is_usable_at(&self, now_ms: i64) -> bool {
-        self.as_token().is_usable_at(now_ms)
+        self.expires_at_ms - now_ms > super::MIN_REMAINING_MS
     }
 
     fn as_token(&self) -> AccessToken {
@@ -221,12 +222,10 @@ impl<S: TokenStore> TokenService<S> {
 
     /// The current token, fetching one first if none usable is stored.
     pub async fn get(&self) -> Result<AccessToken, TokenError> {
-        let report = self.refresh(Credential::AccessToken, Need::Usable).await?;
-        report
-            .current
-            .filter(|t| t.is_usable_at(self.clock.now_ms()))
+        self.usable(Credential::AccessToken)
+            .await?
             .map(|t| t.as_token())
-            .ok_or(TokenError::NoUsableToken(report.outcome))
+            .map_err(TokenError::NoUsableToken)
     }
 
     /// The scheduled run for the token: refresh when the stored token is missing or within the
@@ -250,12 +249,10 @@ impl<S: TokenStore> TokenService<S> {
     /// The current jsapi_ticket, fetching one first (with the current token) if none usable is
     /// stored.
     pub async fn get_ticket(&self) -> Result<JsapiTicket, TokenError> {
-        let report = self.refresh(Credential::JsapiTicket, Need::Usable).await?;
-        report
-            .current
-            .filter(|t| t.is_usable_at(self.clock.now_ms()))
+        self.usable(Credential::JsapiTicket)
+            .await?
             .map(|t| t.as_ticket())
-            .ok_or(TokenError::NoUsableTicket(report.outcome))
+            .map_err(TokenError::NoUsableTicket)
     }
 
     /// The scheduled run for the jsapi_ticket, like [`Self::on_schedule`] for the token.
@@ -288,6 +285,18 @@ impl<S: TokenStore> TokenService<S> {
             })
         };
         Ok(ScheduleReport { token, ticket })
+    }
+
+    /// A usable credential, fetched first if none is stored; `Err(outcome)`: why there is none.
+    async fn usable(
+        &self,
+        credential: Credential,
+    ) -> Result<Result<Held, RefreshOutcome>, TokenError> {
+        let report = self.refresh(credential, Need::Usable).await?;
+        Ok(report
+            .current
+            .filter(|held| held.is_usable_at(self.clock.now_ms()))
+            .ok_or(report.outcome))
     }
 
     async fn refresh(&self, credential: Credential, need: Need<'_>) -> Result<Report, TokenError> {
@@ -362,8 +371,8 @@ impl<S: TokenStore> TokenService<S> {
             Need::Replacing(stale) if stored.value.expose() == stale => {
                 let min_age = self.config.stale_min_age.as_millis() as i64;
                 if now - stored.fetched_at_ms < min_age {
-                    // Reports of a just-fetched credential are not believed: a caller could
-                    // otherwise make every round of get + report a fetch (issue: classic quota).
+                    // Not refetched: otherwise every round of get + report would be a fetch,
+                    // and with `classic` the daily quota would be gone within the hour.
                     Decision::Keep(RefreshOutcome::RecentlyRefreshed)
                 } else {
                     Decision::Fetch(FetchMode::Force)

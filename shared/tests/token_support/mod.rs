@@ -7,14 +7,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde_json::Value;
 use shared::clock::{Clock, ManualClock};
 use shared::config::Secret;
+use shared::embedded::EmbeddedStore;
 use shared::fake_wechat::{FAKE_APP_SECRET, FakeWeChat, lock};
 use shared::store::StoreError;
 use shared::store::token::{
     ConditionalWrite, Lease, LeaseAttempt, QuotaRecord, TicketRecord, TokenRecord, TokenStore,
 };
-use shared::token::{AccessToken, TokenConfig, TokenError, TokenService, TokenSource};
+use shared::token::{
+    AccessToken, TokenConfig, TokenError, TokenService, TokenSource, handle_invocation,
+};
 use shared::wechat_api::WeChatHttp;
 
 /// 2026-01-01T08:00:00+08:00, a plain morning in China time.
@@ -421,6 +425,27 @@ pub async fn simulate_a_day_on_the_schedule<S: TokenStore>(
     assert!(calls <= 50, "{calls} calls to {endpoint} in a day");
     eprintln!("a virtual day on the schedule: {calls} calls to {endpoint}, {reads} reads");
     calls
+}
+
+/// The service over the embedded store, as most token tests use it.
+pub type Service = TokenService<EmbeddedStore>;
+
+/// A fake on a virtual clock, and a service over a fresh embedded store on the same clock.
+pub async fn setup(extra: &[(&str, &str)]) -> (Service, ManualClock, FakeWeChat) {
+    let clock = manual_clock();
+    let fake = fake_for(shared::fake_wechat::FAKE_APP_ID, &clock).await;
+    let service = service(
+        config(&fake, extra),
+        EmbeddedStore::in_memory(),
+        clock.clone(),
+    );
+    (service, clock, fake)
+}
+
+/// The refresh function's answer, as the JSON it sends.
+pub async fn invoke(service: &Service, event: Value) -> Result<Value, TokenError> {
+    let answer = handle_invocation(service, event).await?;
+    Ok(serde_json::to_value(answer).expect("answers serialize"))
 }
 
 pub fn manual_clock() -> ManualClock {
