@@ -1,11 +1,13 @@
 //! The `oauth` Lambda: WeChat web authorization (`/oauth/authorize`, `/oauth/callback`,
 //! `/oauth/me`, `/oauth/logout`) behind API Gateway HTTP API. All logic is in `shared::oauth`.
+//! WECHAT_APP_SECRET and SESSION_SECRET come from the stack's secret when SECRETS_ARN is set.
 
 use std::convert::Infallible;
 
 use lambda_http::{Request, service_fn};
 use shared::clock;
-use shared::config::ProcessEnv;
+use shared::config::vars::{SESSION_SECRET, WECHAT_APP_SECRET};
+use shared::config::{ConfigError, ProcessEnv, SecretsEnv};
 use shared::dynamo::DynamoTable;
 use shared::oauth::{OAuth, OAuthConfig};
 use shared::wechat_api::WeChatHttp;
@@ -13,9 +15,9 @@ use shared::wechat_api::WeChatHttp;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     // JSON logs when the function's log format is JSON (AWS_LAMBDA_LOG_FORMAT), like the others.
-    lambda_http::tracing::init_default_subscriber();
+    shared::telemetry::init();
 
-    let config = match OAuthConfig::from_env(&ProcessEnv) {
+    let config = match config().await {
         Ok(config) => config,
         Err(err) => {
             tracing::error!(variable = err.variable, error = %err, "invalid configuration");
@@ -31,4 +33,10 @@ async fn main() -> Result<(), lambda_http::Error> {
         Ok::<_, Infallible>(oauth.handle(&req).await)
     }))
     .await
+}
+
+async fn config() -> Result<OAuthConfig, ConfigError> {
+    OAuthConfig::from_env(
+        &SecretsEnv::load(ProcessEnv, &[WECHAT_APP_SECRET, SESSION_SECRET]).await?,
+    )
 }

@@ -212,6 +212,9 @@ pub async fn handle_invocation<S: TokenStore>(
                 token = report.token.as_ref().map(AccessToken::fingerprint),
                 "scheduled refresh"
             );
+            if let Some(token) = &report.token {
+                crate::metrics::token_seconds_left(token.expires_at_s());
+            }
             if report.outcome.is_failure() {
                 return Err(TokenError::ScheduledRefreshFailed(report.outcome));
             }
