@@ -8,7 +8,9 @@ zero budget: the function claims the `msg#` item, starts the worker and answers 
 under `node scripts/with-dynalite.mjs`, which provides the table; the worker's Lambda Invoke
 endpoint is served here and answers 202) — the event each gets is built here, signed with a fresh
 timestamp and a fresh MsgId, so the answer is a real 200 — or `raw:FILE.json` for any other
-function and event.
+function and event. A `-secret` suffix (`verify-secret`, `message-secret`) runs the function as
+deployed: no WECHAT_TOKEN variable, but SECRETS_ARN naming a secret that holds it, served by
+moto's Secrets Manager (`moto_server`, requirements.txt) started here on loopback.
 Each run starts the binary afresh with `AWS_LAMBDA_RUNTIME_API` pointing at a Runtime API served
 by this script on loopback, then measures:
 
@@ -26,6 +28,8 @@ Medians over `--runs`. Only the standard library; the binary must be built for t
 
 import argparse
 import hashlib
+import shutil
+import socket
 import json
 import os
 import queue
@@ -36,6 +40,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOKEN = "coldstartToken0123456789abcdefgh"
@@ -81,6 +86,50 @@ def webhook_event(function):
             f"<CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
             f"<Content><![CDATA[hello]]></Content><MsgId>{random.getrandbits(63)}</MsgId></xml>")
     return apigw_event("POST", dict(query, openid="oUser"), body)
+
+
+class SecretsManager:
+    """moto's server on a free loopback port, holding the stack's secret for the `-secret` runs."""
+
+    def __init__(self, secret):
+        program = shutil.which("moto_server") or os.path.join(
+            os.path.dirname(sys.executable), "moto_server")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen([program, "-H", "127.0.0.1", "-p", str(port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"{program} did not start")
+                time.sleep(0.05)
+        self.arn = self.call("CreateSecret", {"Name": "coldstart",
+                                              "SecretString": json.dumps(secret)})["ARN"]
+
+    def call(self, action, body):
+        request = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers={
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": f"secretsmanager.{action}",
+            # moto picks the service from the credential scope; it checks no signature.
+            "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/"
+                             "secretsmanager/aws4_request, SignedHeaders=host, Signature=0",
+        })
+        with urllib.request.urlopen(request) as response:
+            return json.load(response)
+
+    def env(self):
+        return {"SECRETS_ARN": self.arn, "AWS_ENDPOINT_URL_SECRETS_MANAGER": self.url,
+                "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
 
 
 class RuntimeApi:
@@ -214,29 +263,42 @@ def main():
     rules.close()
     forward_env = dict(webhook_env, WECHAT_REPLY_RULES=rules.name, WORKER_FUNCTION_NAME="worker",
                        AWS_ENDPOINT_URL_LAMBDA="http://{api}")
+    secrets = None
+    if any(t.partition("=")[0].endswith("-secret") for t in args.targets):
+        secrets = SecretsManager({"WECHAT_TOKEN": TOKEN, "WECHAT_ENCODING_AES_KEY": ""})
     report = {}
     for target in args.targets:
         function, _, binary = target.partition("=")
         if function.startswith("raw:"):
             with open(function[4:]) as f:
                 event, env, function = json.load(f), {}, os.path.basename(function[4:])
+        elif function.endswith("-secret"):
+            event = lambda f=function: webhook_event(f)
+            env = dict(secrets.env(), WECHAT_APP_ID=APP_ID)
         else:
             event = lambda f=function: webhook_event(f)
             env = forward_env if function == "message-forward" else webhook_env
-        runs = [run_once(binary, event, args.warm, env) for _ in range(args.runs)]
+        try:
+            runs = [run_once(binary, event, args.warm, env) for _ in range(args.runs)]
+        except BaseException:
+            if secrets:
+                secrets.stop()
+            raise
         report[function] = {
             key: statistics.median([r[key] for r in runs if r[key] is not None])
             for key in runs[0]
             if any(r[key] is not None for r in runs)
         }
         report[function]["bytes"] = os.path.getsize(binary)
+    if secrets:
+        secrets.stop()
     if args.json:
         print(json.dumps(report, indent=2))
         return
     print(f"median of {args.runs} runs, {args.warm} warm invocations each")
-    print(f"{'function':<10} {'init ms':>8} {'first ms':>9} {'warm µs':>8} {'peak RSS':>9} {'binary':>9}")
+    print(f"{'function':<15} {'init ms':>8} {'first ms':>9} {'warm µs':>8} {'peak RSS':>9} {'binary':>9}")
     for function, r in report.items():
-        print(f"{function:<10} {r['init_ms']:>8.2f} {r['first_ms']:>9.2f} "
+        print(f"{function:<15} {r['init_ms']:>8.2f} {r['first_ms']:>9.2f} "
               f"{r.get('warm_us', float('nan')):>8.0f} {r.get('rss_kib', 0) / 1024:>7.1f}MB "
               f"{r['bytes'] / 1048576:>7.2f}MB")
 

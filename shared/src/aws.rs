@@ -31,3 +31,9 @@ pub fn lambda_client(config: &SdkConfig, endpoint_url: Option<&str>) -> aws_sdk_
 pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)
 }
+
+/// A Secrets Manager client (the stack's secret, read at cold start); `AWS_ENDPOINT_URL_SECRETS_MANAGER`
+/// overrides its endpoint, if set.
+pub fn secrets_manager_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(config)
+}

@@ -1,9 +1,13 @@
 //! Reading typed configuration from the environment: one error type that names the variable,
 //! a `Secret` wrapper so that keys and tokens never reach a log line, every variable's name
-//! ([`vars`]) and the WeChat app configuration every function shares ([`WeChatAppConfig`]).
+//! ([`vars`]), the WeChat app configuration every function shares ([`WeChatAppConfig`]) and the
+//! stack's secret layered over the environment ([`SecretsEnv`]).
 
+mod secrets;
 pub mod vars;
 mod wechat;
+
+pub use secrets::SecretsEnv;
 
 pub use wechat::{
     DEFAULT_API_BASE, DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_OPEN_BASE, WeChatApiConfig, WeChatAppConfig,

@@ -7,7 +7,8 @@
 //! storage (`store`: the table kernel and the domain ports built on it) and the kernel's two
 //! adapters (`dynamo`, `embedded`), the WeChat API client (`wechat_api`: typed calls over a
 //! transport port, the one error-code table), configuration (`config`: variable names, the WeChat
-//! app config), time (`clock`), the AWS SDK configuration (`aws`), and the fake WeChat API used by
+//! app config), time (`clock`), the AWS SDK configuration (`aws`), every function's log subscriber (`telemetry`), CloudWatch
+//! metrics as log lines (`metrics`), and the fake WeChat API used by
 //! tests and local runs (`fake_wechat`, feature `fake-wechat`).
 
 pub mod aws;
@@ -21,11 +22,13 @@ pub mod forward;
 pub mod http;
 pub mod jssdk;
 pub mod message;
+pub mod metrics;
 pub mod oauth;
 pub mod reply;
 pub mod rules;
 pub mod signature;
 pub mod store;
+pub mod telemetry;
 pub mod token;
 pub mod webhook;
 pub mod wechat_api;

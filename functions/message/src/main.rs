@@ -4,13 +4,14 @@
 //! `msg#` de-duplication item) and a Lambda client (the worker); static rules make no AWS call.
 //! Configuration: WECHAT_TOKEN, WECHAT_APP_ID, WECHAT_ENCODING_AES_KEY, WECHAT_REPLY_RULES,
 //! WECHAT_MAX_CLOCK_SKEW_SECS, WECHAT_REQUIRE_ENCRYPTION (see `shared::webhook`); with a forward
-//! rule also TABLE_NAME and WORKER_FUNCTION_NAME.
+//! rule also TABLE_NAME and WORKER_FUNCTION_NAME. WECHAT_TOKEN and WECHAT_ENCODING_AES_KEY come
+//! from the stack's secret when SECRETS_ARN is set.
 
 use std::convert::Infallible;
 
 use lambda_http::{Error, Request, service_fn};
-use shared::config::vars::TABLE_NAME;
-use shared::config::{ConfigError, ProcessEnv, required};
+use shared::config::vars::{TABLE_NAME, WECHAT_ENCODING_AES_KEY, WECHAT_TOKEN};
+use shared::config::{ConfigError, ProcessEnv, SecretsEnv, required};
 use shared::dynamo::DynamoTable;
 use shared::forward::{ForwardingRules, LambdaLauncher, MessageSide};
 use shared::rules::Rules;
@@ -21,7 +22,7 @@ type Handler = ForwardingRules<DynamoTable, LambdaLauncher>;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    shared::telemetry::init();
     // Fails the cold start with a message naming the variable when configuration is wrong.
     let webhook = webhook().await.inspect_err(|e| tracing::error!("{e}"))?;
     let webhook = &webhook;
@@ -32,7 +33,7 @@ async fn main() -> Result<(), Error> {
 }
 
 async fn webhook() -> Result<Webhook<Handler>, ConfigError> {
-    let env = ProcessEnv;
+    let env = SecretsEnv::load(ProcessEnv, &[WECHAT_TOKEN, WECHAT_ENCODING_AES_KEY]).await?;
     let config = WebhookConfig::from_env(&env)?;
     let rules = Rules::from_env(&env)?;
     let forwarding = match rules.has_forward() {

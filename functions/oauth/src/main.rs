@@ -7,11 +7,13 @@
 //! The jsapi_ticket comes from the central service as every non-refresh function gets tokens:
 //! read from the table, the refresh function invoked (`TOKEN_FUNCTION_NAME`) when none is
 //! stored. The Lambda client is built only when `JSSDK_ALLOWED_ORIGINS` turns signing on.
+//! WECHAT_APP_SECRET and SESSION_SECRET come from the stack's secret when SECRETS_ARN is set.
 
 use std::convert::Infallible;
 
 use lambda_http::{Request, service_fn};
-use shared::config::{ConfigError, ProcessEnv};
+use shared::config::vars::{SESSION_SECRET, WECHAT_APP_SECRET};
+use shared::config::{ConfigError, Env, ProcessEnv, SecretsEnv};
 use shared::dynamo::DynamoTable;
 use shared::jssdk::{Jssdk, JssdkConfig};
 use shared::oauth::{OAuth, OAuthConfig};
@@ -22,9 +24,15 @@ use shared::{aws, clock};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     // JSON logs when the function's log format is JSON (AWS_LAMBDA_LOG_FORMAT), like the others.
-    lambda_http::tracing::init_default_subscriber();
+    shared::telemetry::init();
 
-    let env = ProcessEnv;
+    let env = match SecretsEnv::load(ProcessEnv, &[WECHAT_APP_SECRET, SESSION_SECRET]).await {
+        Ok(env) => env,
+        Err(err) => {
+            tracing::error!(variable = err.variable, error = %err, "invalid configuration");
+            return Err(err.into());
+        }
+    };
     let (config, jssdk_config) = match configs(&env) {
         Ok(configs) => configs,
         Err(err) => {
@@ -72,6 +80,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     .await
 }
 
-fn configs(env: &ProcessEnv) -> Result<(OAuthConfig, JssdkConfig), ConfigError> {
+fn configs(env: &impl Env) -> Result<(OAuthConfig, JssdkConfig), ConfigError> {
     Ok((OAuthConfig::from_env(env)?, JssdkConfig::from_env(env)?))
 }

@@ -2,14 +2,15 @@
 //! message function with an asynchronous invoke (`shared::forward::LambdaLauncher`), it calls the
 //! account's service once, stores its answer on the `msg#` item, and when the message function
 //! gave up waiting, sends the answer through the customer-service API with the access_token from
-//! the central token service. All logic is `shared::forward::Worker`.
+//! the central token service. All logic is `shared::forward::Worker`. WECHAT_FORWARD_SECRET comes
+//! from the stack's secret when SECRETS_ARN is set.
 
 use std::sync::Arc;
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::{Value, json};
-use shared::config::vars::TABLE_NAME;
-use shared::config::{ProcessEnv, WeChatApiConfig, required};
+use shared::config::vars::{TABLE_NAME, WECHAT_FORWARD_SECRET};
+use shared::config::{ProcessEnv, SecretsEnv, WeChatApiConfig, required};
 use shared::customer_service::CustomerService;
 use shared::dynamo::DynamoTable;
 use shared::forward::{ForwardConfig, ForwardJob, HttpForwarder, Worker};
@@ -19,8 +20,8 @@ use shared::{aws, clock};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let env = ProcessEnv;
+    shared::telemetry::init();
+    let env = SecretsEnv::load(ProcessEnv, &[WECHAT_FORWARD_SECRET]).await?;
     // Configuration and clients once per container; a wrong variable fails the cold start.
     let forward = ForwardConfig::from_env(&env)?;
     let api = WeChatApiConfig::from_env(&env)?;

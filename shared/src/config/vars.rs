@@ -15,6 +15,11 @@ pub const WECHAT_MAX_CLOCK_SKEW_SECS: &str = "WECHAT_MAX_CLOCK_SKEW_SECS";
 pub const WECHAT_REQUIRE_ENCRYPTION: &str = "WECHAT_REQUIRE_ENCRYPTION";
 pub const WECHAT_REPLY_RULES: &str = "WECHAT_REPLY_RULES";
 
+// The stack's secret: a Secrets Manager secret whose JSON object holds the secret variables
+// (WECHAT_TOKEN, WECHAT_ENCODING_AES_KEY, WECHAT_APP_SECRET, SESSION_SECRET, WECHAT_FORWARD_SECRET)
+// and takes their place; see `crate::config::SecretsEnv`.
+pub const SECRETS_ARN: &str = "SECRETS_ARN";
+
 // Storage.
 pub const TABLE_NAME: &str = "TABLE_NAME";
 

@@ -317,6 +317,9 @@ pub async fn handle_invocation<S: TokenStore>(
                 ticket = ticket_fingerprint,
                 "scheduled refresh"
             );
+            if let Some(token) = &token.token {
+                crate::metrics::token_seconds_left(token.expires_at_s());
+            }
             if token.outcome.is_failure() {
                 return Err(TokenError::ScheduledRefreshFailed(token.outcome.clone()));
             }
