@@ -39,7 +39,9 @@ pub struct WebhookConfig {
     pub crypto: Option<MessageCrypto>,
     /// How far a request's timestamp may be from now, either way, before it counts as a replay.
     pub max_clock_skew_secs: u64,
-    /// Refuse plaintext pushes (only meaningful with a key).
+    /// Refuse plaintext pushes. Defaults to true whenever a key is set: `encrypt_type` is not
+    /// signed, so accepting plaintext next to a key lets one observed signature carry any XML.
+    /// `WECHAT_REQUIRE_ENCRYPTION=false` opts out (兼容模式 during a migration).
     pub require_encryption: bool,
 }
 
@@ -63,7 +65,8 @@ impl WebhookConfig {
         };
         let max_clock_skew_secs =
             parsed_or(env, MAX_CLOCK_SKEW_VARIABLE, DEFAULT_MAX_CLOCK_SKEW_SECS)?;
-        let require_encryption = flag_or(env, REQUIRE_ENCRYPTION_VARIABLE, false)?;
+        // Key set ⇒ encrypted pushes only, unless the operator opts out explicitly.
+        let require_encryption = flag_or(env, REQUIRE_ENCRYPTION_VARIABLE, crypto.is_some())?;
         if require_encryption && crypto.is_none() {
             return Err(ConfigError::new(
                 REQUIRE_ENCRYPTION_VARIABLE,
@@ -158,6 +161,7 @@ impl WebhookError {
             | Self::InvalidTimestamp
             | Self::UnsupportedEncryptType
             | Self::Parse(_) => StatusCode::BAD_REQUEST,
+            // A plaintext push to an encrypted-only webhook is refused like a forged one.
             Self::BadSignature | Self::Replayed | Self::EncryptionRequired | Self::Crypto(_) => {
                 StatusCode::FORBIDDEN
             }
@@ -507,6 +511,22 @@ mod tests {
         assert_eq!(config.crypto.as_ref().map(|c| c.app_id()), Some("wx1"));
         assert_eq!(config.max_clock_skew_secs, 60);
         assert!(config.require_encryption);
+    }
+
+    #[test]
+    fn a_key_means_encrypted_pushes_only_unless_explicitly_opted_out() {
+        let safe = [
+            (TOKEN_VARIABLE, "token"),
+            (APP_ID_VARIABLE, "wx1"),
+            (ENCODING_AES_KEY_VARIABLE, KEY),
+        ];
+        assert!(WebhookConfig::from_env(&safe).unwrap().require_encryption);
+        for opt_out in ["false", "0", "no", "off"] {
+            let [token, app_id, key] = safe;
+            let env = [token, app_id, key, (REQUIRE_ENCRYPTION_VARIABLE, opt_out)];
+            let config = WebhookConfig::from_env(&env).unwrap();
+            assert!(!config.require_encryption, "{opt_out}");
+        }
     }
 
     #[test]
