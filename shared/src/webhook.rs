@@ -41,7 +41,8 @@ pub struct WebhookConfig {
     pub max_clock_skew_secs: u64,
     /// Refuse plaintext pushes. Defaults to true whenever a key is set: `encrypt_type` is not
     /// signed, so accepting plaintext next to a key lets one observed signature carry any XML.
-    /// `WECHAT_REQUIRE_ENCRYPTION=false` opts out (兼容模式 during a migration).
+    /// 兼容模式 pushes carry `encrypt_type=aes` and are answered from their encrypted copy, so
+    /// only a migration from 明文模式 needs `WECHAT_REQUIRE_ENCRYPTION=false` (for its duration).
     pub require_encryption: bool,
 }
 
@@ -464,6 +465,48 @@ mod tests {
                 "{good}"
             );
         }
+    }
+
+    /// What `run` logged, as plain text.
+    fn logs_of(run: impl FnOnce()) -> String {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                if let Ok(mut buffer) = self.0.lock() {
+                    buffer.extend_from_slice(bytes);
+                }
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, run);
+        let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn a_token_shorter_than_32_characters_warns_at_start_up_without_showing_it() {
+        let logs = logs_of(|| {
+            WebhookConfig::from_env(&[(TOKEN_VARIABLE, "abc123")]).unwrap();
+        });
+        assert!(logs.contains("WARN"), "{logs}");
+        assert!(logs.contains("shorter than 32 characters"), "{logs}");
+        assert!(!logs.contains("abc123"), "{logs}");
+        let full = "Z9".repeat(16);
+        let logs = logs_of(|| {
+            WebhookConfig::from_env(&[(TOKEN_VARIABLE, full.as_str())]).unwrap();
+        });
+        assert!(!logs.contains("shorter than 32"), "{logs}");
     }
 
     #[test]

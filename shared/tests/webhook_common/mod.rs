@@ -132,8 +132,8 @@ pub fn safe_config() -> WebhookConfig {
     .expect("safe-mode config")
 }
 
-/// Safe-mode settings with the explicit opt-out of compatible mode (兼容模式): plaintext
-/// pushes are accepted next to encrypted ones.
+/// Safe-mode settings with the explicit opt-out (`WECHAT_REQUIRE_ENCRYPTION=false`, for a
+/// migration from 明文模式): plaintext pushes are accepted next to encrypted ones.
 pub fn compatible_config() -> WebhookConfig {
     WebhookConfig::from_env(&[
         ("WECHAT_TOKEN", SAFE_TOKEN),
