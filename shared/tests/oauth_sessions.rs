@@ -16,7 +16,7 @@ use shared::embedded::EmbeddedStore;
 use shared::fake_wechat::FakeWeChat;
 use shared::fake_wechat::sns::FAKE_OPENID;
 use shared::oauth::handler::COMPLETED_REPLAY_GRACE_S;
-use shared::oauth::{OAuth, ProfileStatus, User, UserDirectory};
+use shared::oauth::{Authorization, OAuth, ProfileStatus, Scope, SnsGrant, User, UserDirectory};
 use shared::store::StoreError;
 use shared::store::oauth::{UserStore, UserWrite};
 
@@ -342,13 +342,26 @@ async fn on_https_cookies_are_host_prefixed_and_plain_names_are_ignored() {
 
 // ---- versioned user item ----
 
-/// A store whose first `put_user` is preceded by another writer's newer sign-in: the race a
-/// profile refresh can lose.
+/// Another writer's change to a stored user.
+type Change = Arc<dyn Fn(&mut User) + Send + Sync>;
+
+/// A store whose first `put_user` is preceded by another writer's `change` to the stored user:
+/// the race a profile refresh or a sign-in can lose.
 #[derive(Clone)]
 struct RacingStore {
     inner: EmbeddedStore,
-    newer_token: &'static str,
+    change: Change,
     raced: Arc<Mutex<bool>>,
+}
+
+impl RacingStore {
+    fn new(inner: EmbeddedStore, change: impl Fn(&mut User) + Send + Sync + 'static) -> Self {
+        Self {
+            inner,
+            change: Arc::new(change),
+            raced: Arc::default(),
+        }
+    }
 }
 
 impl UserStore for RacingStore {
@@ -363,9 +376,7 @@ impl UserStore for RacingStore {
         };
         if race {
             let mut newer = self.inner.get_user(&user.openid).await?.expect("stored");
-            if let Some(grant) = newer.grant.as_mut() {
-                grant.access_token = Secret::new(self.newer_token.into());
-            }
+            (self.change)(&mut newer);
             assert_eq!(
                 self.inner.put_user(&mut newer).await?,
                 UserWrite::Applied
@@ -382,11 +393,11 @@ async fn a_profile_refresh_that_loses_the_race_keeps_the_newer_grant() {
     sign_in(&h, &mut browser, "snsapi_userinfo").await;
     h.clock.advance_ms(DAY_MS + 1000);
 
-    let store = RacingStore {
-        inner: h.store.clone(),
-        newer_token: "newer-sign-in-grant",
-        raced: Arc::default(),
-    };
+    let store = RacingStore::new(h.store.clone(), |newer| {
+        if let Some(grant) = newer.grant.as_mut() {
+            grant.access_token = Secret::new("newer-sign-in-grant".into());
+        }
+    });
     let config = config(&h.base, &h.fake);
     let directory = UserDirectory::new(
         store,
@@ -409,4 +420,43 @@ async fn a_profile_refresh_that_loses_the_race_keeps_the_newer_grant() {
     assert_eq!(served, stored, "the newer user is what is served");
     assert_eq!(status, directory.status(&stored, h.clock.now_s()));
     assert_ne!(status, ProfileStatus::Fresh);
+}
+
+#[tokio::test]
+async fn a_sign_in_that_races_a_logout_everywhere_merges_into_the_newer_user() {
+    let h = harness().await;
+    let mut browser = h.browser();
+    sign_in(&h, &mut browser, "snsapi_base").await;
+    let store = RacingStore::new(h.store.clone(), |newer| newer.session_epoch += 1);
+    let config = config(&h.base, &h.fake);
+    let directory = UserDirectory::new(
+        store,
+        sns_client(&config),
+        Arc::new(h.clock.clone()),
+        config.profile_max_age_s,
+    );
+    let now = h.clock.now_s();
+    let grant = SnsGrant {
+        scope: Scope::Base,
+        access_token: Secret::new("second-sign-in".into()),
+        access_token_expires_at_s: now + 7200,
+        refresh_token: Secret::new("second-refresh".into()),
+        refresh_token_expires_at_s: now + 30 * 86400,
+    };
+    let signed_in = directory
+        .sign_in(Authorization {
+            openid: FAKE_OPENID.into(),
+            unionid: None,
+            grant,
+        })
+        .await
+        .unwrap();
+    let stored = h.store.get_user(FAKE_OPENID).await.unwrap().unwrap();
+    assert_eq!(signed_in, stored);
+    assert_eq!(stored.session_epoch, 1, "the revocation was not overwritten");
+    assert_eq!(
+        stored.grant.unwrap().access_token.expose(),
+        "second-sign-in",
+        "the sign-in's grant was written"
+    );
 }
