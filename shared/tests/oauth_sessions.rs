@@ -81,11 +81,9 @@ async fn logout_clears_the_binding_cookie_as_well_as_the_session() {
     assert_eq!(out.status, 204);
     let cleared = out.set_cookies();
     assert!(
-        cleared
-            .iter()
-            .any(|c| c.starts_with("wx_oauth_binding=;")
-                && c.contains("Max-Age=0")
-                && c.contains("Path=/oauth")),
+        cleared.iter().any(|c| c.starts_with("wx_oauth_binding=;")
+            && c.contains("Max-Age=0")
+            && c.contains("Path=/oauth")),
         "{cleared:?}"
     );
     assert!(
@@ -178,7 +176,16 @@ async fn logout_everywhere_revokes_the_sessions_of_every_browser() {
             .iter()
             .any(|c| c.starts_with("wx_session=;") && c.contains("Max-Age=0"))
     );
-    assert!(h.oauth.users().get(FAKE_OPENID).await.unwrap().unwrap().session_epoch > 0);
+    assert!(
+        h.oauth
+            .users()
+            .get(FAKE_OPENID)
+            .await
+            .unwrap()
+            .unwrap()
+            .session_epoch
+            > 0
+    );
 
     // Signing in again works, in the new epoch.
     sign_in(&h, &mut phone, "snsapi_base").await;
@@ -333,7 +340,10 @@ async fn on_https_cookies_are_host_prefixed_and_plain_names_are_ignored() {
     let token = session.trim_start_matches("__Host-wx_session=");
 
     let me = "https://api.example.com/prod/oauth/me";
-    assert_eq!(oauth.handle(&request(me, Some(&session))).await.status(), 200);
+    assert_eq!(
+        oauth.handle(&request(me, Some(&session))).await.status(),
+        200
+    );
     let plain = format!("wx_session={token}");
     assert_eq!(oauth.handle(&request(me, Some(&plain))).await.status(), 401);
     assert!(oauth.session(&request(me, Some(&session))).await.is_some());
@@ -377,10 +387,7 @@ impl UserStore for RacingStore {
         if race {
             let mut newer = self.inner.get_user(&user.openid).await?.expect("stored");
             (self.change)(&mut newer);
-            assert_eq!(
-                self.inner.put_user(&mut newer).await?,
-                UserWrite::Applied
-            );
+            assert_eq!(self.inner.put_user(&mut newer).await?, UserWrite::Applied);
         }
         self.inner.put_user(user).await
     }
@@ -453,7 +460,10 @@ async fn a_sign_in_that_races_a_logout_everywhere_merges_into_the_newer_user() {
         .unwrap();
     let stored = h.store.get_user(FAKE_OPENID).await.unwrap().unwrap();
     assert_eq!(signed_in, stored);
-    assert_eq!(stored.session_epoch, 1, "the revocation was not overwritten");
+    assert_eq!(
+        stored.session_epoch, 1,
+        "the revocation was not overwritten"
+    );
     assert_eq!(
         stored.grant.unwrap().access_token.expose(),
         "second-sign-in",

@@ -248,7 +248,10 @@ async fn a_user_write_over_a_newer_version_is_a_conflict<S: UserStore>(store: &S
         store.put_user(&mut refresh).await.unwrap(),
         UserWrite::Conflict
     );
-    assert_eq!(refresh.version, 1, "a lost write does not advance the version");
+    assert_eq!(
+        refresh.version, 1,
+        "a lost write does not advance the version"
+    );
     let stored = store.get_user(openid).await.unwrap().unwrap();
     assert_eq!(stored, sign_in);
     assert_eq!(stored.version, 2);

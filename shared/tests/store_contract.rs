@@ -440,7 +440,10 @@ async fn items_written_before_read_back<S: TokenStore + OAuthStateStore + UserSt
     let mut user = user;
     assert_eq!(store.put_user(&mut user).await.unwrap(), UserWrite::Applied);
     assert_eq!(user.version, 1);
-    assert_eq!(store.put_user(&mut stale).await.unwrap(), UserWrite::Conflict);
+    assert_eq!(
+        store.put_user(&mut stale).await.unwrap(),
+        UserWrite::Conflict
+    );
 }
 
 #[tokio::test]

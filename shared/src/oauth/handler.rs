@@ -553,14 +553,12 @@ where
             query(req).get("everywhere").map(String::as_str),
             Some("1" | "true")
         );
-        if everywhere {
-            if let Err(err) = self.logout_everywhere(req).await {
-                let mut response = self.error_json(&err);
-                if matches!(err, OAuthError::NotSignedIn(_)) {
-                    self.clear_sign_in(&mut response);
-                }
-                return response;
+        if everywhere && let Err(err) = self.logout_everywhere(req).await {
+            let mut response = self.error_json(&err);
+            if matches!(err, OAuthError::NotSignedIn(_)) {
+                self.clear_sign_in(&mut response);
             }
+            return response;
         }
         let mut response = Response::new(Body::Empty);
         *response.status_mut() = StatusCode::NO_CONTENT;

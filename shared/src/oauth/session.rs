@@ -310,7 +310,8 @@ mod tests {
         assert_eq!(codec.decode(&token, 1_000).unwrap().epoch, 3);
         // The same signature over a payload claiming the current epoch is refused.
         let (_, tag) = token.split_once('.').unwrap();
-        let forged = r#"{"v":1,"openid":"o-user","scope":"snsapi_base","iat":1000,"exp":4600,"ep":4}"#;
+        let forged =
+            r#"{"v":1,"openid":"o-user","scope":"snsapi_base","iat":1000,"exp":4600,"ep":4}"#;
         let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(forged));
         assert_eq!(
             codec.decode(&forged, 1_000),

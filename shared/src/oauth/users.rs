@@ -92,7 +92,9 @@ impl<S: UserStore> UserDirectory<S> {
         session_epoch: u64,
     ) -> Result<Option<(User, ProfileStatus)>, StoreError> {
         match self.store.get_user(openid).await? {
-            Some(user) if user.session_epoch == session_epoch => self.refreshed(user).await.map(Some),
+            Some(user) if user.session_epoch == session_epoch => {
+                self.refreshed(user).await.map(Some)
+            }
             _ => Ok(None),
         }
     }
