@@ -1,5 +1,7 @@
 //! Serving `lambda_http` handlers on a plain local HTTP server: used by `make run` (the `local`
-//! crate) and by end-to-end tests, so that both exercise the very handlers Lambda runs.
+//! crate) and by end-to-end tests, so that both exercise the very handlers Lambda runs. A handler
+//! that panics gets a 500 and the server keeps serving, as a Lambda function built with
+//! `panic = "unwind"` reports the panic as an invocation error and keeps its container.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -64,10 +66,17 @@ async fn call<F, Fut>(
 ) -> hyper::Response<Full<Bytes>>
 where
     F: Fn(Request) -> Fut,
-    Fut: Future<Output = Response<Body>>,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     match to_lambda_request(req).await {
-        Ok(req) => to_hyper_response(handler(req).await),
+        // Its own task, so that a panic ends the task (a 500), not the connection.
+        Ok(req) => match tokio::spawn(handler(req)).await {
+            Ok(response) => to_hyper_response(response),
+            Err(_) => hyper::Response::builder()
+                .status(500)
+                .body(Full::new(Bytes::from_static(b"internal error")))
+                .unwrap_or_default(),
+        },
         Err(()) => hyper::Response::builder()
             .status(413)
             .body(Full::new(Bytes::from_static(b"request body too large")))
@@ -116,4 +125,23 @@ fn to_hyper_response(resp: Response<Body>) -> hyper::Response<Full<Bytes>> {
         _ => Bytes::new(),
     };
     hyper::Response::from_parts(parts, Full::new(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_gets_a_500_and_the_server_keeps_serving() {
+        let (base, server) = spawn_on_loopback(|req: Request| async move {
+            assert_ne!(req.uri().path(), "/boom", "handler bug");
+            lambda_http::Response::new(Body::from("ok"))
+        })
+        .await;
+        let boom = reqwest::get(format!("{base}/boom")).await.unwrap();
+        assert_eq!(boom.status(), 500);
+        let ok = reqwest::get(format!("{base}/fine")).await.unwrap();
+        assert_eq!(ok.status(), 200);
+        server.abort();
+    }
 }

@@ -39,7 +39,10 @@ pub struct WebhookConfig {
     pub crypto: Option<MessageCrypto>,
     /// How far a request's timestamp may be from now, either way, before it counts as a replay.
     pub max_clock_skew_secs: u64,
-    /// Refuse plaintext pushes (only meaningful with a key).
+    /// Refuse plaintext pushes. Defaults to true whenever a key is set: `encrypt_type` is not
+    /// signed, so accepting plaintext next to a key lets one observed signature carry any XML.
+    /// 兼容模式 pushes carry `encrypt_type=aes` and are answered from their encrypted copy, so
+    /// only a migration from 明文模式 needs `WECHAT_REQUIRE_ENCRYPTION=false` (for its duration).
     pub require_encryption: bool,
 }
 
@@ -63,7 +66,8 @@ impl WebhookConfig {
         };
         let max_clock_skew_secs =
             parsed_or(env, MAX_CLOCK_SKEW_VARIABLE, DEFAULT_MAX_CLOCK_SKEW_SECS)?;
-        let require_encryption = flag_or(env, REQUIRE_ENCRYPTION_VARIABLE, false)?;
+        // Key set ⇒ encrypted pushes only, unless the operator opts out explicitly.
+        let require_encryption = flag_or(env, REQUIRE_ENCRYPTION_VARIABLE, crypto.is_some())?;
         if require_encryption && crypto.is_none() {
             return Err(ConfigError::new(
                 REQUIRE_ENCRYPTION_VARIABLE,
@@ -158,6 +162,7 @@ impl WebhookError {
             | Self::InvalidTimestamp
             | Self::UnsupportedEncryptType
             | Self::Parse(_) => StatusCode::BAD_REQUEST,
+            // A plaintext push to an encrypted-only webhook is refused like a forged one.
             Self::BadSignature | Self::Replayed | Self::EncryptionRequired | Self::Crypto(_) => {
                 StatusCode::FORBIDDEN
             }
@@ -462,6 +467,48 @@ mod tests {
         }
     }
 
+    /// What `run` logged, as plain text.
+    fn logs_of(run: impl FnOnce()) -> String {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                if let Ok(mut buffer) = self.0.lock() {
+                    buffer.extend_from_slice(bytes);
+                }
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, run);
+        let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn a_token_shorter_than_32_characters_warns_at_start_up_without_showing_it() {
+        let logs = logs_of(|| {
+            WebhookConfig::from_env(&[(TOKEN_VARIABLE, "abc123")]).unwrap();
+        });
+        assert!(logs.contains("WARN"), "{logs}");
+        assert!(logs.contains("shorter than 32 characters"), "{logs}");
+        assert!(!logs.contains("abc123"), "{logs}");
+        let full = "Z9".repeat(16);
+        let logs = logs_of(|| {
+            WebhookConfig::from_env(&[(TOKEN_VARIABLE, full.as_str())]).unwrap();
+        });
+        assert!(!logs.contains("shorter than 32"), "{logs}");
+    }
+
     #[test]
     fn a_key_needs_an_app_id() {
         let err =
@@ -507,6 +554,22 @@ mod tests {
         assert_eq!(config.crypto.as_ref().map(|c| c.app_id()), Some("wx1"));
         assert_eq!(config.max_clock_skew_secs, 60);
         assert!(config.require_encryption);
+    }
+
+    #[test]
+    fn a_key_means_encrypted_pushes_only_unless_explicitly_opted_out() {
+        let safe = [
+            (TOKEN_VARIABLE, "token"),
+            (APP_ID_VARIABLE, "wx1"),
+            (ENCODING_AES_KEY_VARIABLE, KEY),
+        ];
+        assert!(WebhookConfig::from_env(&safe).unwrap().require_encryption);
+        for opt_out in ["false", "0", "no", "off"] {
+            let [token, app_id, key] = safe;
+            let env = [token, app_id, key, (REQUIRE_ENCRYPTION_VARIABLE, opt_out)];
+            let config = WebhookConfig::from_env(&env).unwrap();
+            assert!(!config.require_encryption, "{opt_out}");
+        }
     }
 
     #[test]

@@ -292,7 +292,8 @@ async fn cookies_are_secure_when_the_public_base_url_is_https() {
     let signed_in = oauth.handle(&request(&callback, Some(binding))).await;
     assert_eq!(signed_in.status(), 302);
     let session_cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
-    assert!(session_cookie.starts_with("wx_session="));
+    // On https the cookie is `__Host-` prefixed (issue 10, item 8); the attributes are unchanged.
+    assert!(session_cookie.starts_with("__Host-wx_session="));
     for attribute in [
         "Path=/;",
         "HttpOnly;",

@@ -6,7 +6,7 @@ mod support;
 use shared::config::Secret;
 use shared::embedded::EmbeddedStore;
 use shared::oauth::{AuthState, Profile, Scope, SnsGrant, StateStatus, User};
-use shared::store::oauth::{OAuthStateStore, StateInsert, Transition, UserStore};
+use shared::store::oauth::{OAuthStateStore, StateInsert, Transition, UserStore, UserWrite};
 
 const NOW: i64 = 1_800_000_000;
 
@@ -47,6 +47,8 @@ fn user(openid: &str) -> User {
         }),
         created_at_s: NOW - 100,
         updated_at_s: NOW,
+        session_epoch: 0,
+        version: 0,
     }
 }
 
@@ -135,13 +137,13 @@ async fn a_completed_state_records_the_openid_and_cannot_be_reused<S: OAuthState
 ) {
     store.insert_state(&pending(id)).await.unwrap();
     assert_eq!(
-        store.complete_state(id, "o1").await.unwrap(),
+        store.complete_state(id, "o1", NOW + 5).await.unwrap(),
         Transition::Lost,
         "pending"
     );
     store.consume_state(id, NOW).await.unwrap();
     assert_eq!(
-        store.complete_state(id, "o1").await.unwrap(),
+        store.complete_state(id, "o1", NOW + 5).await.unwrap(),
         Transition::Applied
     );
     assert_eq!(
@@ -159,7 +161,7 @@ async fn a_completed_state_records_the_openid_and_cannot_be_reused<S: OAuthState
         Transition::Lost
     );
     assert_eq!(
-        store.complete_state(id, "o2").await.unwrap(),
+        store.complete_state(id, "o2", NOW + 5).await.unwrap(),
         Transition::Lost
     );
 }
@@ -188,16 +190,16 @@ async fn an_expired_state_is_absent_and_cannot_be_consumed<S: OAuthStateStore>(
 
 async fn users_round_trip_and_are_replaced_whole<S: UserStore>(store: &S, openid: &str) {
     assert_eq!(store.get_user(openid).await.unwrap(), None);
-    let full = user(openid);
-    store.put_user(&full).await.unwrap();
+    let mut full = user(openid);
+    store.put_user(&mut full).await.unwrap();
     assert_eq!(store.get_user(openid).await.unwrap(), Some(full.clone()));
-    let without_grant = User {
+    let mut without_grant = User {
         grant: None,
         unionid: None,
         updated_at_s: NOW + 5,
         ..full
     };
-    store.put_user(&without_grant).await.unwrap();
+    store.put_user(&mut without_grant).await.unwrap();
     assert_eq!(store.get_user(openid).await.unwrap(), Some(without_grant));
 }
 
@@ -210,6 +212,69 @@ async fn conformance<S: OAuthStateStore + UserStore>(store: &S, prefix: &str) {
     a_completed_state_records_the_openid_and_cannot_be_reused(store, &id("complete")).await;
     an_expired_state_is_absent_and_cannot_be_consumed(store, &id("expired")).await;
     users_round_trip_and_are_replaced_whole(store, &id("user")).await;
+    a_completed_state_is_replayable_only_until_its_grace_ends(store, &id("grace")).await;
+    a_user_write_over_a_newer_version_is_a_conflict(store, &id("cas")).await;
+    concurrent_first_writes_of_a_user_have_one_winner(store, &id("first")).await;
+}
+
+async fn a_completed_state_is_replayable_only_until_its_grace_ends<S: OAuthStateStore>(
+    store: &S,
+    id: &str,
+) {
+    store.insert_state(&pending(id)).await.unwrap();
+    store.consume_state(id, NOW).await.unwrap();
+    store.complete_state(id, "o1", NOW + 5).await.unwrap();
+    assert!(store.get_state(id, NOW + 4).await.unwrap().is_some());
+    assert_eq!(store.get_state(id, NOW + 5).await.unwrap(), None);
+}
+
+async fn a_user_write_over_a_newer_version_is_a_conflict<S: UserStore>(store: &S, openid: &str) {
+    let mut first = user(openid);
+    assert_eq!(
+        store.put_user(&mut first).await.unwrap(),
+        UserWrite::Applied
+    );
+    assert_eq!(first.version, 1);
+    // Two writers read version 1: a profile refresh and a sign-in with a newer grant.
+    let mut refresh = store.get_user(openid).await.unwrap().unwrap();
+    let mut sign_in = refresh.clone();
+    sign_in.grant.as_mut().unwrap().access_token = Secret::new("newer-grant".into());
+    refresh.profile.as_mut().unwrap().nickname = "stale refresh".into();
+    assert_eq!(
+        store.put_user(&mut sign_in).await.unwrap(),
+        UserWrite::Applied
+    );
+    assert_eq!(
+        store.put_user(&mut refresh).await.unwrap(),
+        UserWrite::Conflict
+    );
+    assert_eq!(
+        refresh.version, 1,
+        "a lost write does not advance the version"
+    );
+    let stored = store.get_user(openid).await.unwrap().unwrap();
+    assert_eq!(stored, sign_in);
+    assert_eq!(stored.version, 2);
+    // A first write over an existing item is a conflict too.
+    assert_eq!(
+        store.put_user(&mut user(openid)).await.unwrap(),
+        UserWrite::Conflict
+    );
+}
+
+async fn concurrent_first_writes_of_a_user_have_one_winner<S: UserStore>(store: &S, openid: &str) {
+    let (mut a, mut b, mut c) = (user(openid), user(openid), user(openid));
+    let (a, b, c) = tokio::join!(
+        store.put_user(&mut a),
+        store.put_user(&mut b),
+        store.put_user(&mut c)
+    );
+    let outcomes = [a.unwrap(), b.unwrap(), c.unwrap()];
+    let winners = outcomes
+        .iter()
+        .filter(|o| **o == UserWrite::Applied)
+        .count();
+    assert_eq!(winners, 1, "{outcomes:?}");
 }
 
 #[tokio::test]
@@ -228,8 +293,8 @@ async fn both_adapters_store_the_same_item_shape() {
     let table = support::dynalite_table().await;
     let embedded = EmbeddedStore::in_memory();
     let openid = support::unique("o");
-    table.put_user(&user(&openid)).await.unwrap();
-    embedded.put_user(&user(&openid)).await.unwrap();
+    table.put_user(&mut user(&openid)).await.unwrap();
+    embedded.put_user(&mut user(&openid)).await.unwrap();
     let dynamo_item = table
         .client
         .get_item()

@@ -12,7 +12,7 @@ use shared::config::Secret;
 use shared::dynamo::DynamoTable;
 use shared::embedded::EmbeddedStore;
 use shared::oauth::{AuthState, Profile, Scope, SnsGrant, StateStatus, User};
-use shared::store::oauth::{OAuthStateStore, UserStore};
+use shared::store::oauth::{OAuthStateStore, UserStore, UserWrite};
 use shared::store::table::{Condition, Item, TTL, Table, Update, WriteOutcome};
 use shared::store::token::TokenStore;
 use shared::token::{QuotaRecord, TokenRecord};
@@ -268,6 +268,7 @@ const BASE_USER: &[(&str, &str)] = &[
     ("scope", "S"),
     ("created_at_s", "N"),
     ("updated_at_s", "N"),
+    ("version", "N"),
 ];
 const PROFILE_AND_GRANT: &[(&str, &str)] = &[
     ("unionid", "S"),
@@ -317,6 +318,8 @@ fn full_user(openid: &str) -> User {
         }),
         created_at_s: NOW,
         updated_at_s: NOW,
+        session_epoch: 0,
+        version: 0,
     }
 }
 
@@ -373,8 +376,8 @@ async fn every_item_type_is_stored_in_the_same_shape_by_both_adapters() {
     store.consume_state(&id, NOW).await.unwrap();
     let consumed = with(PENDING_STATE, &[("consumed_at_s", "N")]);
     assert_same_item(&table, &store, &pk, &consumed).await;
-    table.complete_state(&id, "o1").await.unwrap();
-    store.complete_state(&id, "o1").await.unwrap();
+    table.complete_state(&id, "o1", NOW + 5).await.unwrap();
+    store.complete_state(&id, "o1", NOW + 5).await.unwrap();
     let completed = with(&consumed, &[("openid", "S")]);
     assert_same_item(&table, &store, &pk, &completed).await;
     assert_eq!(
@@ -382,9 +385,9 @@ async fn every_item_type_is_stored_in_the_same_shape_by_both_adapters() {
         AttributeValue::S("completed".into())
     );
 
-    let user = full_user(&id);
-    table.put_user(&user).await.unwrap();
-    store.put_user(&user).await.unwrap();
+    let mut user = full_user(&id);
+    table.put_user(&mut user.clone()).await.unwrap();
+    store.put_user(&mut user).await.unwrap();
     let pk = format!("user#{id}");
     assert_same_item(&table, &store, &pk, &with(BASE_USER, PROFILE_AND_GRANT)).await;
     let base_only = User {
@@ -394,8 +397,8 @@ async fn every_item_type_is_stored_in_the_same_shape_by_both_adapters() {
         grant: None,
         ..user
     };
-    table.put_user(&base_only).await.unwrap();
-    store.put_user(&base_only).await.unwrap();
+    table.put_user(&mut base_only.clone()).await.unwrap();
+    store.put_user(&mut base_only.clone()).await.unwrap();
     assert_same_item(&table, &store, &pk, BASE_USER).await;
 }
 
@@ -429,8 +432,18 @@ async fn items_written_before_read_back<S: TokenStore + OAuthStateStore + UserSt
     );
     assert_eq!((state.scope, state.attempt), (Scope::Base, 2));
     let user = store.get_user(id).await.unwrap().unwrap();
-    assert_eq!(user.profile.unwrap().sex, 2);
-    assert_eq!((user.grant, user.updated_at_s), (None, 2));
+    assert_eq!(user.profile.clone().unwrap().sex, 2);
+    assert_eq!((user.grant.clone(), user.updated_at_s), (None, 2));
+    // Written before versioning: version 0, and the first versioned write over it succeeds once.
+    assert_eq!((user.version, user.session_epoch), (0, 0));
+    let mut stale = user.clone();
+    let mut user = user;
+    assert_eq!(store.put_user(&mut user).await.unwrap(), UserWrite::Applied);
+    assert_eq!(user.version, 1);
+    assert_eq!(
+        store.put_user(&mut stale).await.unwrap(),
+        UserWrite::Conflict
+    );
 }
 
 #[tokio::test]

@@ -236,7 +236,7 @@ async fn compatible_mode_with_encrypt_type_aes_answers_from_the_encrypted_copy()
 
 #[tokio::test]
 async fn compatible_mode_accepts_plaintext_pushes_and_answers_in_plaintext() {
-    let webhook = at(Webhook::new(safe_config(), Echo), SAFE_TIME);
+    let webhook = at(Webhook::new(compatible_config(), Echo), SAFE_TIME);
     let req = signed_post(
         SAFE_TOKEN,
         SAFE_TIME,
@@ -266,6 +266,43 @@ async fn plaintext_pushes_are_refused_when_encryption_is_required() {
     // The encrypted push still works.
     let response = webhook
         .message(&request(&fixture("post_safe_mode.json")))
+        .await;
+    assert_eq!(open_reply(&response).get("MsgType"), Some("text"));
+}
+
+#[tokio::test]
+async fn with_a_key_plaintext_pushes_are_refused_by_default_and_encrypted_ones_answered() {
+    // `encrypt_type` is not signed: without this default, one observed (signature, timestamp,
+    // nonce) would let anyone post plaintext XML for the whole clock-skew window.
+    let webhook = at(Webhook::new(safe_config(), Echo), SAFE_TIME);
+    for body_xml in [
+        sample("text"),
+        compatible_body("plain copy", "encrypted copy"),
+    ] {
+        let response = webhook
+            .message(&signed_post(SAFE_TOKEN, SAFE_TIME, &body_xml))
+            .await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(body(&response), "plaintext messages are not accepted");
+    }
+    let mut raw = fixture("post_safe_mode.json");
+    let query = raw["rawQueryString"]
+        .as_str()
+        .unwrap()
+        .replace("encrypt_type=aes", "encrypt_type=raw");
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    set_query(&mut raw, &pairs);
+    set_body(&mut raw, &sample("text"));
+    let response = webhook.message(&request(&raw)).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "encrypt_type=raw");
+    let response = webhook
+        .message(&encrypted_post(&crypto().encrypt(&sample("text")), None))
         .await;
     assert_eq!(open_reply(&response).get("MsgType"), Some("text"));
 }

@@ -150,6 +150,7 @@ impl Expression {
             }
             Condition::Above(name, n) => format!("{} > {}", self.name(name), self.number(*n)),
             Condition::AtMost(name, n) => format!("{} <= {}", self.name(name), self.number(*n)),
+            Condition::Missing(name) => format!("attribute_not_exists({})", self.name(name)),
             // DynamoDB has no literal true or false: an empty `All` holds, an empty `Any` does not.
             Condition::All(all) if all.is_empty() => {
                 format!("(attribute_exists({PK}) OR attribute_not_exists({PK}))")

@@ -58,6 +58,7 @@ fn holds(condition: &Condition, item: Option<&Value>) -> bool {
         Condition::Equals(name, value) => attribute(name) == Some(value),
         Condition::Above(name, bound) => number(name).is_some_and(|n| n > *bound),
         Condition::AtMost(name, bound) => number(name).is_some_and(|n| n <= *bound),
+        Condition::Missing(name) => attribute(name).is_none(),
         Condition::All(all) => all.iter().all(|c| holds(c, item)),
         Condition::Any(any) => any.iter().any(|c| holds(c, item)),
     }
@@ -81,6 +82,9 @@ mod tests {
         assert!(!holds(&Condition::Above("n", 5), Some(&item)));
         // A string is not a number, as in DynamoDB.
         assert!(!holds(&Condition::AtMost("s", 5), Some(&item)));
+        assert!(holds(&Condition::Missing("n"), None));
+        assert!(holds(&Condition::Missing("other"), Some(&item)));
+        assert!(!holds(&Condition::Missing("n"), Some(&item)));
         assert!(holds(&Condition::All(vec![]), None));
         assert!(!holds(&Condition::Any(vec![]), Some(&item)));
     }

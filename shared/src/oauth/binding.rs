@@ -2,16 +2,19 @@
 //!
 //! `state` is 32 random bytes as 64 lower-case hex characters: WeChat accepts at most 128 bytes of
 //! `a-zA-Z0-9`, so base64 is out. The browser binding is another 32 random bytes kept in a short
-//! `HttpOnly` cookie scoped to `/oauth`; the state item stores only its SHA-256, and the callback
-//! compares hashes in constant time.
+//! `HttpOnly` cookie (`__Host-` prefixed on https); the state item stores only its SHA-256, and
+//! the callback compares hashes in constant time. A fresh binding is minted for every authorize:
+//! a binding someone planted in the browser is never adopted (binding fixation).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// The browser binding cookie's name.
+/// The browser binding cookie's name on plain-http localhost.
 pub const BINDING_COOKIE: &str = "wx_oauth_binding";
+/// The browser binding cookie's name on https.
+pub const HOST_BINDING_COOKIE: &str = "__Host-wx_oauth_binding";
 
 const RANDOM_BYTES: usize = 32;
 const STATE_LEN: usize = RANDOM_BYTES * 2;
@@ -43,7 +46,7 @@ pub fn new_binding() -> Result<String, RandomUnavailable> {
     Ok(URL_SAFE_NO_PAD.encode(random_bytes()?))
 }
 
-/// Whether a binding cookie has the shape this server issues (so it can be reused).
+/// Whether a binding cookie has the shape this server issues (anything else is not hashed).
 pub fn is_well_formed_binding(raw: &str) -> bool {
     raw.len() == BINDING_LEN
         && raw

@@ -5,7 +5,9 @@
 //! - `GET /oauth/authorize?scope=&return_to=` → 302 to WeChat's consent page.
 //! - `GET /oauth/callback?code=&state=` → 302 to `return_to` with a session cookie, or a page.
 //! - `GET /oauth/me` → the signed-in user as JSON, or 401 JSON.
-//! - `POST /oauth/logout` → 204, session cookie cleared.
+//! - `POST /oauth/logout` → 204, session and binding cookies cleared.
+//! - `POST /oauth/logout?everywhere=1` → 204 after bumping the user's session epoch, which
+//!   revokes every session of that user in every browser; same-origin requests only (CSRF).
 //!
 //! Callback order of operations: the state is read and its browser binding checked (nothing is
 //! written for a foreign, forged or expired state); then it is consumed with a conditional write,
@@ -14,7 +16,12 @@
 //! callback retries. Once the code is used the state stays consumed; the user item is written
 //! only when everything it holds is known (tokens, and for `snsapi_userinfo` the profile), and
 //! then the state is marked completed with the openid so a replayed callback from the same browser
-//! re-issues the session instead of failing.
+//! re-issues the session instead of failing — for [`COMPLETED_REPLAY_GRACE_S`] only (WeChat's
+//! browser sometimes calls twice); after that the completed state reads as gone and the callback
+//! shows the "link expired" page, so Back to an old callback URL on a shared device signs no one in.
+//!
+//! Sessions carry the user's session epoch; `/oauth/me` and [`OAuth::session`] accept a session
+//! only while it matches the stored epoch.
 
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
@@ -24,12 +31,11 @@ use serde_json::json;
 use crate::clock::SharedClock;
 use crate::http::{cookie, json, query, redirect, text};
 use crate::oauth::binding::{
-    BINDING_COOKIE, RandomUnavailable, binding_hash, binding_matches, is_well_formed_binding,
-    is_well_formed_state, new_binding, new_state,
+    RandomUnavailable, binding_hash, binding_matches, is_well_formed_state, new_binding, new_state,
 };
 use crate::oauth::pages::Page;
-use crate::oauth::return_to::{ReturnTo, ReturnToError};
-use crate::oauth::session::{CookieSpec, SESSION_COOKIE, Session, SessionCodec};
+use crate::oauth::return_to::{Origin, ReturnTo, ReturnToError};
+use crate::oauth::session::{CookieSpec, Session, SessionCodec};
 use crate::oauth::sns::{SnsClient, is_code_rejected};
 use crate::oauth::state::{AuthState, StateStatus};
 use crate::oauth::user::User;
@@ -37,10 +43,13 @@ use crate::oauth::users::{ProfileStatus, SignInError, UserDirectory};
 use crate::oauth::{OAuthConfig, Scope};
 use crate::store::StoreError;
 use crate::store::oauth::{OAuthStateStore, StateInsert, Transition, UserStore};
+use crate::token::fingerprint;
 use crate::wechat_api::{ApiError, WeChatHttp};
 
 /// How long a sign-in may take from the authorize redirect to the callback.
 pub const STATE_TTL_S: i64 = 600;
+/// How long a completed state may re-issue its session: the double-callback case, not a replay.
+pub const COMPLETED_REPLAY_GRACE_S: i64 = 5;
 /// A flow restarts by itself at most once after WeChat rejects its code.
 const MAX_ATTEMPT: u8 = 2;
 
@@ -77,6 +86,8 @@ pub enum OAuthError {
     StateCollision,
     #[error("not signed in: {0}")]
     NotSignedIn(&'static str),
+    #[error("cross-origin request refused")]
+    CrossOrigin,
 }
 
 impl From<SignInError> for OAuthError {
@@ -96,7 +107,7 @@ impl OAuthError {
             | OAuthError::MalformedState
             | OAuthError::UnknownState
             | OAuthError::CodeRejected(_) => StatusCode::BAD_REQUEST,
-            OAuthError::OtherBrowser => StatusCode::FORBIDDEN,
+            OAuthError::OtherBrowser | OAuthError::CrossOrigin => StatusCode::FORBIDDEN,
             OAuthError::NotSignedIn(_) => StatusCode::UNAUTHORIZED,
             OAuthError::WeChat(ApiError::Timeout | ApiError::Transport(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -121,6 +132,7 @@ impl OAuthError {
     fn code(&self) -> &'static str {
         match self {
             OAuthError::NotSignedIn(_) => "not_signed_in",
+            OAuthError::CrossOrigin => "cross_origin",
             OAuthError::Store(_) => "unavailable",
             _ => "error",
         }
@@ -190,16 +202,8 @@ where
             config.profile_max_age_s,
         );
         let sessions = SessionCodec::new(config.session_secret.clone(), config.session_ttl_s);
-        let session_cookie = CookieSpec {
-            name: SESSION_COOKIE,
-            path: "/".into(),
-            secure: config.secure_cookies,
-        };
-        let binding_cookie = CookieSpec {
-            name: BINDING_COOKIE,
-            path: format!("{}/oauth", config.path_prefix),
-            secure: config.secure_cookies,
-        };
+        let session_cookie = CookieSpec::session(config.secure_cookies);
+        let binding_cookie = CookieSpec::binding(&config.path_prefix, config.secure_cookies);
         Self {
             config,
             store,
@@ -217,10 +221,24 @@ where
         &self.users
     }
 
-    /// The request's valid session, if any.
-    pub fn session(&self, req: &Request) -> Option<Session> {
-        let token = cookie(req, SESSION_COOKIE)?;
-        self.sessions.decode(token, self.clock.now_s()).ok()
+    /// The request's valid session, if any: signed, unexpired, and of the user's current
+    /// session epoch (one store read). Anything that trusts a session asks here.
+    pub async fn session(&self, req: &Request) -> Option<Session> {
+        self.live_session(req, self.clock.now_s()).await
+    }
+
+    /// The session cookie, decoded and checked against the stored epoch.
+    async fn live_session(&self, req: &Request, now_s: i64) -> Option<Session> {
+        let token = cookie(req, self.session_cookie.name)?;
+        let session = self.sessions.decode(token, now_s).ok()?;
+        match self.users.get(&session.openid).await {
+            Ok(Some(user)) if user.session_epoch == session.epoch => Some(session),
+            Ok(_) => None,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not check the session epoch");
+                None
+            }
+        }
     }
 
     /// Serve one request to `/oauth/*`: other paths are 404, other methods 405.
@@ -239,7 +257,7 @@ where
             Route::Authorize => self.authorize(req).await,
             Route::Callback => self.callback(req).await,
             Route::Me => self.me(req).await,
-            Route::Logout => self.logout(),
+            Route::Logout => self.logout(req).await,
         }
     }
 
@@ -281,7 +299,7 @@ where
             Some("2") => 2,
             _ => 1,
         };
-        match self.start(req, scope, return_to.as_str(), attempt).await {
+        match self.start(scope, return_to.as_str(), attempt).await {
             Ok(response) => response,
             Err(err) => self.error_page(&err, &self.authorize_path(scope, return_to.as_str(), 1)),
         }
@@ -289,16 +307,13 @@ where
 
     async fn start(
         &self,
-        req: &Request,
         scope: Scope,
         return_to: &str,
         attempt: u8,
     ) -> Result<Response<Body>, OAuthError> {
-        // Reusing the browser's binding lets two tabs sign in at once.
-        let binding = match cookie(req, BINDING_COOKIE).filter(|b| is_well_formed_binding(b)) {
-            Some(existing) => existing.to_string(),
-            None => new_binding()?,
-        };
+        // Always fresh: adopting a binding already in the browser would let whoever planted it
+        // finish this sign-in (binding fixation). Only the latest flow per browser can finish.
+        let binding = new_binding()?;
         let now_s = self.clock.now_s();
         let state = AuthState {
             state: new_state()?,
@@ -377,7 +392,7 @@ where
             Err(err) => return self.error_page(&err.into(), &fresh_start),
         };
         let restart = self.authorize_path(record.scope, &record.return_to, 1);
-        if !binding_matches(cookie(req, BINDING_COOKIE), &record.browser_hash) {
+        if !binding_matches(cookie(req, self.binding_cookie.name), &record.browser_hash) {
             return self.error_page(&OAuthError::OtherBrowser, &restart);
         }
         match self.finish(req, &record, code, now_s).await {
@@ -395,10 +410,15 @@ where
     ) -> Result<Response<Body>, OAuthError> {
         match &record.status {
             StateStatus::Completed { openid } => {
-                tracing::info!(openid = %openid, "callback replayed after success: re-issuing the session");
-                return Ok(self.signed_in(openid, record.scope, &record.return_to, now_s));
+                tracing::info!(user = %fingerprint(openid), "callback replayed after success: re-issuing the session");
+                let user = self
+                    .users
+                    .get(openid)
+                    .await?
+                    .ok_or(OAuthError::UnknownState)?;
+                return Ok(self.signed_in(&user, record.scope, &record.return_to, now_s));
             }
-            StateStatus::Consumed => return Ok(self.already_used(req, record, now_s)),
+            StateStatus::Consumed => return Ok(self.already_used(req, record, now_s).await),
             StateStatus::Pending => {}
         }
         let Some(code) = code else {
@@ -410,12 +430,12 @@ where
         };
         if self.store.consume_state(&record.state, now_s).await? == Transition::Lost {
             // A concurrent callback (WeChat's browser sometimes sends two) took it first.
-            return Ok(self.already_used(req, record, now_s));
+            return Ok(self.already_used(req, record, now_s).await);
         }
         let authorization = match self.sns.exchange_code(code, now_s).await {
             Ok(authorization) => authorization,
             Err(err) if is_code_rejected(&err) => {
-                return self.code_rejected(req, record, err, now_s);
+                return self.code_rejected(req, record, err, now_s).await;
             }
             Err(err) => {
                 // The code was probably not used: give the state back so reloading retries.
@@ -428,18 +448,23 @@ where
         };
         let scope = record.scope;
         let user: User = self.users.sign_in(authorization).await?;
-        match self.store.complete_state(&record.state, &user.openid).await {
+        let replayable_until_s = self.clock.now_s() + COMPLETED_REPLAY_GRACE_S;
+        match self
+            .store
+            .complete_state(&record.state, &user.openid, replayable_until_s)
+            .await
+        {
             Ok(Transition::Applied) => {}
             Ok(Transition::Lost) => tracing::warn!("state changed while signing in"),
             Err(err) => tracing::warn!(error = %err, "could not mark the state completed"),
         }
-        tracing::info!(openid = %user.openid, scope = %scope, "signed in");
-        Ok(self.signed_in(&user.openid, scope, &record.return_to, now_s))
+        tracing::info!(user = %fingerprint(&user.openid), scope = %scope, "signed in");
+        Ok(self.signed_in(&user, scope, &record.return_to, now_s))
     }
 
     /// The state was used by an earlier or concurrent callback that did not (yet) sign in.
-    fn already_used(&self, req: &Request, record: &AuthState, now_s: i64) -> Response<Body> {
-        if self.has_session(req, now_s) {
+    async fn already_used(&self, req: &Request, record: &AuthState, now_s: i64) -> Response<Body> {
+        if self.live_session(req, now_s).await.is_some() {
             tracing::info!("callback with a used state: already signed in");
             return redirect(&landing(&record.return_to));
         }
@@ -448,14 +473,14 @@ where
     }
 
     /// WeChat says the code is invalid, used or expired: restart the flow once.
-    fn code_rejected(
+    async fn code_rejected(
         &self,
         req: &Request,
         record: &AuthState,
         err: ApiError,
         now_s: i64,
     ) -> Result<Response<Body>, OAuthError> {
-        if self.has_session(req, now_s) {
+        if self.live_session(req, now_s).await.is_some() {
             tracing::info!(error = %err, "code rejected, but the browser is signed in");
             return Ok(redirect(&landing(&record.return_to)));
         }
@@ -470,8 +495,11 @@ where
         Err(OAuthError::CodeRejected(err))
     }
 
-    fn signed_in(&self, openid: &str, scope: Scope, return_to: &str, now_s: i64) -> Response<Body> {
-        let session = self.sessions.issue(openid, scope, now_s);
+    fn signed_in(&self, user: &User, scope: Scope, return_to: &str, now_s: i64) -> Response<Body> {
+        let session = self
+            .sessions
+            .issue(&user.openid, scope, now_s)
+            .in_epoch(user.session_epoch);
         let mut response = redirect(&landing(return_to));
         self.set_cookie(
             &mut response,
@@ -487,15 +515,11 @@ where
         Page::Declined.render(StatusCode::OK, restart)
     }
 
-    fn has_session(&self, req: &Request, now_s: i64) -> bool {
-        cookie(req, SESSION_COOKIE).is_some_and(|token| self.sessions.decode(token, now_s).is_ok())
-    }
-
     // ---- GET /oauth/me, POST /oauth/logout ----
 
     async fn me(&self, req: &Request) -> Response<Body> {
         let now_s = self.clock.now_s();
-        let token = cookie(req, SESSION_COOKIE);
+        let token = cookie(req, self.session_cookie.name);
         let session = match token.map(|t| self.sessions.decode(t, now_s)) {
             Some(Ok(session)) => session,
             Some(Err(err)) => {
@@ -506,18 +530,72 @@ where
             }
             None => return self.error_json(&OAuthError::NotSignedIn("no session")),
         };
-        match self.users.current(&session.openid).await {
+        let current = self
+            .users
+            .current_for_session(&session.openid, session.epoch)
+            .await;
+        match current {
             Ok(Some((user, status))) => no_store(json(StatusCode::OK, &me_json(&user, status))),
-            Ok(None) => self.error_json(&OAuthError::NotSignedIn("unknown user")),
+            Ok(None) => {
+                // Unknown user, or a session revoked by logout-everywhere.
+                let mut response = self.error_json(&OAuthError::NotSignedIn("session revoked"));
+                self.set_cookie(&mut response, &self.session_cookie.clear());
+                response
+            }
             Err(err) => self.error_json(&err.into()),
         }
     }
 
-    fn logout(&self) -> Response<Body> {
+    /// Ends the sign-in in this browser (session and binding cookies); with `everywhere=1`
+    /// also revokes every session of the user (a new session epoch).
+    async fn logout(&self, req: &Request) -> Response<Body> {
+        let everywhere = matches!(
+            query(req).get("everywhere").map(String::as_str),
+            Some("1" | "true")
+        );
+        if everywhere && let Err(err) = self.logout_everywhere(req).await {
+            let mut response = self.error_json(&err);
+            if matches!(err, OAuthError::NotSignedIn(_)) {
+                self.clear_sign_in(&mut response);
+            }
+            return response;
+        }
         let mut response = Response::new(Body::Empty);
         *response.status_mut() = StatusCode::NO_CONTENT;
-        self.set_cookie(&mut response, &self.session_cookie.clear());
+        self.clear_sign_in(&mut response);
         no_store(response)
+    }
+
+    async fn logout_everywhere(&self, req: &Request) -> Result<(), OAuthError> {
+        // The session cookie is SameSite=Lax, but a sibling subdomain is same-site: only pages
+        // of this deployment's origins may sign a user out everywhere.
+        if !self.same_origin(req) {
+            return Err(OAuthError::CrossOrigin);
+        }
+        let session = self
+            .live_session(req, self.clock.now_s())
+            .await
+            .ok_or(OAuthError::NotSignedIn("no valid session"))?;
+        match self.users.revoke_sessions(&session.openid).await? {
+            Some(_) => Ok(()),
+            None => Err(OAuthError::NotSignedIn("unknown user")),
+        }
+    }
+
+    /// `Origin` names `PUBLIC_BASE_URL`'s origin or one in `OAUTH_ALLOWED_ORIGINS`; without
+    /// `Origin`, `Sec-Fetch-Site: same-origin`. Anything else (no header, `null`) is refused.
+    fn same_origin(&self, req: &Request) -> bool {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        match header("origin") {
+            Some(origin) => Origin::parse(origin)
+                .is_ok_and(|origin| self.config.allowed_origins.contains(&origin)),
+            None => header("sec-fetch-site") == Some("same-origin"),
+        }
+    }
+
+    fn clear_sign_in(&self, response: &mut Response<Body>) {
+        self.set_cookie(response, &self.session_cookie.clear());
+        self.set_cookie(response, &self.binding_cookie.clear());
     }
 
     // ---- responses ----

@@ -1,9 +1,15 @@
 //! Browser sessions as signed cookies, and the `Set-Cookie` values the OAuth flow sends.
 //!
 //! A session token is `base64url(payload) "." base64url(HMAC-SHA256(key, "wx-session.v1." payload))`
-//! with the JSON payload `{"v":1,"openid":..,"scope":..,"iat":..,"exp":..}`: the expiry is inside
-//! the signed part, so an old cookie replayed past `Max-Age` is still refused. Nothing secret is in
-//! it (no sns token); the signature is checked in constant time before the payload is parsed.
+//! with the JSON payload `{"v":1,"openid":..,"scope":..,"iat":..,"exp":..,"ep":..}`: the expiry is
+//! inside the signed part, so an old cookie replayed past `Max-Age` is still refused; `ep` is the
+//! user's session epoch at issue (left out when 0), which the handler compares with the stored
+//! one so that sessions can be revoked server-side. Nothing secret is in it (no sns token); the
+//! signature is checked in constant time before the payload is parsed.
+//!
+//! Cookie names: `__Host-` prefixed (`Secure`, `Path=/`, no `Domain`, so no sibling subdomain
+//! can plant or overwrite them) whenever the public origin is https; plain names on plain-http
+//! localhost (`make run`), where browsers refuse `__Host-` cookies.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,8 +20,10 @@ use sha2::Sha256;
 use crate::config::Secret;
 use crate::oauth::Scope;
 
-/// The session cookie's name.
+/// The session cookie's name on plain-http localhost.
 pub const SESSION_COOKIE: &str = "wx_session";
+/// The session cookie's name on https.
+pub const HOST_SESSION_COOKIE: &str = "__Host-wx_session";
 
 /// Longer cookies are refused before any work is done on them.
 const MAX_TOKEN_LEN: usize = 2048;
@@ -29,6 +37,15 @@ pub struct Session {
     pub scope: Scope,
     pub issued_at_s: i64,
     pub expires_at_s: i64,
+    /// The user's session epoch when this session was issued; a newer stored epoch revokes it.
+    pub epoch: u64,
+}
+
+impl Session {
+    /// This session, issued in the user's session `epoch`.
+    pub fn in_epoch(self, epoch: u64) -> Self {
+        Self { epoch, ..self }
+    }
 }
 
 /// Why a session cookie was refused.
@@ -49,6 +66,13 @@ struct Payload {
     scope: String,
     iat: i64,
     exp: i64,
+    /// Absent in sessions of epoch 0 (and in every session issued before epochs existed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    ep: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Issues and checks session tokens with one key.
@@ -67,13 +91,15 @@ impl SessionCodec {
         self.ttl_s
     }
 
-    /// A new session for `openid`, valid for the configured TTL from `now_s`.
+    /// A new session for `openid`, valid for the configured TTL from `now_s`, in epoch 0
+    /// (see [`Session::in_epoch`]).
     pub fn issue(&self, openid: &str, scope: Scope, now_s: i64) -> Session {
         Session {
             openid: openid.to_string(),
             scope,
             issued_at_s: now_s,
             expires_at_s: now_s.saturating_add(self.ttl_s),
+            epoch: 0,
         }
     }
 
@@ -85,6 +111,7 @@ impl SessionCodec {
             scope: session.scope.as_str().to_string(),
             iat: session.issued_at_s,
             exp: session.expires_at_s,
+            ep: session.epoch,
         };
         // Serializing a struct of strings and integers cannot fail.
         let json = serde_json::to_vec(&payload).unwrap_or_default();
@@ -123,6 +150,7 @@ impl SessionCodec {
             scope,
             issued_at_s: payload.iat,
             expires_at_s: payload.exp,
+            epoch: payload.ep,
         })
     }
 
@@ -146,6 +174,39 @@ pub struct CookieSpec {
 }
 
 impl CookieSpec {
+    /// The session cookie: `__Host-wx_session` on https, `wx_session` on plain-http localhost.
+    pub fn session(secure: bool) -> Self {
+        let name = if secure {
+            HOST_SESSION_COOKIE
+        } else {
+            SESSION_COOKIE
+        };
+        Self {
+            name,
+            path: "/".into(),
+            secure,
+        }
+    }
+
+    /// The browser binding cookie: `__Host-wx_oauth_binding` with `Path=/` on https (the prefix
+    /// demands it), `wx_oauth_binding` scoped to `<path_prefix>/oauth` on plain-http localhost.
+    pub fn binding(path_prefix: &str, secure: bool) -> Self {
+        use crate::oauth::binding::{BINDING_COOKIE, HOST_BINDING_COOKIE};
+        if secure {
+            Self {
+                name: HOST_BINDING_COOKIE,
+                path: "/".into(),
+                secure,
+            }
+        } else {
+            Self {
+                name: BINDING_COOKIE,
+                path: format!("{path_prefix}/oauth"),
+                secure,
+            }
+        }
+    }
+
     /// `Set-Cookie` value storing `value` for `max_age_s` seconds.
     pub fn set(&self, value: &str, max_age_s: i64) -> String {
         format!(
@@ -213,6 +274,7 @@ mod tests {
             scope: Scope::Base,
             issued_at_s: 1_000,
             expires_at_s: 4_600,
+            epoch: 0,
         });
         assert_eq!(
             codec(KEY).decode(&token, 1_000),
@@ -238,6 +300,43 @@ mod tests {
         let mut keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
         keys.sort();
         assert_eq!(keys, ["exp", "iat", "openid", "scope", "v"]);
+    }
+
+    #[test]
+    fn the_epoch_is_signed_and_round_trips() {
+        let codec = codec(KEY);
+        let session = codec.issue("o-user", Scope::Base, 1_000).in_epoch(3);
+        let token = codec.encode(&session);
+        assert_eq!(codec.decode(&token, 1_000).unwrap().epoch, 3);
+        // The same signature over a payload claiming the current epoch is refused.
+        let (_, tag) = token.split_once('.').unwrap();
+        let forged =
+            r#"{"v":1,"openid":"o-user","scope":"snsapi_base","iat":1000,"exp":4600,"ep":4}"#;
+        let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(forged));
+        assert_eq!(
+            codec.decode(&forged, 1_000),
+            Err(SessionError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn cookie_names_are_host_prefixed_on_https_and_plain_on_localhost() {
+        let session = CookieSpec::session(true);
+        assert_eq!(
+            session.set("v", 60),
+            "__Host-wx_session=v; Max-Age=60; Path=/; HttpOnly; Secure; SameSite=Lax"
+        );
+        let binding = CookieSpec::binding("/prod", true);
+        assert_eq!(
+            binding.clear(),
+            "__Host-wx_oauth_binding=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax"
+        );
+        assert_eq!(CookieSpec::session(false).name, "wx_session");
+        let local = CookieSpec::binding("", false);
+        assert_eq!(
+            (local.name, local.path.as_str(), local.secure),
+            ("wx_oauth_binding", "/oauth", false)
+        );
     }
 
     #[test]

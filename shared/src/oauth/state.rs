@@ -3,7 +3,8 @@
 //! State item `oauth_state#<state>`: `browser_hash` (hex SHA-256 of the browser binding cookie),
 //! `scope`, `return_to`, `attempt`, `created_at_s`, `expires_at_s`, `ttl` (= `expires_at_s`),
 //! `status` (`pending` → `consumed` → `completed`), `consumed_at_s` (while consumed), `openid`
-//! (once completed). All times are epoch seconds.
+//! (once completed). Completing a state also cuts `expires_at_s` (and `ttl`) to a few seconds
+//! ahead, the double-callback grace. All times are epoch seconds.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +19,8 @@ pub enum StateStatus {
     Pending,
     /// A callback took it and is exchanging (or has failed to use) the code.
     Consumed,
-    /// The callback signed this user in; a replay from the same browser may re-issue the session.
+    /// The callback signed this user in; a replay from the same browser may re-issue the session
+    /// until the state expires, a few seconds after completion.
     Completed { openid: String },
 }
 

@@ -4,8 +4,10 @@
 //! User item `user#<openid>`: `openid`, `unionid`, `scope`, profile fields (`nickname`, `sex`,
 //! `province`, `city`, `country`, `headimgurl`, `privilege`, `profile_fetched_at_s`), the sns
 //! grant (`sns_scope`, `sns_access_token`, `sns_access_token_expires_at_s`, `sns_refresh_token`,
-//! `sns_refresh_token_expires_at_s`), `created_at_s`, `updated_at_s`. No `ttl`: users are kept.
-//! All times are epoch seconds; absent parts leave their attributes out.
+//! `sns_refresh_token_expires_at_s`), `created_at_s`, `updated_at_s`, `session_epoch` (sessions
+//! signed with an older epoch are revoked; absent = 0) and `version` (bumped by every write, which
+//! is a compare-and-swap on it; absent on items written before versioning). No `ttl`: users are
+//! kept. All times are epoch seconds; absent parts leave their attributes out.
 
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +52,11 @@ pub struct User {
     pub grant: Option<SnsGrant>,
     pub created_at_s: i64,
     pub updated_at_s: i64,
+    /// Sessions carry the epoch they were issued in; bumping it signs the user out everywhere.
+    pub session_epoch: u64,
+    /// The stored item's version this user was read at (0: not stored yet, or stored before
+    /// versioning). `UserStore::put_user` writes only over this version and then advances it.
+    pub version: u64,
 }
 
 /// The user item as stored: the profile and the grant flattened into optional attributes.
@@ -87,6 +94,15 @@ pub struct UserItem {
     pub sns_refresh_token_expires_at_s: Option<i64>,
     pub created_at_s: i64,
     pub updated_at_s: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub session_epoch: u64,
+    /// Absent (0) only on items written before versioning; every write stores at least 1.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub version: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Item for UserItem {
@@ -119,6 +135,8 @@ impl UserItem {
             sns_refresh_token_expires_at_s: grant.map(|g| g.refresh_token_expires_at_s),
             created_at_s: user.created_at_s,
             updated_at_s: user.updated_at_s,
+            session_epoch: user.session_epoch,
+            version: user.version,
         }
     }
 
@@ -166,6 +184,8 @@ impl UserItem {
             grant,
             created_at_s: self.created_at_s,
             updated_at_s: self.updated_at_s,
+            session_epoch: self.session_epoch,
+            version: self.version,
         })
     }
 }
@@ -198,6 +218,8 @@ mod tests {
             }),
             created_at_s: 100,
             updated_at_s: 100,
+            session_epoch: 2,
+            version: 7,
         }
     }
 

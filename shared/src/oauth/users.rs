@@ -7,6 +7,11 @@
 //! when WeChat rejects the refresh token (40030/42002) the grant is dropped and the profile stays
 //! as it was until the user signs in with `snsapi_userinfo` again. WeChat being unreachable never
 //! fails a read: the stored profile is served and the failure is logged.
+//!
+//! Every write is a compare-and-swap on the user item's version: a sign-in that loses a race
+//! merges into the newer item and tries again; a profile refresh that loses one keeps the newer
+//! item (it may hold a newer grant) and serves that. Sessions are revoked by bumping the user's
+//! session epoch ([`UserDirectory::revoke_sessions`]). Logs name users by a short hash only.
 
 use std::sync::Arc;
 
@@ -15,11 +20,14 @@ use crate::oauth::Scope;
 use crate::oauth::sns::{Authorization, SnsClient, is_refresh_token_rejected};
 use crate::oauth::user::{Profile, SnsGrant, User};
 use crate::store::StoreError;
-use crate::store::oauth::UserStore;
+use crate::store::oauth::{UserStore, UserWrite};
+use crate::token::fingerprint;
 use crate::wechat_api::ApiError;
 
 /// An access token this close to its expiry is renewed before use.
 const ACCESS_TOKEN_EARLY_RENEWAL_S: i64 = 60;
+/// Read-merge-write rounds before a write that keeps losing races gives up.
+const MAX_WRITE_ATTEMPTS: usize = 4;
 
 /// Where a user's profile stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,9 +78,44 @@ impl<S: UserStore> UserDirectory<S> {
 
     /// The user, with the profile refreshed first if it is stale and can be refreshed.
     pub async fn current(&self, openid: &str) -> Result<Option<(User, ProfileStatus)>, StoreError> {
-        let Some(mut user) = self.store.get_user(openid).await? else {
+        let Some(user) = self.store.get_user(openid).await? else {
             return Ok(None);
         };
+        self.refreshed(user).await.map(Some)
+    }
+
+    /// The user a session of `session_epoch` names, refreshed like [`Self::current`]; `None`
+    /// when the user is unknown or the session was revoked (an older epoch).
+    pub async fn current_for_session(
+        &self,
+        openid: &str,
+        session_epoch: u64,
+    ) -> Result<Option<(User, ProfileStatus)>, StoreError> {
+        match self.store.get_user(openid).await? {
+            Some(user) if user.session_epoch == session_epoch => {
+                self.refreshed(user).await.map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Sign the user out of every browser: sessions issued before now stop being accepted.
+    /// Returns the new epoch, or `None` for an unknown user.
+    pub async fn revoke_sessions(&self, openid: &str) -> Result<Option<u64>, StoreError> {
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let Some(mut user) = self.store.get_user(openid).await? else {
+                return Ok(None);
+            };
+            user.session_epoch = user.session_epoch.saturating_add(1);
+            if self.store.put_user(&mut user).await? == UserWrite::Applied {
+                tracing::info!(user = %fingerprint(openid), epoch = user.session_epoch, "sessions revoked");
+                return Ok(Some(user.session_epoch));
+            }
+        }
+        Err(contended(openid))
+    }
+
+    async fn refreshed(&self, mut user: User) -> Result<(User, ProfileStatus), StoreError> {
         let now_s = self.clock.now_s();
         let status = match self.status(&user, now_s) {
             // `NeedsConsent` too: an expired grant is dropped, without calling WeChat.
@@ -81,7 +124,7 @@ impl<S: UserStore> UserDirectory<S> {
             }
             settled => settled,
         };
-        Ok(Some((user, status)))
+        Ok((user, status))
     }
 
     /// Refresh the profile now, whatever its age.
@@ -112,22 +155,31 @@ impl<S: UserStore> UserDirectory<S> {
             ),
             Scope::Base => None,
         };
-        let existing = self.store.get_user(&openid).await?;
         let (profile, profile_unionid) = fetched.map_or((None, None), |(p, u)| (Some(p), u));
-        let mut user = merge(
-            existing,
-            &openid,
-            unionid.or(profile_unionid),
-            grant,
-            profile,
-            now_s,
-        );
-        if self.status(&user, now_s) == ProfileStatus::Stale {
-            // A silent sign-in is a good moment to refresh a stale profile; it must not fail the sign-in.
-            self.refresh_in_memory(&mut user, now_s).await;
+        let unionid = unionid.or(profile_unionid);
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            let existing = self.store.get_user(&openid).await?;
+            let mut user = merge(
+                existing,
+                &openid,
+                unionid.clone(),
+                grant.clone(),
+                profile.clone(),
+                now_s,
+            );
+            if attempt == 0 && self.status(&user, now_s) == ProfileStatus::Stale {
+                // A silent sign-in is a good moment to refresh a stale profile; it must not fail the sign-in.
+                self.refresh_in_memory(&mut user, now_s).await;
+            }
+            match self.store.put_user(&mut user).await? {
+                UserWrite::Applied => return Ok(user),
+                // The newest grant is this one: merge it into what was written meanwhile.
+                UserWrite::Conflict => {
+                    tracing::info!(user = %fingerprint(&openid), "user changed while signing in; merging again")
+                }
+            }
         }
-        self.store.put_user(&user).await?;
-        Ok(user)
+        Err(SignInError::Store(contended(&openid)))
     }
 
     /// Where the stored profile stands at `now_s`, before any refresh.
@@ -148,10 +200,18 @@ impl<S: UserStore> UserDirectory<S> {
         now_s: i64,
     ) -> Result<ProfileStatus, StoreError> {
         let (status, changed) = self.refresh_in_memory(user, now_s).await;
-        if changed {
-            self.store.put_user(user).await?;
+        if !changed || self.store.put_user(user).await? == UserWrite::Applied {
+            return Ok(status);
         }
-        Ok(status)
+        // Lost to a newer write (a sign-in with a newer grant): never overwrite it; serve it.
+        tracing::info!(user = %fingerprint(&user.openid), "profile refresh lost to a newer write; keeping the newer user");
+        match self.store.get_user(&user.openid).await? {
+            Some(newer) => {
+                *user = newer;
+                Ok(self.status(user, now_s))
+            }
+            None => Ok(status),
+        }
     }
 
     /// Refresh `user` in place; returns the outcome and whether `user` changed. An access token
@@ -209,7 +269,7 @@ impl<S: UserStore> UserDirectory<S> {
             user.unionid = unionid;
         }
         user.updated_at_s = now_s;
-        tracing::info!(openid = %user.openid, "profile refreshed");
+        tracing::info!(user = %fingerprint(&user.openid), "profile refreshed");
         Ok(())
     }
 
@@ -227,16 +287,23 @@ impl<S: UserStore> UserDirectory<S> {
                 Ok(renewed)
             }
             Err(err) if is_refresh_token_rejected(&err) => {
-                tracing::info!(openid = %user.openid, error = %err, "refresh token rejected; the profile needs a new snsapi_userinfo sign-in");
+                tracing::info!(user = %fingerprint(&user.openid), error = %err, "refresh token rejected; the profile needs a new snsapi_userinfo sign-in");
                 drop_grant(user, now_s);
                 Err(ProfileStatus::NeedsConsent)
             }
             Err(err) => {
-                tracing::warn!(openid = %user.openid, error = %err, "sns token refresh failed; serving the stored profile");
+                tracing::warn!(user = %fingerprint(&user.openid), error = %err, "sns token refresh failed; serving the stored profile");
                 Err(ProfileStatus::StaleUnavailable)
             }
         }
     }
+}
+
+fn contended(openid: &str) -> StoreError {
+    StoreError::Unavailable(format!(
+        "user {} kept changing during {MAX_WRITE_ATTEMPTS} write attempts",
+        fingerprint(openid)
+    ))
 }
 
 /// The stored `snsapi_userinfo` grant, while its refresh token has not expired.
@@ -283,7 +350,7 @@ fn profile_outcome(
     match fetched {
         Ok(()) => (ProfileStatus::Fresh, true),
         Err(err) => {
-            tracing::warn!(openid = %user.openid, error = %err, "profile refresh failed; serving the stored profile");
+            tracing::warn!(user = %fingerprint(&user.openid), error = %err, "profile refresh failed; serving the stored profile");
             (ProfileStatus::StaleUnavailable, renewed)
         }
     }
@@ -308,6 +375,8 @@ fn merge(
             grant: Some(grant),
             created_at_s: now_s,
             updated_at_s: now_s,
+            session_epoch: 0,
+            version: 0,
         };
     };
     if unionid.is_some() {

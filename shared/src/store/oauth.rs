@@ -6,7 +6,7 @@
 use std::future::Future;
 
 use crate::store::StoreError;
-use crate::store::table::{Condition, TTL, Table, Update, WriteOutcome};
+use crate::store::table::{Condition, TTL, Table, Update, VERSION, WriteOutcome};
 
 pub use crate::oauth::state::{AuthState, StateStatus};
 use crate::oauth::state::{StateItem, Status};
@@ -67,11 +67,14 @@ pub trait OAuthStateStore: Send + Sync {
         now_s: i64,
     ) -> impl Future<Output = Result<Transition, StoreError>> + Send;
 
-    /// `consumed` → `completed` by `openid`, so a replayed callback can re-issue the session.
+    /// `consumed` → `completed` by `openid`, so a replayed callback can re-issue the session,
+    /// and expiring at `replayable_until_s` (a few seconds: the double-callback case, not a
+    /// Back button on a shared device).
     fn complete_state(
         &self,
         state: &str,
         openid: &str,
+        replayable_until_s: i64,
     ) -> impl Future<Output = Result<Transition, StoreError>> + Send;
 }
 
@@ -127,16 +130,32 @@ impl<T: Table> OAuthStateStore for T {
             .into())
     }
 
-    async fn complete_state(&self, state: &str, openid: &str) -> Result<Transition, StoreError> {
+    async fn complete_state(
+        &self,
+        state: &str,
+        openid: &str,
+        replayable_until_s: i64,
+    ) -> Result<Transition, StoreError> {
         let update = Update::new()
             .set(StateItem::STATUS, Status::Completed)
-            .set(StateItem::OPENID, openid);
+            .set(StateItem::OPENID, openid)
+            .set(StateItem::EXPIRES_AT_S, replayable_until_s)
+            .set(TTL, replayable_until_s);
         let condition = Condition::equals(StateItem::STATUS, Status::Consumed);
         Ok(self
             .update::<StateItem>(state, update, condition)
             .await?
             .into())
     }
+}
+
+/// The answer to writing a user item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserWrite {
+    /// Written; the user's `version` now names the stored item.
+    Applied,
+    /// The stored item is no longer the version the user was read at: nothing was written.
+    Conflict,
 }
 
 /// Users by openid.
@@ -146,8 +165,13 @@ pub trait UserStore: Send + Sync {
         openid: &str,
     ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
 
-    /// Insert or replace the whole user item (merging is the directory's job).
-    fn put_user(&self, user: &User) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Replace the whole user item if it is still at `user.version` (compare-and-swap; 0: no
+    /// item, or one written before versioning), then advance `user.version`. Merging is the
+    /// directory's job; a [`UserWrite::Conflict`] means re-read and merge again.
+    fn put_user(
+        &self,
+        user: &mut User,
+    ) -> impl Future<Output = Result<UserWrite, StoreError>> + Send;
 }
 
 impl<T: Table> UserStore for T {
@@ -158,8 +182,23 @@ impl<T: Table> UserStore for T {
             .transpose()
     }
 
-    async fn put_user(&self, user: &User) -> Result<(), StoreError> {
-        let item = UserItem::from_user(user);
-        self.put(&user.openid, &item, None).await.map(drop)
+    async fn put_user(&self, user: &mut User) -> Result<UserWrite, StoreError> {
+        let next = user.version.checked_add(1).ok_or_else(|| {
+            StoreError::Corrupt(format!("user#{}: version overflow", user.openid))
+        })?;
+        let mut item = UserItem::from_user(user);
+        item.version = next;
+        // Version 0 also matches an item stored before versioning (it has no attribute).
+        let condition = match user.version {
+            0 => Condition::Missing(VERSION),
+            current => Condition::equals(VERSION, current),
+        };
+        match self.put(&user.openid, &item, Some(condition)).await? {
+            WriteOutcome::Applied => {
+                user.version = next;
+                Ok(UserWrite::Applied)
+            }
+            WriteOutcome::ConditionFailed => Ok(UserWrite::Conflict),
+        }
     }
 }

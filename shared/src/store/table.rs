@@ -68,6 +68,8 @@ pub enum Condition {
     Above(&'static str, i64),
     /// The attribute is a number at most the value.
     AtMost(&'static str, i64),
+    /// The item lacks the attribute (true on an absent item, as `attribute_not_exists`).
+    Missing(&'static str),
     /// Every condition holds.
     All(Vec<Condition>),
     /// At least one condition holds.

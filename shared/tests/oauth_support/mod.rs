@@ -192,9 +192,20 @@ impl Browser {
     }
 
     async fn send(&mut self, method: reqwest::Method, url: &str) -> Hop {
-        let response = self
-            .client
-            .request(method, url)
+        self.send_with(method, url, &[]).await
+    }
+
+    async fn send_with(
+        &mut self,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Hop {
+        let mut request = self.client.request(method, url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
             .send()
             .await
             .unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
@@ -227,6 +238,11 @@ impl Browser {
 
     pub async fn post(&mut self, url: &str) -> Hop {
         self.send(reqwest::Method::POST, url).await
+    }
+
+    /// One POST with extra request headers (`Origin`, `Sec-Fetch-Site`), no redirect followed.
+    pub async fn post_with(&mut self, url: &str, headers: &[(&str, &str)]) -> Hop {
+        self.send_with(reqwest::Method::POST, url, headers).await
     }
 
     /// GET and follow redirects until a non-redirect answer (at most 12 hops).

@@ -132,6 +132,18 @@ pub fn safe_config() -> WebhookConfig {
     .expect("safe-mode config")
 }
 
+/// Safe-mode settings with the explicit opt-out (`WECHAT_REQUIRE_ENCRYPTION=false`, for a
+/// migration from 明文模式): plaintext pushes are accepted next to encrypted ones.
+pub fn compatible_config() -> WebhookConfig {
+    WebhookConfig::from_env(&[
+        ("WECHAT_TOKEN", SAFE_TOKEN),
+        ("WECHAT_APP_ID", SAFE_APP_ID),
+        ("WECHAT_ENCODING_AES_KEY", SAFE_KEY),
+        ("WECHAT_REQUIRE_ENCRYPTION", "false"),
+    ])
+    .expect("compatible-mode config")
+}
+
 /// The plaintext webhook with the bundled rules, its clock at the fixtures' time.
 pub fn plaintext_webhook() -> Webhook {
     Webhook::from_env(&[("WECHAT_TOKEN", TOKEN)])
