@@ -17,7 +17,7 @@ use shared::config::{ConfigError, Env, ProcessEnv, SecretsEnv};
 use shared::dynamo::DynamoTable;
 use shared::jssdk::{Jssdk, JssdkConfig};
 use shared::oauth::{OAuth, OAuthConfig};
-use shared::token::{LambdaTokenSource, TicketClient};
+use shared::token::{LambdaTokenSource, TokenClient};
 use shared::wechat_api::WeChatHttp;
 use shared::{aws, clock};
 
@@ -56,7 +56,7 @@ async fn main() -> Result<(), lambda_http::Error> {
                 tracing::error!(variable = err.variable, error = %err, "invalid configuration")
             })?;
             // A warm container asks nobody while its ticket is usable.
-            Some(TicketClient::with_clock(source, clock.clone()))
+            Some(TokenClient::with_clock(source, clock.clone()))
         }
         false => None,
     };

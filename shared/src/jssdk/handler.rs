@@ -100,7 +100,7 @@ pub struct Jssdk<T> {
     app_id: String,
     path_prefix: String,
     /// `None` when signing is off (no JS-SDK domain configured): nothing to ask for tickets.
-    /// The Lambda wraps its source in `crate::token::TicketClient`, so a warm container asks
+    /// The Lambda wraps its source in `crate::token::TokenClient`, so a warm container asks
     /// nobody while its ticket is usable.
     tickets: Option<T>,
     clock: SharedClock,
