@@ -187,12 +187,21 @@ async fn a_45009_blocks_getticket_on_every_instance_until_midnight_but_not_the_t
 }
 
 #[tokio::test]
-async fn the_schedule_refreshes_both_and_its_summary_reports_both_without_the_values() {
+async fn the_schedule_keeps_a_ticket_in_use_fresh_and_its_summary_reports_both_without_the_values()
+{
     let (service, clock, fake) = setup(&[]).await;
+    // No page asked for a ticket yet: the schedule fetches none (an account without JS-SDK
+    // permission must not fail every run).
     let summary = invoke(&service, scheduled_event()).await.unwrap();
     assert_eq!(summary["outcome"], "fresh");
-    assert_eq!(summary["ticket"]["outcome"], "fresh");
+    assert_eq!(summary["ticket"]["outcome"], "not_in_use");
+    assert_eq!((fake.calls(STABLE), fake.calls(GETTICKET)), (1, 0));
+
+    // The first page's request fetches it; from then on the schedule keeps it.
     let ticket = service.get_ticket().await.unwrap();
+    let summary = invoke(&service, scheduled_event()).await.unwrap();
+    assert_eq!(summary["outcome"], "already_valid");
+    assert_eq!(summary["ticket"]["outcome"], "already_valid");
     assert_eq!(
         summary["ticket"]["ticket"],
         json!(shared::token::fingerprint(ticket.value.expose()))
@@ -224,7 +233,9 @@ async fn the_schedule_refreshes_both_and_its_summary_reports_both_without_the_va
 
 #[tokio::test]
 async fn without_a_token_the_schedule_does_not_try_the_ticket() {
-    let (service, _clock, fake) = setup(&[]).await;
+    let (service, clock, fake) = setup(&[]).await;
+    service.get_ticket().await.unwrap();
+    clock.advance_ms(7_200_000);
     fake.script(STABLE, Scripted::ErrCode(40164));
     let report = service.on_schedule_both().await.unwrap();
     assert_eq!(
@@ -236,7 +247,7 @@ async fn without_a_token_the_schedule_does_not_try_the_ticket() {
         RefreshOutcome::TokenUnavailable(Box::new(RefreshOutcome::ConfigError { errcode: 40164 }))
     );
     assert_eq!(report.failure(), Some(&report.token.outcome));
-    assert_eq!((fake.calls(STABLE), fake.calls(GETTICKET)), (1, 0));
+    assert_eq!((fake.calls(STABLE), fake.calls(GETTICKET)), (2, 1));
 }
 
 #[tokio::test]

@@ -187,6 +187,9 @@ pub enum RefreshOutcome {
     WeChatBusy { errcode: i64, attempts: u32 },
     /// WeChat timed out, answered an HTTP error or something that is not a token.
     WeChatUnavailable(ApiError),
+    /// (jsapi_ticket, scheduled run) No page has asked for a ticket (none is stored): nothing is
+    /// fetched.
+    NotInUse,
     /// (jsapi_ticket) No usable access_token to ask for one with; the token's outcome says why.
     TokenUnavailable(Box<RefreshOutcome>),
     /// (jsapi_ticket) WeChat rejected the access_token (40001/40014/42001) even after the one
@@ -212,6 +215,7 @@ impl RefreshOutcome {
             Self::ConfigError { .. } => "config_error",
             Self::WeChatBusy { .. } => "wechat_busy",
             Self::WeChatUnavailable(_) => "wechat_unavailable",
+            Self::NotInUse => "not_in_use",
             Self::TokenUnavailable(_) => "token_unavailable",
             Self::AccessTokenRejected { .. } => "access_token_rejected",
         }

@@ -270,19 +270,29 @@ impl<S: TokenStore> TokenService<S> {
         Ok(self.ticket_report(report))
     }
 
-    /// The scheduled run: the token, then the ticket. When no usable token is left the ticket is
-    /// not refreshed (it would only try the failing token fetch again); its outcome says why.
+    /// The scheduled run: the token, then the ticket. The ticket is kept fresh only once a page
+    /// asked for one (its item exists; it expires a day after the ticket): an account without
+    /// JS-SDK permission must not fail every run. When no usable token is left the ticket is not
+    /// refreshed (it would only try the failing token fetch again); its outcome says why.
     pub async fn on_schedule_both(&self) -> Result<ScheduleReport, TokenError> {
         let token = self.on_schedule().await?;
         let now = self.clock.now_ms();
-        let ticket = if token.token.as_ref().is_some_and(|t| t.is_usable_at(now)) {
-            self.on_schedule_ticket().await?
+        let stored = self.read(Credential::JsapiTicket).await?;
+        let skipped = if stored.is_none() {
+            Some(RefreshOutcome::NotInUse)
+        } else if !token.token.as_ref().is_some_and(|t| t.is_usable_at(now)) {
+            Some(RefreshOutcome::TokenUnavailable(Box::new(
+                token.outcome.clone(),
+            )))
         } else {
-            let stored = self.read(Credential::JsapiTicket).await?;
-            self.ticket_report(Report {
-                outcome: RefreshOutcome::TokenUnavailable(Box::new(token.outcome.clone())),
+            None
+        };
+        let ticket = match skipped {
+            None => self.on_schedule_ticket().await?,
+            Some(outcome) => self.ticket_report(Report {
+                outcome,
                 current: stored,
-            })
+            }),
         };
         Ok(ScheduleReport { token, ticket })
     }
