@@ -254,7 +254,9 @@ async fn a_service_answering_garbage_gets_nothing_sent_and_a_clear_log() {
         Some(MsgState::Failed { .. })
     ));
     assert!(sender.sent().is_empty());
-    let text = logs.text();
+    let text = logs
+        .text_once_it_has(&["forward service failed; nothing sent", "HTTP 500"])
+        .await;
     assert!(
         text.contains("forward service failed; nothing sent") && text.contains("not_json"),
         "{text}"
@@ -282,7 +284,9 @@ async fn the_forward_secret_is_never_logged_along_the_whole_flow() {
     )])
     .unwrap();
     tracing::info!(?config, "config");
-    let text = logs.text();
+    let text = logs
+        .text_once_it_has(&["forward answered", "forward done"])
+        .await;
     assert!(
         text.contains("forward answered") && text.contains("forward done"),
         "{text}"

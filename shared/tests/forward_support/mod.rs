@@ -125,6 +125,19 @@ impl Logs {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
+
+    /// The text once it contains every one of `needles`, or after 5 s: a background worker logs
+    /// its outcome just after the item's last transition, which is what tests wait for.
+    pub async fn text_once_it_has(&self, needles: &[&str]) -> String {
+        for _ in 0..100 {
+            let text = self.text();
+            if needles.iter().all(|needle| text.contains(needle)) {
+                return text;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.text()
+    }
 }
 
 impl std::io::Write for Logs {
