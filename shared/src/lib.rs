@@ -3,7 +3,8 @@
 //! Protocol (`signature`, `crypto`, `message`, `reply`, `rules`, `webhook`), forwarding messages
 //! to the account's own service with late answers and retry de-duplication (`forward`), access
 //! tokens (`token`), customer-service messages (`customer_service`: the late channel), web
-//! authorization and its sessions (`oauth`), storage (`store`: the table kernel and the domain
+//! authorization and its sessions (`oauth`), the custom menu (`menu`), WeChat's side of a push
+//! for tools that play WeChat (`push`), storage (`store`: the table kernel and the domain
 //! ports built on it) and the kernel's two adapters (`dynamo`, `embedded`), the WeChat API client
 //! (`wechat_api`: typed calls over a transport port, the one error-code table), configuration
 //! (`config`: variable names, the WeChat app config), time (`clock`), the AWS SDK configuration
@@ -20,8 +21,10 @@ pub mod embedded;
 pub mod forward;
 pub mod http;
 pub mod jssdk;
+pub mod menu;
 pub mod message;
 pub mod oauth;
+pub mod push;
 pub mod reply;
 pub mod rules;
 pub mod signature;

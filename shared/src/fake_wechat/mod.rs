@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub mod custom;
+pub mod menu;
 pub mod sns;
 pub mod token;
 
@@ -105,6 +106,7 @@ pub struct FakeState {
     pub token: Mutex<token::TokenState>,
     pub sns: Mutex<sns::SnsState>,
     pub custom: Mutex<custom::CustomState>,
+    pub menu: Mutex<menu::MenuState>,
 }
 
 /// Lock a mutex, ignoring poisoning (a panicking test thread must not wedge the fake).
@@ -122,6 +124,7 @@ impl FakeState {
             token: Mutex::default(),
             sns: Mutex::default(),
             custom: Mutex::default(),
+            menu: Mutex::default(),
         }
     }
 }
@@ -254,6 +257,7 @@ fn route(state: &FakeState, req: &FakeRequest) -> FakeResponse {
     token::handle(state, req)
         .or_else(|| sns::handle(state, req))
         .or_else(|| custom::handle(state, req))
+        .or_else(|| menu::handle(state, req))
         .unwrap_or_else(|| FakeResponse {
             status: 404,
             content_type: "text/plain",

@@ -25,7 +25,7 @@ pub use client::{CallError, TokenClient, TokenSource};
 pub use invocation::{
     Invocation, InvocationAnswer, LambdaError, ScheduleSummary, TokenAnswer, handle_invocation,
 };
-pub use remote::LambdaTokenSource;
+pub use remote::{LambdaTokenSource, RefreshFunction};
 pub use service::{TokenService, china_day, next_china_midnight_ms};
 pub use stored::{Lease, QuotaRecord, TTL_GRACE_S, TokenRecord};
 pub use wechat::{

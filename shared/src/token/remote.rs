@@ -2,7 +2,8 @@
 //! the table (read-only access), and anything that needs a fetch — no usable token stored, or a
 //! token WeChat rejected — goes to the `refresh` function by Lambda Invoke, so that function stays
 //! the only one that ever calls WeChat's token endpoint. The table reader, the Lambda client and
-//! the clock come from `main`.
+//! the clock come from `main`. [`RefreshFunction`] is the Invoke half alone, for callers that
+//! cannot read the table (the `wx` CLI).
 
 use aws_sdk_lambda::error::DisplayErrorContext;
 use aws_sdk_lambda::primitives::Blob;
@@ -14,56 +15,37 @@ use crate::config::vars::{TOKEN_FUNCTION_NAME, WECHAT_APP_ID};
 use crate::config::{ConfigError, Env, Secret, required};
 use crate::store::token::TokenStore;
 
-/// Reads `token#<app_id>` through `tokens` (the DynamoDB table in production); invokes the
-/// refresh function (`TOKEN_FUNCTION_NAME`) for `get` when nothing usable is stored, and for
-/// every stale report.
-pub struct LambdaTokenSource<R> {
-    tokens: R,
+/// The refresh function, asked by Lambda Invoke: [`Invocation::Get`] and [`Invocation::Refresh`]
+/// answered with the token, or the function's error. Also a [`TokenSource`] of its own, for
+/// callers with no table access (the `wx` CLI): every lookup is an invoke.
+#[derive(Clone)]
+pub struct RefreshFunction {
     lambda: aws_sdk_lambda::Client,
     function_name: String,
-    app_id: String,
-    clock: SharedClock,
 }
 
-impl<R> std::fmt::Debug for LambdaTokenSource<R> {
+impl std::fmt::Debug for RefreshFunction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LambdaTokenSource")
+        f.debug_struct("RefreshFunction")
             .field("function_name", &self.function_name)
-            .field("app_id", &self.app_id)
             .finish_non_exhaustive()
     }
 }
 
-impl<R: TokenStore> LambdaTokenSource<R> {
-    pub fn new(
-        tokens: R,
-        lambda: aws_sdk_lambda::Client,
-        function_name: impl Into<String>,
-        app_id: impl Into<String>,
-        clock: SharedClock,
-    ) -> Self {
+impl RefreshFunction {
+    pub fn new(lambda: aws_sdk_lambda::Client, function_name: impl Into<String>) -> Self {
         Self {
-            tokens,
             lambda,
             function_name: function_name.into(),
-            app_id: app_id.into(),
-            clock,
         }
     }
 
-    /// `TOKEN_FUNCTION_NAME` (name or ARN of the refresh function) and `WECHAT_APP_ID` from `env`.
-    pub fn from_env(
-        env: &impl Env,
-        tokens: R,
-        lambda: aws_sdk_lambda::Client,
-        clock: SharedClock,
-    ) -> Result<Self, ConfigError> {
-        let function_name = required(env, TOKEN_FUNCTION_NAME)?;
-        let app_id = required(env, WECHAT_APP_ID)?;
-        Ok(Self::new(tokens, lambda, function_name, app_id, clock))
+    pub fn function_name(&self) -> &str {
+        &self.function_name
     }
 
-    async fn invoke(&self, invocation: Invocation) -> Result<AccessToken, TokenError> {
+    /// Invoke the function with `invocation`'s payload and read the token it answers.
+    pub async fn invoke(&self, invocation: Invocation) -> Result<AccessToken, TokenError> {
         let payload = serde_json::to_vec(&invocation.to_payload())
             .map_err(|e| TokenError::Invoke(e.to_string()))?;
         let output = self
@@ -107,6 +89,67 @@ impl<R: TokenStore> LambdaTokenSource<R> {
     }
 }
 
+impl TokenSource for RefreshFunction {
+    async fn current(&self) -> Result<AccessToken, TokenError> {
+        self.invoke(Invocation::Get).await
+    }
+
+    async fn report_stale(&self, stale: &str) -> Result<AccessToken, TokenError> {
+        self.invoke(Invocation::Refresh {
+            stale_token: Secret::new(stale.to_string()),
+        })
+        .await
+    }
+}
+
+/// Reads `token#<app_id>` through `tokens` (the DynamoDB table in production); invokes the
+/// refresh function (`TOKEN_FUNCTION_NAME`) for `get` when nothing usable is stored, and for
+/// every stale report.
+pub struct LambdaTokenSource<R> {
+    tokens: R,
+    function: RefreshFunction,
+    app_id: String,
+    clock: SharedClock,
+}
+
+impl<R> std::fmt::Debug for LambdaTokenSource<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LambdaTokenSource")
+            .field("function_name", &self.function.function_name)
+            .field("app_id", &self.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: TokenStore> LambdaTokenSource<R> {
+    pub fn new(
+        tokens: R,
+        lambda: aws_sdk_lambda::Client,
+        function_name: impl Into<String>,
+        app_id: impl Into<String>,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            tokens,
+            function: RefreshFunction::new(lambda, function_name),
+            app_id: app_id.into(),
+            clock,
+        }
+    }
+
+    /// `TOKEN_FUNCTION_NAME` (name or ARN of the refresh function) and `WECHAT_APP_ID` from `env`.
+    pub fn from_env(
+        env: &impl Env,
+        tokens: R,
+        lambda: aws_sdk_lambda::Client,
+        clock: SharedClock,
+    ) -> Result<Self, ConfigError> {
+        let function_name = required(env, TOKEN_FUNCTION_NAME)?;
+        let app_id = required(env, WECHAT_APP_ID)?;
+        Ok(Self::new(tokens, lambda, function_name, app_id, clock))
+    }
+}
+
 impl<R: TokenStore> TokenSource for LambdaTokenSource<R> {
     async fn current(&self) -> Result<AccessToken, TokenError> {
         let now = self.clock.now_ms();
@@ -120,12 +163,12 @@ impl<R: TokenStore> TokenSource for LambdaTokenSource<R> {
             });
         match stored {
             Some(token) if token.is_usable_at(now) => Ok(token),
-            _ => self.invoke(Invocation::Get).await,
+            _ => self.function.invoke(Invocation::Get).await,
         }
     }
 
     async fn report_stale(&self, stale: &str) -> Result<AccessToken, TokenError> {
-        self.invoke(Invocation::Refresh {
+        self.function.invoke(Invocation::Refresh {
             stale_token: Secret::new(stale.to_string()),
         })
         .await
