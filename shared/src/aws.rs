@@ -15,15 +15,31 @@ pub const LOCAL_INVOKE_KEY_HEADER: &str = "x-local-invoke-key";
 
 /// Load the configuration every AWS client of the container is built from.
 pub async fn sdk_config() -> SdkConfig {
-    let http_client = aws_smithy_http_client::Builder::new()
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
+        .load()
+        .await
+}
+
+/// For the local server's Invoke emulation, which checks its key, not a signature: a fixed
+/// region and dummy credentials, so nothing is looked up (no profile, no instance metadata).
+pub async fn local_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            "local", "local", None, None, "local",
+        ))
+        .load()
+        .await
+}
+
+fn http_client() -> aws_sdk_lambda::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
         ))
-        .build_https();
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client)
-        .load()
-        .await
+        .build_https()
 }
 
 /// A Lambda client (for invoking the refresh function); `endpoint_url` overrides the endpoint

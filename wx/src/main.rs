@@ -135,7 +135,6 @@ mod tests {
             Cli::try_parse_from(["wx", "push", "--url", "u", "--text", "a", "--event", "subscribe"])
                 .is_err()
         );
-        assert!(Cli::try_parse_from(["wx", "push", "--url", "u", "--text", "a", "--key", "K"]).is_err());
         assert!(Cli::try_parse_from(["wx", "push", "--url", "u", "--compat", "--text", "a"]).is_err());
     }
 

@@ -34,7 +34,7 @@ pub struct PushArgs {
     #[command(flatten)]
     content: ContentArgs,
     /// The event's EventKey (required for CLICK: the menu button's key)
-    #[arg(long, requires = "event")]
+    #[arg(long)]
     key: Option<String>,
     /// FromUserName: the user's openid
     #[arg(long, default_value = TEST_OPENID)]
@@ -202,6 +202,11 @@ fn check_addressing(
 
 fn content(args: &PushArgs) -> Result<Content, CliError> {
     let ContentArgs { text, event, xml } = &args.content;
+    if args.key.is_some() && event.is_none() {
+        return Err(CliError::Message(
+            "--key goes with --event (the event's EventKey)".into(),
+        ));
+    }
     if let Some(text) = text {
         return Ok(Content::Text(text.clone()));
     }

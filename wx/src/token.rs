@@ -81,15 +81,7 @@ pub async fn refresh_function(
                 "no invoke key: set {LOCAL_INVOKE_KEY} to the X-Local-Invoke-Key the `wx serve` banner prints"
             ))
         })?;
-    // The local server checks the key, not a signature: any region and credentials do.
-    let sdk = shared::aws::sdk_config()
-        .await
-        .to_builder()
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_lambda::config::SharedCredentialsProvider::new(
-            aws_sdk_lambda::config::Credentials::new("local", "local", None, None, "wx-local"),
-        ))
-        .build();
+    let sdk = shared::aws::local_sdk_config().await;
     let lambda = shared::aws::lambda_client_with_key(&sdk, Some(&url), Some(Secret::new(key)));
     let info = running.filter(|info| info.url == url);
     Ok((RefreshFunction::new(lambda, "refresh"), info))

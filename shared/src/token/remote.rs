@@ -5,7 +5,9 @@
 //! the clock come from `main`. [`RefreshFunction`] is the Invoke half alone, for callers that
 //! cannot read the table (the `wx` CLI).
 
-use aws_sdk_lambda::error::DisplayErrorContext;
+use aws_sdk_lambda::config::http::HttpResponse;
+use aws_sdk_lambda::error::{DisplayErrorContext, SdkError};
+use aws_sdk_lambda::operation::invoke::InvokeError;
 use aws_sdk_lambda::primitives::Blob;
 
 use super::invocation::{LambdaError, TokenAnswer};
@@ -55,7 +57,7 @@ impl RefreshFunction {
             .payload(Blob::new(payload))
             .send()
             .await
-            .map_err(|e| TokenError::Invoke(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| TokenError::Invoke(invoke_error(&e)))?;
         let body = output
             .payload()
             .map(|blob| blob.as_ref())
@@ -87,6 +89,21 @@ impl RefreshFunction {
             })?
             .into_token()
     }
+}
+
+/// The SDK's error chain; for an answer that is not Lambda's JSON (a proxy's or the local
+/// server's refusal), its status and first line instead of the SDK's parse error.
+fn invoke_error(e: &SdkError<InvokeError, HttpResponse>) -> String {
+    if let Some(raw) = e.raw_response() {
+        let status = raw.status().as_u16();
+        let body = raw.body().bytes().unwrap_or_default();
+        if !(200..300).contains(&status) && body.trim_ascii_start().first() != Some(&b'{') {
+            let text = String::from_utf8_lossy(body);
+            let line: String = text.lines().next().unwrap_or_default().chars().take(200).collect();
+            return format!("HTTP {status}: {line}");
+        }
+    }
+    DisplayErrorContext(e).to_string()
 }
 
 impl TokenSource for RefreshFunction {
