@@ -27,10 +27,7 @@ pub const MAX_URL_BYTES: usize = 1024;
 pub const BUTTON_TYPES: &[(&str, &[Field])] = &[
     ("click", &[Field::Key]),
     ("view", &[Field::Url]),
-    (
-        "miniprogram",
-        &[Field::Url, Field::AppId, Field::PagePath],
-    ),
+    ("miniprogram", &[Field::Url, Field::AppId, Field::PagePath]),
     ("scancode_push", &[Field::Key]),
     ("scancode_waitmsg", &[Field::Key]),
     ("pic_sysphoto", &[Field::Key]),
@@ -233,7 +230,8 @@ impl Menu {
     /// Parse and check `menu.toml` text: unknown keys and every broken limit are reported
     /// together, each with its path.
     pub fn from_toml(text: &str) -> Result<Self, MenuError> {
-        let table: toml::Table = toml::from_str(text).map_err(|e| MenuError::Toml(e.to_string()))?;
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| MenuError::Toml(e.to_string()))?;
         let mut violations = unknown_keys(&table);
         let menu: Menu = toml::Value::Table(table)
             .try_into()
@@ -267,10 +265,7 @@ impl Menu {
             if !(1..=MAX_SUB_BUTTONS).contains(&subs.len()) {
                 out.push(violation(
                     format!("{path}.sub_button"),
-                    format!(
-                        "{} buttons, 1 to {MAX_SUB_BUTTONS} allowed",
-                        subs.len()
-                    ),
+                    format!("{} buttons, 1 to {MAX_SUB_BUTTONS} allowed", subs.len()),
                     Rule::SubButtonCount,
                     true,
                 ));
@@ -457,8 +452,14 @@ fn unknown_button_keys(button: &toml::Value, path: &str, in_sub: bool, out: &mut
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "change", rename_all = "lowercase")]
 pub enum Change {
-    Added { path: String, button: String },
-    Removed { path: String, button: String },
+    Added {
+        path: String,
+        button: String,
+    },
+    Removed {
+        path: String,
+        button: String,
+    },
     Changed {
         path: String,
         field: &'static str,
@@ -732,10 +733,7 @@ mod tests {
         );
         let url = format!("https://example.com/{}", "p".repeat(1010));
         let text = format!("[[button]]\ntype = \"view\"\nname = \"a\"\nurl = \"{url}\"\n");
-        assert_eq!(
-            problems(&text),
-            ["button[0].url: 1030 bytes, at most 1024"]
-        );
+        assert_eq!(problems(&text), ["button[0].url: 1030 bytes, at most 1024"]);
     }
 
     #[test]
@@ -756,18 +754,31 @@ mod tests {
 
     #[test]
     fn unknown_types_and_fields_and_missing_types_are_named() {
-        let text = "[[button]]\ntype = \"clik\"\nname = \"a\"\nkye = \"x\"\n[[button]]\nname = \"b\"\n";
+        let text =
+            "[[button]]\ntype = \"clik\"\nname = \"a\"\nkye = \"x\"\n[[button]]\nname = \"b\"\n";
         let found = problems(text);
         assert_eq!(found.len(), 3, "{found:?}");
-        assert!(found[0].starts_with("button[0].kye: unknown field"), "{found:?}");
-        assert!(found[1].starts_with("button[0].type: unknown type \"clik\""), "{found:?}");
+        assert!(
+            found[0].starts_with("button[0].kye: unknown field"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].starts_with("button[0].type: unknown type \"clik\""),
+            "{found:?}"
+        );
         assert!(found[2].starts_with("button[1].type: missing"), "{found:?}");
     }
 
     #[test]
     fn every_violation_is_listed_not_only_the_first() {
         let long = "x".repeat(17);
-        let text = format!("{}{}{}{}", click(&long, ""), click("b", ""), click("c", "k"), click("d", "k"));
+        let text = format!(
+            "{}{}{}{}",
+            click(&long, ""),
+            click("b", ""),
+            click("c", "k"),
+            click("d", "k")
+        );
         let found = problems(&text);
         assert_eq!(found.len(), 4, "{found:?}");
         assert_eq!(found[0], "button: 4 buttons, 1 to 3 allowed");
@@ -782,7 +793,13 @@ mod tests {
                     [[button.sub_button]]\nname = \"s\"\ntype = \"click\"\nkey = \"k\"\n\
                     [[button.sub_button.sub_button]]\nname = \"t\"\ntype = \"click\"\nkey = \"k\"\n";
         let found = problems(text);
-        assert!(found.contains(&"button[0].type: a button with sub_button opens its sub-menu and takes no type".to_string()), "{found:?}");
+        assert!(
+            found.contains(
+                &"button[0].type: a button with sub_button opens its sub-menu and takes no type"
+                    .to_string()
+            ),
+            "{found:?}"
+        );
         assert!(found.iter().any(|p| p.starts_with("button[0].sub_button[0].sub_button: sub-menus do not nest")), "{found:?}");
     }
 
@@ -830,8 +847,17 @@ mod tests {
     #[test]
     fn diff_names_added_removed_and_changed_buttons_by_path() {
         let old = Menu::from_toml(&format!("{}{}", click("a", "k1"), click("b", "k2"))).unwrap();
-        let new = Menu::from_toml(&format!("{}{}{}", click("a", "k1"), click("B", "k2"), click("c", "k3"))).unwrap();
-        let changes: Vec<String> = diff(Some(&old), &new).iter().map(ToString::to_string).collect();
+        let new = Menu::from_toml(&format!(
+            "{}{}{}",
+            click("a", "k1"),
+            click("B", "k2"),
+            click("c", "k3")
+        ))
+        .unwrap();
+        let changes: Vec<String> = diff(Some(&old), &new)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
             changes,
             [
@@ -839,14 +865,22 @@ mod tests {
                 "+ button[2] \"c\" (click key=k3)",
             ]
         );
-        let removed: Vec<String> = diff(Some(&new), &old).iter().map(ToString::to_string).collect();
+        let removed: Vec<String> = diff(Some(&new), &old)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(removed.last().unwrap(), "- button[2] \"c\" (click key=k3)");
         assert_eq!(diff(None, &old).len(), 2);
     }
 
     #[test]
     fn click_keys_without_rules_and_rules_without_buttons_are_warned_about() {
-        let menu = Menu::from_toml(&format!("{}{}", click("a", "HAS_RULE"), click("b", "NO_RULE"))).unwrap();
+        let menu = Menu::from_toml(&format!(
+            "{}{}",
+            click("a", "HAS_RULE"),
+            click("b", "NO_RULE")
+        ))
+        .unwrap();
         let rules = Rules::from_toml(
             "[[rules]]\nevent = \"CLICK\"\nevent_key = \"HAS_RULE\"\nreply = { type = \"text\", content = \"x\" }\n\
              [[rules]]\nevent = \"CLICK\"\nevent_key = \"GONE\"\nreply = { type = \"text\", content = \"y\" }\n",
@@ -854,8 +888,14 @@ mod tests {
         .unwrap();
         let warnings = rule_warnings(&menu, &rules);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
-        assert!(warnings[0].starts_with("button[1].key \"NO_RULE\": no CLICK rule"), "{warnings:?}");
-        assert!(warnings[1].contains("\"GONE\" matches no click button"), "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("button[1].key \"NO_RULE\": no CLICK rule"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("\"GONE\" matches no click button"),
+            "{warnings:?}"
+        );
 
         let catch_all = Rules::from_toml(
             "[[rules]]\nevent = \"CLICK\"\nreply = { type = \"text\", content = \"x\" }\n",

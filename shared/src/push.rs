@@ -38,7 +38,10 @@ pub enum Content {
     /// A text message from the user.
     Text(String),
     /// An event, with its `EventKey` when it has one (CLICK's menu key, VIEW's URL, a scene).
-    Event { event: EventType, key: Option<String> },
+    Event {
+        event: EventType,
+        key: Option<String>,
+    },
     /// A whole push XML, sent as it is.
     Xml(String),
 }
@@ -392,8 +395,9 @@ mod tests {
 
     #[test]
     fn the_verification_query_is_signed_as_the_console_signs_it() {
-        let query: std::collections::HashMap<_, _> =
-            verification_query("devtoken", 9, "n", "echo").into_iter().collect();
+        let query: std::collections::HashMap<_, _> = verification_query("devtoken", 9, "n", "echo")
+            .into_iter()
+            .collect();
         assert!(signature::verify(
             &query["signature"],
             &["devtoken", "9", "n"]

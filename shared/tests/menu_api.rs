@@ -124,7 +124,10 @@ async fn a_second_rejection_is_returned_not_retried_again() {
     fake.script("/cgi-bin/menu/get", Scripted::ErrCode(40001));
     fake.script("/cgi-bin/menu/get", Scripted::ErrCode(40001));
     let err = menu::fetch(&http, &tokens).await.unwrap_err();
-    assert!(matches!(&err, CallError::Api(e) if e.errcode() == Some(40001)), "{err:?}");
+    assert!(
+        matches!(&err, CallError::Api(e) if e.errcode() == Some(40001)),
+        "{err:?}"
+    );
     assert_eq!(fake.calls("/cgi-bin/menu/get"), 2);
     assert_eq!(source.stale_reports.load(Ordering::SeqCst), 1);
 }

@@ -254,9 +254,10 @@ mod tests {
             .insert("host", "localhost:3000".parse().unwrap());
         req.headers_mut()
             .insert("x-local-invoke-key", key.parse().unwrap());
-        req.extensions_mut().insert(shared::local_server::ClientAddr(
-            "127.0.0.1:40000".parse().unwrap(),
-        ));
+        req.extensions_mut()
+            .insert(shared::local_server::ClientAddr(
+                "127.0.0.1:40000".parse().unwrap(),
+            ));
         req
     }
 

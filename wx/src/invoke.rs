@@ -96,7 +96,9 @@ pub fn check(key: &InvokeKey, request: &Request) -> Result<(), Refusal> {
 fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 
@@ -186,7 +188,11 @@ mod tests {
             "[::1]x",
             "192.168.1.5:3000",
         ] {
-            let req = request(Some("127.0.0.1:5000"), Some(host), Some("0123456789abcdef0123"));
+            let req = request(
+                Some("127.0.0.1:5000"),
+                Some(host),
+                Some("0123456789abcdef0123"),
+            );
             assert_eq!(check(&key(), &req), Err(Refusal::NotLoopbackHost), "{host}");
         }
         let req = request(Some("127.0.0.1:5000"), None, Some("0123456789abcdef0123"));
@@ -195,7 +201,11 @@ mod tests {
 
     #[test]
     fn a_client_from_another_address_or_of_unknown_origin_is_refused() {
-        let req = request(Some("192.168.1.9:5000"), Some("localhost"), Some("0123456789abcdef0123"));
+        let req = request(
+            Some("192.168.1.9:5000"),
+            Some("localhost"),
+            Some("0123456789abcdef0123"),
+        );
         assert_eq!(check(&key(), &req), Err(Refusal::NotLoopbackClient));
         let req = request(None, Some("localhost"), Some("0123456789abcdef0123"));
         assert_eq!(check(&key(), &req), Err(Refusal::NotLoopbackClient));
@@ -205,7 +215,11 @@ mod tests {
     fn a_missing_or_wrong_key_is_refused() {
         let req = request(Some("127.0.0.1:5000"), Some("localhost"), None);
         assert_eq!(check(&key(), &req), Err(Refusal::MissingKey));
-        let req = request(Some("127.0.0.1:5000"), Some("localhost"), Some("0123456789abcdef0124"));
+        let req = request(
+            Some("127.0.0.1:5000"),
+            Some("localhost"),
+            Some("0123456789abcdef0124"),
+        );
         assert_eq!(check(&key(), &req), Err(Refusal::WrongKey));
         let req = request(Some("127.0.0.1:5000"), Some("localhost"), Some(""));
         assert_eq!(check(&key(), &req), Err(Refusal::WrongKey));

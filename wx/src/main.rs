@@ -132,10 +132,21 @@ mod tests {
         assert!(ok.is_ok(), "{ok:?}");
         assert!(Cli::try_parse_from(["wx", "push", "--url", "http://x"]).is_err());
         assert!(
-            Cli::try_parse_from(["wx", "push", "--url", "u", "--text", "a", "--event", "subscribe"])
-                .is_err()
+            Cli::try_parse_from([
+                "wx",
+                "push",
+                "--url",
+                "u",
+                "--text",
+                "a",
+                "--event",
+                "subscribe"
+            ])
+            .is_err()
         );
-        assert!(Cli::try_parse_from(["wx", "push", "--url", "u", "--compat", "--text", "a"]).is_err());
+        assert!(
+            Cli::try_parse_from(["wx", "push", "--url", "u", "--compat", "--text", "a"]).is_err()
+        );
     }
 
     #[test]
@@ -145,7 +156,15 @@ mod tests {
             panic!("expected token get");
         };
         assert_eq!(args.via.local.as_deref(), Some(""));
-        let cli = Cli::try_parse_from(["wx", "--json", "menu", "show", "--local", "http://localhost:3001"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "wx",
+            "--json",
+            "menu",
+            "show",
+            "--local",
+            "http://localhost:3001",
+        ])
+        .unwrap();
         assert!(cli.json);
         let Command::Menu(args) = cli.command else {
             panic!("expected menu");

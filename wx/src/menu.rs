@@ -201,10 +201,7 @@ fn warnings(config: &Config, menu: &Menu) -> Result<Vec<String>, CliError> {
 }
 
 fn warning_lines(warnings: &[String]) -> String {
-    warnings
-        .iter()
-        .map(|w| format!("warning: {w}\n"))
-        .collect()
+    warnings.iter().map(|w| format!("warning: {w}\n")).collect()
 }
 
 /// `delete` asks on a terminal and refuses without one.
@@ -233,7 +230,11 @@ fn tree(menu: &Menu) -> String {
     menu.buttons()
         .into_iter()
         .map(|(path, button)| {
-            let indent = if path.contains(".sub_button") { "  " } else { "" };
+            let indent = if path.contains(".sub_button") {
+                "  "
+            } else {
+                ""
+            };
             format!("{indent}{path} {}\n", button.summary())
         })
         .collect()

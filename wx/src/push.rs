@@ -92,7 +92,9 @@ pub async fn push(config: &Config, out: &Output, args: PushArgs) -> Result<(), C
     let env = &config.env;
     let token = required(env, TOKEN_VARIABLE)?;
     if config.is_default(TOKEN_VARIABLE) {
-        tracing::warn!("WECHAT_TOKEN is not set: signing with the local server's default (devtoken)");
+        tracing::warn!(
+            "WECHAT_TOKEN is not set: signing with the local server's default (devtoken)"
+        );
     }
     let mode = match (args.encrypt, args.compat) {
         (false, _) => Mode::Plaintext,
@@ -186,10 +188,7 @@ pub async fn push(config: &Config, out: &Output, args: PushArgs) -> Result<(), C
 }
 
 /// WeChat drops a reply not addressed back to the user by the account.
-fn check_addressing(
-    fields: &shared::message::Fields,
-    envelope: &Envelope,
-) -> Result<(), CliError> {
+fn check_addressing(fields: &shared::message::Fields, envelope: &Envelope) -> Result<(), CliError> {
     let to = fields.get("ToUserName").unwrap_or_default();
     if to != envelope.from_user {
         return Err(CliError::Message(format!(
@@ -276,7 +275,9 @@ struct VerifyReport {
 pub async fn verify_url(config: &Config, out: &Output, args: VerifyArgs) -> Result<(), CliError> {
     let token = required(&config.env, TOKEN_VARIABLE)?;
     if config.is_default(TOKEN_VARIABLE) {
-        tracing::warn!("WECHAT_TOKEN is not set: signing with the local server's default (devtoken)");
+        tracing::warn!(
+            "WECHAT_TOKEN is not set: signing with the local server's default (devtoken)"
+        );
     }
     let echostr = random_u64()?.to_string();
     let nonce = random_u64()?.to_string();

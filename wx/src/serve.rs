@@ -53,7 +53,8 @@ pub async fn run(config: Config) -> Result<(), Box<dyn Error>> {
         url: format!("http://localhost:{}", address.port()),
         invoke_key: app.invoke_key.expose().to_string(),
         wechat_api: app.tokens.as_ref().map(|_| {
-            optional(&env, WECHAT_API_BASE).unwrap_or_else(|| shared::config::DEFAULT_API_BASE.into())
+            optional(&env, WECHAT_API_BASE)
+                .unwrap_or_else(|| shared::config::DEFAULT_API_BASE.into())
         }),
     };
     if let Err(e) = run_file::write(run_file, &info) {

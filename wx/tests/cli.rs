@@ -71,9 +71,17 @@ impl Server {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let output = self.run(&all);
-        assert!(output.status.success(), "wx {args:?}: {}", text(&output.stderr));
-        serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("wx {args:?} printed no JSON ({e}): {}", text(&output.stdout)))
+        assert!(
+            output.status.success(),
+            "wx {args:?}: {}",
+            text(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "wx {args:?} printed no JSON ({e}): {}",
+                text(&output.stdout)
+            )
+        })
     }
 }
 
@@ -90,7 +98,10 @@ fn wx(dir: &Path, encrypted: bool) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wx"));
     command.current_dir(dir);
     for (name, _) in std::env::vars() {
-        if name.starts_with("WECHAT_") || name.starts_with("LOCAL_") || name == "TOKEN_FUNCTION_NAME" {
+        if name.starts_with("WECHAT_")
+            || name.starts_with("LOCAL_")
+            || name == "TOKEN_FUNCTION_NAME"
+        {
             command.env_remove(name);
         }
     }
@@ -133,7 +144,10 @@ fn pushes_in_all_three_modes_are_answered_and_their_replies_checked() {
 
     let keyed = Server::start("keyed", true);
     let url = keyed.webhook();
-    for (flags, mode) in [(&["--encrypt"][..], "safe"), (&["--encrypt", "--compat"][..], "compatible")] {
+    for (flags, mode) in [
+        (&["--encrypt"][..], "safe"),
+        (&["--encrypt", "--compat"][..], "compatible"),
+    ] {
         let mut args = vec!["push", "--url", &url];
         args.extend_from_slice(flags);
         args.extend_from_slice(&["--event", "CLICK", "--key", "V1001_TODAY_MUSIC"]);
@@ -179,7 +193,11 @@ fn verify_url_passes_with_the_right_token_and_fails_with_another() {
 fn the_token_comes_through_the_guarded_invoke_emulation_and_stays_hidden_unless_asked() {
     let server = Server::start("token", false);
     let report = server.json(&["token", "get", "--local"]);
-    assert!(report["fingerprint"].as_str().is_some_and(|f| !f.is_empty()));
+    assert!(
+        report["fingerprint"]
+            .as_str()
+            .is_some_and(|f| !f.is_empty())
+    );
     assert!(report["expires_in_s"].as_i64().is_some_and(|s| s > 0));
     assert!(report.get("access_token").is_none(), "{report}");
 
@@ -252,13 +270,27 @@ fn the_menu_is_checked_applied_shown_diffed_and_deleted_against_the_fake() {
 fn a_usage_error_exits_2_and_a_missing_setting_exits_1_naming_it() {
     let dir = std::env::temp_dir().join(format!("wx-cli-usage-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let output = wx(&dir, false).args(["push", "--url", "http://x"]).output().unwrap();
+    let output = wx(&dir, false)
+        .args(["push", "--url", "http://x"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let output = wx(&dir, false).args(["token", "get"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output.stderr).contains("TOKEN_FUNCTION_NAME"), "{}", text(&output.stderr));
-    let output = wx(&dir, false).args(["token", "get", "--local"]).output().unwrap();
+    assert!(
+        text(&output.stderr).contains("TOKEN_FUNCTION_NAME"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = wx(&dir, false)
+        .args(["token", "get", "--local"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output.stderr).contains("make run"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("make run"),
+        "{}",
+        text(&output.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

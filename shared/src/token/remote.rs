@@ -99,7 +99,13 @@ fn invoke_error(e: &SdkError<InvokeError, HttpResponse>) -> String {
         let body = raw.body().bytes().unwrap_or_default();
         if !(200..300).contains(&status) && body.trim_ascii_start().first() != Some(&b'{') {
             let text = String::from_utf8_lossy(body);
-            let line: String = text.lines().next().unwrap_or_default().chars().take(200).collect();
+            let line: String = text
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect();
             return format!("HTTP {status}: {line}");
         }
     }
@@ -185,9 +191,10 @@ impl<R: TokenStore> TokenSource for LambdaTokenSource<R> {
     }
 
     async fn report_stale(&self, stale: &str) -> Result<AccessToken, TokenError> {
-        self.function.invoke(Invocation::Refresh {
-            stale_token: Secret::new(stale.to_string()),
-        })
-        .await
+        self.function
+            .invoke(Invocation::Refresh {
+                stale_token: Secret::new(stale.to_string()),
+            })
+            .await
     }
 }
