@@ -41,20 +41,20 @@ help: ## List the targets
 	@grep -E '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) \
 		| awk 'BEGIN { FS = ":.*## " } { printf "  %-13s %s\n", $$1, $$2 }'
 
-run: ## Serve every function on http://localhost:3000 (embedded store; reads .env)
-	cargo run -p local
+run: ## Serve every function on http://localhost:3000 (`wx serve`: embedded store; reads .env)
+	cargo run -p wx -- serve
 
 test: tools ## fmt check, clippy, all tests (DynamoDB ones on dynalite), wechatpy interop, cfn-lint
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 	node scripts/with-dynalite.mjs cargo test --workspace --all-features
-	cargo build -p local
-	LOCAL_BIN=target/debug/local $(VENV_PY) -m pytest -q tests/interop
+	cargo build -p wx
+	LOCAL_BIN=target/debug/wx $(VENV_PY) -m pytest -q tests/interop
 	scripts/lint-template.sh template.yaml
 
 e2e: e2e-tools ## Browser end to end (headless Chromium): sign-in, /demo profile, wx.config ready, error pages; screenshots in target/e2e/
-	cargo build -p local
-	LOCAL_BIN=target/debug/local $(VENV_PY) -m pytest -q tests/e2e
+	cargo build -p wx
+	$(VENV_PY) -m pytest -q tests/e2e
 
 build: deploy-tools lambda-target ## Build every function for Lambda (arm64, release); check bootstrap sizes
 	cargo lambda build --release --arm64

@@ -3,28 +3,95 @@
 //! (rustls with ring, the project's one TLS stack) shared by every AWS client built from it.
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_lambda::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_lambda::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_lambda::error::BoxError;
+
+use crate::config::Secret;
+use crate::config::vars::LOCAL_INVOKE_KEY;
+
+/// The header the local server's Lambda Invoke emulation requires (`wx serve` prints its value).
+pub const LOCAL_INVOKE_KEY_HEADER: &str = "x-local-invoke-key";
 
 /// Load the configuration every AWS client of the container is built from.
 pub async fn sdk_config() -> SdkConfig {
-    let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client)
+        .http_client(http_client())
         .load()
         .await
 }
 
+/// For the local server's Invoke emulation, which checks its key, not a signature: a fixed
+/// region and dummy credentials, so nothing is looked up (no profile, no instance metadata).
+pub async fn local_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            "local", "local", None, None, "local",
+        ))
+        .load()
+        .await
+}
+
+fn http_client() -> aws_sdk_lambda::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 /// A Lambda client (for invoking the refresh function); `endpoint_url` overrides the endpoint
-/// (tests, the local server), otherwise `AWS_ENDPOINT_URL_LAMBDA` does, if set.
+/// (tests, the local server), otherwise `AWS_ENDPOINT_URL_LAMBDA` does, if set. Like that
+/// variable, `LOCAL_INVOKE_KEY` is read from the process environment: set, every invoke carries
+/// it for the local server's emulation.
 pub fn lambda_client(config: &SdkConfig, endpoint_url: Option<&str>) -> aws_sdk_lambda::Client {
+    let key = std::env::var(LOCAL_INVOKE_KEY)
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .map(Secret::new);
+    lambda_client_with_key(config, endpoint_url, key)
+}
+
+/// [`lambda_client`] with the local server's invoke key given, not read from the environment.
+pub fn lambda_client_with_key(
+    config: &SdkConfig,
+    endpoint_url: Option<&str>,
+    local_invoke_key: Option<Secret<String>>,
+) -> aws_sdk_lambda::Client {
     let mut builder = aws_sdk_lambda::config::Builder::from(config);
     if let Some(url) = endpoint_url {
         builder = builder.endpoint_url(url);
     }
+    if let Some(key) = local_invoke_key {
+        builder = builder.interceptor(LocalInvokeKey(key));
+    }
     aws_sdk_lambda::Client::from_conf(builder.build())
+}
+
+/// Adds [`LOCAL_INVOKE_KEY_HEADER`] to every request (before signing, so a signature covers it).
+#[derive(Debug)]
+struct LocalInvokeKey(Secret<String>);
+
+impl Intercept for LocalInvokeKey {
+    fn name(&self) -> &'static str {
+        "LocalInvokeKey"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        context
+            .request_mut()
+            .headers_mut()
+            .try_insert(LOCAL_INVOKE_KEY_HEADER, self.0.expose().clone())
+            .map_err(|_| BoxError::from("LOCAL_INVOKE_KEY is not a valid header value"))?;
+        Ok(())
+    }
 }
 
 /// A DynamoDB client.

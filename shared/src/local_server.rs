@@ -1,5 +1,5 @@
-//! Serving `lambda_http` handlers on a plain local HTTP server: used by `make run` (the `local`
-//! crate) and by end-to-end tests, so that both exercise the very handlers Lambda runs. A handler
+//! Serving `lambda_http` handlers on a plain local HTTP server: used by `make run` (`wx
+//! serve`) and by end-to-end tests, so that both exercise the very handlers Lambda runs. A handler
 //! that panics gets a 500 and the server keeps serving, as a Lambda function built with
 //! `panic = "unwind"` reports the panic as an invocation error and keeps its container.
 
@@ -18,6 +18,11 @@ use tokio::net::TcpListener;
 /// Bodies larger than this are cut off before they reach a handler, as API Gateway would.
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
+/// The TCP peer of a request, as a request extension: handlers that must answer only this
+/// machine (the local Lambda Invoke emulation) check it. Absent when a test builds the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
 /// Serve `handler` on `listener` until the task is dropped or aborted.
 pub async fn serve<F, Fut>(listener: TcpListener, handler: F)
 where
@@ -26,13 +31,14 @@ where
 {
     let handler = Arc::new(handler);
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         let handler = handler.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 let handler = handler.clone();
+                req.extensions_mut().insert(ClientAddr(peer));
                 async move { Ok::<_, Infallible>(call(handler.as_ref(), req).await) }
             });
             let _ = http1::Builder::new()

@@ -229,6 +229,15 @@ impl Rules {
         Ok(())
     }
 
+    /// The `event_key` of every rule for `event`, in file order (`None`: the rule matches any
+    /// key); the custom menu's cross-check reads the CLICK rules.
+    pub fn event_keys(&self, event: EventType) -> impl Iterator<Item = Option<&str>> {
+        self.events
+            .iter()
+            .filter(move |rule| rule.event == event)
+            .map(|rule| rule.event_key.as_deref())
+    }
+
     /// The action the rules take for `msg` (see the module docs for the order); `None` means
     /// the answer is `success`.
     pub fn action_for(&self, msg: &Message) -> Option<&Action> {

@@ -196,7 +196,7 @@ async fn fake_lambda(
 }
 
 /// Lambda's answer to an invocation: the function's JSON, or its error with
-/// `X-Amz-Function-Error` (the local server's emulation does the same, in the `local` crate).
+/// `X-Amz-Function-Error` (the local server's emulation does the same, in the `wx` crate).
 async fn answer_invoke_request(
     service: &TokenService<DynamoTable>,
     req: &Request,

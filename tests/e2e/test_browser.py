@@ -9,7 +9,7 @@ the local server with the fake WeChat API (LOCAL_FAKE_WECHAT=true), as a person 
 
 Each page is saved as a screenshot under target/e2e/ (look at them: Chinese and emoji must render).
 
-Run: cargo build -p local && LOCAL_BIN=target/debug/local .venv/bin/python -m pytest -q tests/e2e
+Run: cargo build -p wx && .venv/bin/python -m pytest -q tests/e2e
 (`make e2e` installs the browser, fonts and selenium first.)
 """
 
@@ -50,12 +50,12 @@ def free_port():
 @pytest.fixture(scope="module")
 def base_url():
     """The local server on a free port, with the fake WeChat API and a scratch store."""
-    binary = pathlib.Path(os.environ.get("LOCAL_BIN", "target/debug/local"))
+    binary = pathlib.Path(os.environ.get("LOCAL_BIN", "target/debug/wx"))
     if not binary.is_absolute():
         binary = REPO / binary
     if not binary.exists():
-        pytest.fail(f"local server binary {binary} not found: run `cargo build -p local` first")
-    command = [str(binary), *shlex.split(os.environ.get("LOCAL_ARGS", ""))]
+        pytest.fail(f"local server binary {binary} not found: run `cargo build -p wx` first")
+    command = [str(binary), *shlex.split(os.environ.get("LOCAL_ARGS", "serve"))]
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "JSSDK_"))}
     # A scratch working directory, so that no developer's .env (or store) is read.

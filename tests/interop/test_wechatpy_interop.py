@@ -5,7 +5,7 @@ wechatpy signs the verification request, encrypts pushes of every message type a
 and parses or renders the replies for comparison. The server runs with the example rules
 (shared/rules/example.toml) so that every reply type is exercised.
 
-Run: cargo build -p local && LOCAL_BIN=target/debug/local .venv/bin/python -m pytest -q tests/interop
+Run: cargo build -p wx && LOCAL_BIN=target/debug/wx .venv/bin/python -m pytest -q tests/interop
 """
 
 import json
@@ -64,11 +64,11 @@ def http(method, url, body=None):
 
 @pytest.fixture(scope="module")
 def server():
-    binary = pathlib.Path(os.environ.get("LOCAL_BIN", "target/debug/local"))
+    binary = pathlib.Path(os.environ.get("LOCAL_BIN", "target/debug/wx"))
     if not binary.is_absolute():
         binary = REPO / binary
     if not binary.exists():
-        pytest.fail(f"local server binary {binary} not found: run `cargo build -p local` first")
+        pytest.fail(f"local server binary {binary} not found: run `cargo build -p wx` first")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WECHAT_")}
     env.update(
@@ -86,7 +86,7 @@ def server():
     url = f"http://127.0.0.1:{port}/wechat"
     # A scratch working directory, so that no developer's .env is read.
     with tempfile.TemporaryDirectory() as cwd, open(pathlib.Path(cwd) / "server.log", "w+") as log:
-        process = subprocess.Popen([str(binary)], env=env, cwd=cwd, stdout=log, stderr=log)
+        process = subprocess.Popen([str(binary), "serve"], env=env, cwd=cwd, stdout=log, stderr=log)
         try:
             deadline = time.monotonic() + 30
             while True:

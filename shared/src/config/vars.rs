@@ -51,6 +51,9 @@ pub const PORT: &str = "PORT";
 pub const LOCAL_STORE: &str = "LOCAL_STORE";
 pub const LOCAL_FAKE_WECHAT: &str = "LOCAL_FAKE_WECHAT";
 pub const LOCAL_REFRESH_INTERVAL_SECS: &str = "LOCAL_REFRESH_INTERVAL_SECS";
+/// The local server's Lambda Invoke key (`X-Local-Invoke-Key`); random per run when unset. A
+/// Lambda client built by `crate::aws::lambda_client` sends it when set.
+pub const LOCAL_INVOKE_KEY: &str = "LOCAL_INVOKE_KEY";
 
 // Forwarding messages to the account's own service (`message`, `worker`; see `crate::forward`).
 pub const WECHAT_FORWARD_SECRET: &str = "WECHAT_FORWARD_SECRET";

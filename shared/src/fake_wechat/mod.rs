@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 pub mod custom;
 pub mod jssdk;
 pub mod jweixin;
+pub mod menu;
 pub mod sns;
 pub mod token;
 
@@ -108,6 +109,7 @@ pub struct FakeState {
     pub sns: Mutex<sns::SnsState>,
     pub custom: Mutex<custom::CustomState>,
     pub jssdk: Mutex<jssdk::TicketState>,
+    pub menu: Mutex<menu::MenuState>,
 }
 
 /// Lock a mutex, ignoring poisoning (a panicking test thread must not wedge the fake).
@@ -126,6 +128,7 @@ impl FakeState {
             sns: Mutex::default(),
             custom: Mutex::default(),
             jssdk: Mutex::default(),
+            menu: Mutex::default(),
         }
     }
 }
@@ -260,6 +263,7 @@ fn route(state: &FakeState, req: &FakeRequest) -> FakeResponse {
         .or_else(|| custom::handle(state, req))
         .or_else(|| jssdk::handle(state, req))
         .or_else(|| jweixin::handle(req))
+        .or_else(|| menu::handle(state, req))
         .unwrap_or_else(|| FakeResponse {
             status: 404,
             content_type: "text/plain",

@@ -27,7 +27,7 @@ pub use invocation::{
     Invocation, InvocationAnswer, LambdaError, ScheduleSummary, TicketAnswer, TicketSummary,
     TokenAnswer, handle_invocation,
 };
-pub use remote::LambdaTokenSource;
+pub use remote::{LambdaTokenSource, RefreshFunction};
 pub use service::{ScheduleReport, TicketReport, TokenService, china_day, next_china_midnight_ms};
 pub use stored::{Lease, QuotaRecord, TTL_GRACE_S, TicketRecord, TokenRecord};
 pub use wechat::{

@@ -2,9 +2,12 @@
 //! ticket item straight from the table (read-only access), and anything that needs a fetch — none
 //! usable stored, or a token WeChat rejected — goes to the `refresh` function by Lambda Invoke,
 //! so that function stays the only one that ever calls WeChat's token and ticket endpoints. The
-//! table reader, the Lambda client and the clock come from `main`.
+//! table reader, the Lambda client and the clock come from `main`. [`RefreshFunction`] is the Invoke half alone, for callers that
+//! cannot read the table (the `wx` CLI).
 
-use aws_sdk_lambda::error::DisplayErrorContext;
+use aws_sdk_lambda::config::http::HttpResponse;
+use aws_sdk_lambda::error::{DisplayErrorContext, SdkError};
+use aws_sdk_lambda::operation::invoke::InvokeError;
 use aws_sdk_lambda::primitives::Blob;
 
 use serde::de::DeserializeOwned;
@@ -17,58 +20,52 @@ use crate::config::{ConfigError, Env, Secret, required};
 use crate::jssdk::{JsapiTicket, TicketSource};
 use crate::store::token::TokenStore;
 
-/// Reads `token#<app_id>` (and `ticket#<app_id>`) through `tokens` (the DynamoDB table in
-/// production); invokes the refresh function (`TOKEN_FUNCTION_NAME`) for `get` (`get_ticket`)
-/// when nothing usable is stored, and for every stale report.
-pub struct LambdaTokenSource<R> {
-    tokens: R,
+/// The refresh function, asked by Lambda Invoke: [`Invocation::Get`] and [`Invocation::Refresh`]
+/// answered with the token, [`Invocation::GetTicket`] with the ticket, or the function's error. Also a [`TokenSource`] of its own, for
+/// callers with no table access (the `wx` CLI): every lookup is an invoke.
+#[derive(Clone)]
+pub struct RefreshFunction {
     lambda: aws_sdk_lambda::Client,
     function_name: String,
-    app_id: String,
-    clock: SharedClock,
 }
 
-impl<R> std::fmt::Debug for LambdaTokenSource<R> {
+impl std::fmt::Debug for RefreshFunction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LambdaTokenSource")
+        f.debug_struct("RefreshFunction")
             .field("function_name", &self.function_name)
-            .field("app_id", &self.app_id)
             .finish_non_exhaustive()
     }
 }
 
-impl<R: TokenStore> LambdaTokenSource<R> {
-    pub fn new(
-        tokens: R,
-        lambda: aws_sdk_lambda::Client,
-        function_name: impl Into<String>,
-        app_id: impl Into<String>,
-        clock: SharedClock,
-    ) -> Self {
+impl RefreshFunction {
+    pub fn new(lambda: aws_sdk_lambda::Client, function_name: impl Into<String>) -> Self {
         Self {
-            tokens,
             lambda,
             function_name: function_name.into(),
-            app_id: app_id.into(),
-            clock,
         }
     }
 
-    /// `TOKEN_FUNCTION_NAME` (name or ARN of the refresh function) and `WECHAT_APP_ID` from `env`.
-    pub fn from_env(
-        env: &impl Env,
-        tokens: R,
-        lambda: aws_sdk_lambda::Client,
-        clock: SharedClock,
-    ) -> Result<Self, ConfigError> {
-        let function_name = required(env, TOKEN_FUNCTION_NAME)?;
-        let app_id = required(env, WECHAT_APP_ID)?;
-        Ok(Self::new(tokens, lambda, function_name, app_id, clock))
+    pub fn function_name(&self) -> &str {
+        &self.function_name
     }
 
-    /// Invoke the refresh function and read its answer as `A`; `fields` names what `A` needs, for
-    /// the error when the answer lacks it.
-    async fn invoke<A: DeserializeOwned>(
+    /// Invoke the function with `invocation`'s payload and read the token it answers.
+    pub async fn invoke(&self, invocation: Invocation) -> Result<AccessToken, TokenError> {
+        self.invoke_for::<TokenAnswer>(invocation, "access_token or expires_at")
+            .await?
+            .into_token()
+    }
+
+    /// Invoke the function for the jsapi_ticket (`get_ticket`).
+    pub async fn invoke_for_ticket(&self) -> Result<JsapiTicket, TokenError> {
+        self.invoke_for::<TicketAnswer>(Invocation::GetTicket, "jsapi_ticket or expires_at")
+            .await?
+            .into_ticket()
+    }
+
+    /// Invoke the function and read its answer as `A`; `fields` names what `A` needs, for the
+    /// error when the answer lacks it.
+    async fn invoke_for<A: DeserializeOwned>(
         &self,
         invocation: Invocation,
         fields: &str,
@@ -82,7 +79,7 @@ impl<R: TokenStore> LambdaTokenSource<R> {
             .payload(Blob::new(payload))
             .send()
             .await
-            .map_err(|e| TokenError::Invoke(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| TokenError::Invoke(invoke_error(&e)))?;
         let body = output
             .payload()
             .map(|blob| blob.as_ref())
@@ -112,11 +109,93 @@ impl<R: TokenStore> LambdaTokenSource<R> {
             }
         })
     }
+}
 
-    async fn invoke_for_token(&self, invocation: Invocation) -> Result<AccessToken, TokenError> {
-        self.invoke::<TokenAnswer>(invocation, "access_token or expires_at")
-            .await?
-            .into_token()
+/// The SDK's error chain; for an answer that is not Lambda's JSON (a proxy's or the local
+/// server's refusal), its status and first line instead of the SDK's parse error.
+fn invoke_error(e: &SdkError<InvokeError, HttpResponse>) -> String {
+    if let Some(raw) = e.raw_response() {
+        let status = raw.status().as_u16();
+        let body = raw.body().bytes().unwrap_or_default();
+        if !(200..300).contains(&status) && body.trim_ascii_start().first() != Some(&b'{') {
+            let text = String::from_utf8_lossy(body);
+            let line: String = text
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect();
+            return format!("HTTP {status}: {line}");
+        }
+    }
+    DisplayErrorContext(e).to_string()
+}
+
+impl TicketSource for RefreshFunction {
+    async fn jsapi_ticket(&self) -> Result<JsapiTicket, TokenError> {
+        self.invoke_for_ticket().await
+    }
+}
+
+impl TokenSource for RefreshFunction {
+    async fn current(&self) -> Result<AccessToken, TokenError> {
+        self.invoke(Invocation::Get).await
+    }
+
+    async fn report_stale(&self, stale: &str) -> Result<AccessToken, TokenError> {
+        self.invoke(Invocation::Refresh {
+            stale_token: Secret::new(stale.to_string()),
+        })
+        .await
+    }
+}
+
+/// Reads `token#<app_id>` (and `ticket#<app_id>`) through `tokens` (the DynamoDB table in
+/// production); invokes the refresh function (`TOKEN_FUNCTION_NAME`) for `get` (`get_ticket`)
+/// when nothing usable is stored, and for every stale report.
+pub struct LambdaTokenSource<R> {
+    tokens: R,
+    function: RefreshFunction,
+    app_id: String,
+    clock: SharedClock,
+}
+
+impl<R> std::fmt::Debug for LambdaTokenSource<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LambdaTokenSource")
+            .field("function_name", &self.function.function_name)
+            .field("app_id", &self.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: TokenStore> LambdaTokenSource<R> {
+    pub fn new(
+        tokens: R,
+        lambda: aws_sdk_lambda::Client,
+        function_name: impl Into<String>,
+        app_id: impl Into<String>,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            tokens,
+            function: RefreshFunction::new(lambda, function_name),
+            app_id: app_id.into(),
+            clock,
+        }
+    }
+
+    /// `TOKEN_FUNCTION_NAME` (name or ARN of the refresh function) and `WECHAT_APP_ID` from `env`.
+    pub fn from_env(
+        env: &impl Env,
+        tokens: R,
+        lambda: aws_sdk_lambda::Client,
+        clock: SharedClock,
+    ) -> Result<Self, ConfigError> {
+        let function_name = required(env, TOKEN_FUNCTION_NAME)?;
+        let app_id = required(env, WECHAT_APP_ID)?;
+        Ok(Self::new(tokens, lambda, function_name, app_id, clock))
     }
 }
 
@@ -133,15 +212,16 @@ impl<R: TokenStore> TokenSource for LambdaTokenSource<R> {
             });
         match stored {
             Some(token) if token.is_usable_at(now) => Ok(token),
-            _ => self.invoke_for_token(Invocation::Get).await,
+            _ => self.function.invoke(Invocation::Get).await,
         }
     }
 
     async fn report_stale(&self, stale: &str) -> Result<AccessToken, TokenError> {
-        self.invoke_for_token(Invocation::Refresh {
-            stale_token: Secret::new(stale.to_string()),
-        })
-        .await
+        self.function
+            .invoke(Invocation::Refresh {
+                stale_token: Secret::new(stale.to_string()),
+            })
+            .await
     }
 }
 
@@ -154,10 +234,7 @@ impl<R: TokenStore> TicketSource for LambdaTokenSource<R> {
                 value: record.jsapi_ticket,
                 expires_at_ms: record.expires_at_ms,
             }),
-            _ => self
-                .invoke::<TicketAnswer>(Invocation::GetTicket, "jsapi_ticket or expires_at")
-                .await?
-                .into_ticket(),
+            _ => self.function.invoke_for_ticket().await,
         }
     }
 }

@@ -32,7 +32,7 @@ use shared::token::{TokenClient, TokenConfig, TokenService};
 use shared::webhook::{Webhook, WebhookConfig};
 use shared::wechat_api::WeChatHttp;
 
-use crate::invoke::answer_invoke_request;
+use crate::invoke::{InvokeKey, answer_invoke_request};
 
 pub type LocalTokenService = TokenService<EmbeddedStore>;
 
@@ -80,6 +80,8 @@ pub struct App {
     pub jssdk: Option<Jssdk<Arc<LocalTokenService>>>,
     pub tokens: Option<Arc<LocalTokenService>>,
     pub wechat_api: WeChatApi,
+    /// What a Lambda Invoke request must carry (see [`crate::invoke`]).
+    pub invoke_key: InvokeKey,
 }
 
 impl App {
@@ -88,6 +90,7 @@ impl App {
     pub async fn build(
         env: &mut HashMap<String, String>,
         store: EmbeddedStore,
+        invoke_key: InvokeKey,
     ) -> Result<Self, Box<dyn std::error::Error>> {
         let wechat_api = if flag_or(env, LOCAL_FAKE_WECHAT, false)? {
             let app_id = optional(env, WECHAT_APP_ID).unwrap_or_else(|| FAKE_APP_ID.into());
@@ -164,6 +167,7 @@ impl App {
             jssdk,
             tokens,
             wechat_api,
+            invoke_key,
         })
     }
 
@@ -187,7 +191,9 @@ impl App {
         }
         if is_invoke_path(path) {
             return match (&self.tokens, req.method()) {
-                (Some(tokens), &Method::POST) => answer_invoke_request(tokens, &req).await,
+                (Some(tokens), &Method::POST) => {
+                    answer_invoke_request(tokens, &self.invoke_key, &req).await
+                }
                 (Some(_), _) => shared::http::text(StatusCode::METHOD_NOT_ALLOWED, "use POST"),
                 (None, _) => off("The token service"),
             };
@@ -236,7 +242,8 @@ POST /wechat              messages and events (message)\n\
 GET  /oauth/authorize     web authorization (oauth); also /oauth/callback, /oauth/me, POST /oauth/logout\n\
 GET  /jssdk/config?url=   wx.config signature for a page on JSSDK_ALLOWED_ORIGINS (oauth)\n\
 GET  /demo                the demo page: sign-in, profile, wx.config (oauth)\n\
-POST /2015-03-31/functions/refresh/invocations   the refresh function, as the Lambda Invoke API\n";
+POST /2015-03-31/functions/refresh/invocations   the refresh function, as the Lambda Invoke API\n\
+                                                 (loopback only, with the X-Local-Invoke-Key the banner prints)\n";
 
 #[cfg(test)]
 mod tests {
@@ -264,10 +271,30 @@ mod tests {
             .unwrap()
     }
 
+    const KEY: &str = "test-invoke-key-0123456789";
+
+    fn key() -> InvokeKey {
+        InvokeKey::chosen(KEY).unwrap()
+    }
+
+    /// An invocation as `wx token --local` sends it: from loopback, to localhost, with the key.
+    fn invoke(body: &str, key: &str) -> Request {
+        let mut req = request("POST", "/2015-03-31/functions/refresh/invocations", body);
+        req.headers_mut()
+            .insert("host", "localhost:3000".parse().unwrap());
+        req.headers_mut()
+            .insert("x-local-invoke-key", key.parse().unwrap());
+        req.extensions_mut()
+            .insert(shared::local_server::ClientAddr(
+                "127.0.0.1:40000".parse().unwrap(),
+            ));
+        req
+    }
+
     #[tokio::test]
     async fn without_a_secret_only_the_webhook_runs_and_the_rest_says_how_to_turn_it_on() {
         let mut env = dev_env(&[]);
-        let app = App::build(&mut env, EmbeddedStore::in_memory())
+        let app = App::build(&mut env, EmbeddedStore::in_memory(), key())
             .await
             .unwrap();
         assert!(matches!(app.wechat_api, WeChatApi::Off));
@@ -293,7 +320,7 @@ mod tests {
     #[tokio::test]
     async fn with_the_fake_wechat_api_the_token_service_and_oauth_run() {
         let mut env = dev_env(&[("LOCAL_FAKE_WECHAT", "true")]);
-        let app = App::build(&mut env, EmbeddedStore::in_memory())
+        let app = App::build(&mut env, EmbeddedStore::in_memory(), key())
             .await
             .unwrap();
         let WeChatApi::Fake(fake) = &app.wechat_api else {
@@ -301,13 +328,7 @@ mod tests {
         };
         assert_eq!(env["WECHAT_API_BASE"], fake.base_url());
 
-        let resp = app
-            .route(request(
-                "POST",
-                "/2015-03-31/functions/refresh/invocations",
-                r#"{"action":"get"}"#,
-            ))
-            .await;
+        let resp = app.route(invoke(r#"{"action":"get"}"#, KEY)).await;
         assert_eq!(resp.status(), StatusCode::OK);
         let answer: Value = serde_json::from_slice(resp.body().as_ref()).unwrap();
         assert!(
@@ -319,12 +340,7 @@ mod tests {
         assert_eq!(fake.calls("/cgi-bin/stable_token"), 1);
 
         // A second get is served from the embedded store, not from WeChat.
-        app.route(request(
-            "POST",
-            "/2015-03-31/functions/refresh/invocations",
-            r#"{"action":"get"}"#,
-        ))
-        .await;
+        app.route(invoke(r#"{"action":"get"}"#, KEY)).await;
         assert_eq!(fake.calls("/cgi-bin/stable_token"), 1);
 
         let resp = app
@@ -347,7 +363,7 @@ mod tests {
             ("JSSDK_ALLOWED_ORIGINS", "http://localhost:3000"),
             ("DEMO_PAGE_ENABLED", "true"),
         ]);
-        let app = App::build(&mut env, EmbeddedStore::in_memory())
+        let app = App::build(&mut env, EmbeddedStore::in_memory(), key())
             .await
             .unwrap();
         let WeChatApi::Fake(fake) = &app.wechat_api else {
@@ -385,7 +401,7 @@ mod tests {
     #[tokio::test]
     async fn without_a_secret_the_js_sdk_routes_say_how_to_turn_them_on() {
         let mut env = dev_env(&[("DEMO_PAGE_ENABLED", "true")]);
-        let app = App::build(&mut env, EmbeddedStore::in_memory())
+        let app = App::build(&mut env, EmbeddedStore::in_memory(), key())
             .await
             .unwrap();
         for path in ["/demo", "/jssdk/config?url=x"] {
@@ -397,18 +413,38 @@ mod tests {
     #[tokio::test]
     async fn a_bad_invocation_is_answered_as_lambda_reports_a_function_error() {
         let mut env = dev_env(&[("LOCAL_FAKE_WECHAT", "true")]);
-        let app = App::build(&mut env, EmbeddedStore::in_memory())
+        let app = App::build(&mut env, EmbeddedStore::in_memory(), key())
+            .await
+            .unwrap();
+        let resp = app.route(invoke(r#"{"action":"delete"}"#, KEY)).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["x-amz-function-error"], "Unhandled");
+    }
+
+    #[tokio::test]
+    async fn an_invocation_without_the_runs_key_or_through_a_tunnel_gets_403_and_no_token() {
+        let mut env = dev_env(&[("LOCAL_FAKE_WECHAT", "true")]);
+        let app = App::build(&mut env, EmbeddedStore::in_memory(), key())
             .await
             .unwrap();
         let resp = app
-            .route(request(
-                "POST",
-                "/2015-03-31/functions/refresh/invocations",
-                r#"{"action":"delete"}"#,
-            ))
+            .route(invoke(r#"{"action":"get"}"#, "wrong-key-0123456789"))
             .await;
-        assert_eq!(resp.status(), StatusCode::OK);
-        assert_eq!(resp.headers()["x-amz-function-error"], "Unhandled");
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let body = String::from_utf8_lossy(resp.body().as_ref()).to_string();
+        assert!(body.contains("X-Local-Invoke-Key"), "{body}");
+        assert!(!body.contains("access_token"), "{body}");
+
+        let mut tunnelled = invoke(r#"{"action":"get"}"#, KEY);
+        tunnelled
+            .headers_mut()
+            .insert("host", "abc.trycloudflare.com".parse().unwrap());
+        let resp = app.route(tunnelled).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let WeChatApi::Fake(fake) = &app.wechat_api else {
+            panic!("expected the fake WeChat API");
+        };
+        assert_eq!(fake.calls("/cgi-bin/stable_token"), 0);
     }
 
     #[test]

@@ -1,87 +1,34 @@
-//! The development server behind `make run`: serves every Lambda function's handler on one local
-//! HTTP server, over an embedded store persisted in `.local/` (so restarts keep the access_token
-//! and do not burn quota), refreshing the token in the background as the schedule would.
+//! `wx serve`, the development server behind `make run`: serves every Lambda function's handler
+//! on one local HTTP server, over an embedded store persisted in `.local/` (so restarts keep the
+//! access_token and do not burn quota), refreshing the token in the background as the schedule
+//! would.
 //!
 //! Configuration comes from the real environment, then a `.env` file in the current directory,
-//! then the development defaults below (announced in the banner).
-
-mod app;
-mod env;
-mod invoke;
+//! then the development defaults of [`crate::config`] (announced in the banner).
 
 use std::collections::HashMap;
 use std::error::Error;
-use std::io::IsTerminal;
-use std::process::ExitCode;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use shared::config::vars::{
-    DEMO_PAGE_ENABLED, HOST, JSSDK_ALLOWED_ORIGINS, LOCAL_FAKE_WECHAT, LOCAL_REFRESH_INTERVAL_SECS,
-    LOCAL_STORE, PORT, PUBLIC_BASE_URL, SESSION_SECRET, TABLE_NAME, WECHAT_API_BASE,
-    WECHAT_FORWARD_SECRET,
+    DEMO_PAGE_ENABLED, HOST, JSSDK_ALLOWED_ORIGINS, LOCAL_FAKE_WECHAT, LOCAL_INVOKE_KEY,
+    LOCAL_REFRESH_INTERVAL_SECS, LOCAL_STORE, PORT, PUBLIC_BASE_URL, WECHAT_API_BASE,
 };
 use shared::config::{optional, parsed_or};
 use shared::embedded::EmbeddedStore;
 use shared::webhook::{ENCODING_AES_KEY_VARIABLE, TOKEN_VARIABLE};
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
-use app::{App, LocalTokenService, WeChatApi};
+use crate::app::{App, LocalTokenService, WeChatApi};
+use crate::config::{Config, DEFAULT_FAKE_STORE, DEFAULT_STORE};
+use crate::invoke::{InvokeKey, MIN_KEY_LEN};
+use crate::run_file::{self, RUN_FILE, RunInfo};
 
-/// Values used when neither the environment nor `.env` sets a variable. None of them is fit for
-/// production; the banner names the ones in use.
-const DEV_DEFAULTS: &[(&str, &str)] = &[
-    (HOST, "127.0.0.1"),
-    (PORT, "3000"),
-    (TOKEN_VARIABLE, "devtoken"),
-    (LOCAL_STORE, DEFAULT_STORE),
-    (LOCAL_REFRESH_INTERVAL_SECS, "300"),
-    (TABLE_NAME, "local"),
-    (SESSION_SECRET, "local-development-only-session-secret-0000"),
-    (
-        WECHAT_FORWARD_SECRET,
-        "local-development-only-forward-secret-000",
-    ),
-];
-
-const DOTENV_FILE: &str = ".env";
-const DEFAULT_STORE: &str = ".local/store.json";
-const DEFAULT_FAKE_STORE: &str = ".local/store-fake.json";
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run() -> Result<(), Box<dyn Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-
-    let dotenv = match std::fs::read_to_string(DOTENV_FILE) {
-        Ok(text) => env::parse_dotenv(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => env::DotEnv::default(),
-        Err(e) => return Err(format!("cannot read {DOTENV_FILE}: {e}").into()),
-    };
-    for warning in &dotenv.warnings {
-        tracing::warn!("{warning}");
-    }
-    // `vars_os`: a variable that is not Unicode is skipped rather than aborting the server.
-    let real = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
-    let (mut env, defaulted) = env::merge_env(real, &dotenv.vars, DEV_DEFAULTS);
-
+/// Serve until Ctrl-C or SIGTERM.
+pub async fn run(config: Config) -> Result<(), Box<dyn Error>> {
+    let Config { mut env, defaulted } = config;
     let host = optional(&env, HOST).unwrap_or_else(|| "127.0.0.1".into());
     let port: u16 = parsed_or(&env, PORT, 3000)?;
     let listener = listen(&host, port).await?;
@@ -96,9 +43,28 @@ async fn run() -> Result<(), Box<dyn Error>> {
     env.entry(JSSDK_ALLOWED_ORIGINS.into())
         .or_insert(own_origin);
 
+    let invoke_key = match optional(&env, LOCAL_INVOKE_KEY) {
+        Some(chosen) => InvokeKey::chosen(&chosen).ok_or_else(|| {
+            format!("{LOCAL_INVOKE_KEY} must be at least {MIN_KEY_LEN} characters (unset: a random key per run)")
+        })?,
+        None => InvokeKey::random().map_err(|e| format!("no random invoke key: {e}"))?,
+    };
     let store_path = store_path(&env, &defaulted)?;
     let store = EmbeddedStore::open(&store_path)?;
-    let app = Arc::new(App::build(&mut env, store).await?);
+    let app = Arc::new(App::build(&mut env, store, invoke_key).await?);
+
+    let run_file = Path::new(RUN_FILE);
+    let info = RunInfo {
+        url: format!("http://localhost:{}", address.port()),
+        invoke_key: app.invoke_key.expose().to_string(),
+        wechat_api: app.tokens.as_ref().map(|_| {
+            optional(&env, WECHAT_API_BASE)
+                .unwrap_or_else(|| shared::config::DEFAULT_API_BASE.into())
+        }),
+    };
+    if let Err(e) = run_file::write(run_file, &info) {
+        tracing::warn!(error = %e, file = RUN_FILE, "cannot write the run file; `wx --local` commands need --local URL and LOCAL_INVOKE_KEY");
+    }
 
     print_banner(&env, &defaulted, &base, &store_path, &app);
     if let Some(tokens) = &app.tokens {
@@ -109,14 +75,15 @@ async fn run() -> Result<(), Box<dyn Error>> {
         let app = app.clone();
         async move { app.route(req).await }
     });
-    tokio::select! {
-        () = server => {}
-        signal = stop_signal() => {
-            let name = signal?;
-            eprintln!("\n{name}: local server stopped");
-        }
+    let stopped = tokio::select! {
+        () = server => Ok(()),
+        signal = stop_signal() => signal.map(|name| eprintln!("\n{name}: local server stopped")),
+    };
+    // Only this run's file: another server may have started in this directory since.
+    if run_file::read(run_file).is_some_and(|current| current == info) {
+        run_file::remove(run_file);
     }
-    Ok(())
+    Ok(stopped?)
 }
 
 /// Why the server could not listen; each says what to change.
@@ -181,21 +148,27 @@ fn store_path(env: &HashMap<String, String>, defaulted: &[&str]) -> Result<Strin
     })
 }
 
-/// What the EventBridge schedule does in AWS: run the scheduled refresh every `every`.
+/// What the EventBridge schedule does in AWS: run the scheduled refresh (the token, and the
+/// jsapi_ticket once a page asked for one) every `every`.
 async fn refresh_on_schedule(tokens: Arc<LocalTokenService>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     loop {
         ticks.tick().await;
-        match tokens.on_schedule().await {
-            Ok(report) if report.outcome.is_failure() => {
-                tracing::warn!(outcome = report.outcome.code(), detail = %report.outcome, "scheduled token refresh failed");
-            }
-            Ok(report) => tracing::info!(
-                outcome = report.outcome.code(),
-                token = report.token.as_ref().map(|t| t.fingerprint()),
-                "scheduled token refresh"
-            ),
-            Err(e) => tracing::warn!(error = %e, "scheduled token refresh failed"),
+        match tokens.on_schedule_both().await {
+            Ok(report) => match report.failure() {
+                Some(failure) => tracing::warn!(
+                    outcome = failure.code(),
+                    detail = %failure,
+                    "scheduled refresh failed"
+                ),
+                None => tracing::info!(
+                    outcome = report.token.outcome.code(),
+                    token = report.token.token.as_ref().map(|t| t.fingerprint()),
+                    ticket_outcome = report.ticket.outcome.code(),
+                    "scheduled refresh"
+                ),
+            },
+            Err(e) => tracing::warn!(error = %e, "scheduled refresh failed"),
         }
     }
 }
@@ -264,14 +237,16 @@ fn print_banner(
         }
     }
     if app.tokens.is_some() {
-        // A `fileb://` payload is read the same way by AWS CLI v1 and v2 (an inline one is not).
         println!("  access_token:  refreshed in the background; get it as callers of the refresh");
-        println!("                 function do (AWS CLI v1 or v2; any region, dummy credentials):");
-        println!("                 echo '{{\"action\":\"get\"}}' > get.json");
+        println!("                 function do: cargo run -p wx -- token get --local");
+        // The key is printed on purpose: other local clients (LambdaTokenSource) need it.
         println!(
-            "                 aws lambda invoke --endpoint-url {base} --function-name refresh \\"
+            "  Lambda Invoke: {base}/2015-03-31/functions/refresh/invocations, loopback only, with"
         );
-        println!("                   --payload fileb://get.json out.json");
+        println!(
+            "                 header X-Local-Invoke-Key: {} (new every run; also in {RUN_FILE})",
+            app.invoke_key.expose()
+        );
     }
     if app.oauth.is_some() {
         println!(

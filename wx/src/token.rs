@@ -1,0 +1,202 @@
+//! `wx token get | refresh --stale TOKEN`: the access_token from the refresh function, by Lambda
+//! Invoke (`TOKEN_FUNCTION_NAME`, the caller's AWS credentials) or, with `--local`, from the
+//! local server's Invoke emulation (with this run's key). Both send the refresh function's own
+//! payloads through [`shared::token::RefreshFunction`].
+//!
+//! By default only the token's fingerprint and expiry are printed: the token is a live credential
+//! for the whole account, and terminals end up in scrollback, screen shares and CI logs.
+//! `--show-secret` prints it for the one who needs to paste it somewhere.
+
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use shared::config::vars::{LOCAL_INVOKE_KEY, TOKEN_FUNCTION_NAME};
+use shared::config::{Secret, optional, required};
+use shared::token::{AccessToken, Invocation, RefreshFunction};
+
+use crate::config::Config;
+use crate::run_file::{self, RUN_FILE, RunInfo};
+use crate::{CliError, Output};
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// The current token (fetched first when none with more than a minute left is stored)
+    Get(TokenArgs),
+    /// Report TOKEN as rejected by WeChat (40001/42001): replaced unless that already happened
+    Refresh {
+        /// The token WeChat rejected (`-`: read it from stdin, so it stays out of shell history)
+        #[arg(long, value_name = "TOKEN")]
+        stale: String,
+        #[command(flatten)]
+        args: TokenArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub via: Via,
+    /// Also print the token itself (a live credential for the whole account)
+    #[arg(long)]
+    show_secret: bool,
+}
+
+/// Where the token comes from.
+#[derive(Debug, Clone, Args)]
+pub struct Via {
+    /// Ask the local server (`wx serve`) instead of the deployed refresh function; URL defaults
+    /// to the running server's (from .local/run.json)
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "", global = true)]
+    pub local: Option<String>,
+}
+
+/// The refresh function to ask, and the local server's details when it is the local one.
+pub async fn refresh_function(
+    config: &Config,
+    via: &Via,
+) -> Result<(RefreshFunction, Option<RunInfo>), CliError> {
+    let Some(local) = &via.local else {
+        let name = required(&config.env, TOKEN_FUNCTION_NAME)?;
+        let sdk = shared::aws::sdk_config().await;
+        let lambda = shared::aws::lambda_client(&sdk, None);
+        return Ok((RefreshFunction::new(lambda, name), None));
+    };
+    let running = run_file::read(Path::new(RUN_FILE));
+    let url = match (local.is_empty(), &running) {
+        (false, _) => local.clone(),
+        (true, Some(info)) => info.url.clone(),
+        (true, None) => {
+            return Err(CliError::Message(format!(
+                "no local server found ({RUN_FILE} is missing): start `make run` in this directory, or pass --local URL"
+            )));
+        }
+    };
+    let key = optional(&config.env, LOCAL_INVOKE_KEY)
+        .or_else(|| running.as_ref().map(|info| info.invoke_key.clone()))
+        .ok_or_else(|| {
+            CliError::Message(format!(
+                "no invoke key: set {LOCAL_INVOKE_KEY} to the X-Local-Invoke-Key the `wx serve` banner prints"
+            ))
+        })?;
+    let sdk = shared::aws::local_sdk_config().await;
+    let lambda = shared::aws::lambda_client_with_key(&sdk, Some(&url), Some(Secret::new(key)));
+    let info = running.filter(|info| info.url == url);
+    Ok((RefreshFunction::new(lambda, "refresh"), info))
+}
+
+/// What `wx token --json` prints.
+#[derive(Debug, Serialize)]
+struct TokenReport {
+    fingerprint: String,
+    /// Epoch seconds.
+    expires_at: i64,
+    expires_in_s: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_token: Option<String>,
+}
+
+pub async fn run(config: &Config, out: &Output, command: TokenCommand) -> Result<(), CliError> {
+    let (args, invocation) = match command {
+        TokenCommand::Get(args) => (args, Invocation::Get),
+        TokenCommand::Refresh { stale, args } => {
+            let stale = read_stale(stale)?;
+            (
+                args,
+                Invocation::Refresh {
+                    stale_token: Secret::new(stale),
+                },
+            )
+        }
+    };
+    let (function, _) = refresh_function(config, &args.via).await?;
+    let token = function.invoke(invocation).await?;
+    let report = report(&token, args.show_secret);
+    out.emit(&report, || {
+        let mut text = format!(
+            "access_token {} expires at {} (in {})\n",
+            report.fingerprint,
+            report.expires_at,
+            human_duration(report.expires_in_s)
+        );
+        if let Some(token) = &report.access_token {
+            text.push_str(token);
+            text.push('\n');
+        }
+        text
+    });
+    Ok(())
+}
+
+fn report(token: &AccessToken, show_secret: bool) -> TokenReport {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    TokenReport {
+        fingerprint: token.fingerprint(),
+        expires_at: token.expires_at_s(),
+        expires_in_s: token.expires_at_s().saturating_sub(now),
+        access_token: show_secret.then(|| token.value.expose().clone()),
+    }
+}
+
+/// `--stale -` reads the token from stdin (first line), refusing an interactive terminal.
+fn read_stale(stale: String) -> Result<String, CliError> {
+    if stale != "-" {
+        return Ok(stale);
+    }
+    if std::io::stdin().is_terminal() {
+        return Err(CliError::Message(
+            "--stale - reads the token from stdin: pipe it in".into(),
+        ));
+    }
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| CliError::Message(format!("cannot read stdin: {e}")))?;
+    let token = text.lines().next().unwrap_or_default().trim().to_string();
+    if token.is_empty() {
+        return Err(CliError::Message("stdin held no token".into()));
+    }
+    Ok(token)
+}
+
+fn human_duration(seconds: i64) -> String {
+    if seconds <= 0 {
+        return "the past: expired".into();
+    }
+    let (h, m, s) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m {s}s"),
+        _ => format!("{h}h {m}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_itself_is_printed_only_when_asked() {
+        let token = AccessToken {
+            value: Secret::new("SECRET-TOKEN-VALUE".into()),
+            expires_at_ms: 4_102_444_800_000,
+        };
+        let hidden = serde_json::to_string(&report(&token, false)).unwrap();
+        assert!(!hidden.contains("SECRET-TOKEN-VALUE"), "{hidden}");
+        assert!(hidden.contains(&token.fingerprint()), "{hidden}");
+        let shown = serde_json::to_string(&report(&token, true)).unwrap();
+        assert!(shown.contains("SECRET-TOKEN-VALUE"), "{shown}");
+    }
+
+    #[test]
+    fn durations_read_as_hours_minutes_or_seconds() {
+        assert_eq!(human_duration(7199), "1h 59m");
+        assert_eq!(human_duration(125), "2m 5s");
+        assert_eq!(human_duration(9), "9s");
+        assert_eq!(human_duration(-1), "the past: expired");
+    }
+}

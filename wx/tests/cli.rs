@@ -1,0 +1,296 @@
+//! `wx` end to end, as an operator runs it: `wx serve` (the built binary, with the bundled fake
+//! WeChat API) in a scratch directory, and the other subcommands against it: pushes in all three
+//! modes, the URL check, the token through the guarded Invoke emulation, and the menu.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const TOKEN: &str = "wxclitesttoken0123456789abcdefgh";
+const APP_ID: &str = "wx5823bf96d3bd56c7";
+const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A running `wx serve` in its own directory; killed on drop.
+struct Server {
+    dir: PathBuf,
+    child: Child,
+    url: String,
+    encrypted: bool,
+}
+
+impl Server {
+    fn start(name: &str, encrypted: bool) -> Self {
+        let dir = std::env::temp_dir().join(format!("wx-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut command = wx(&dir, encrypted);
+        command
+            .arg("serve")
+            .env("PORT", "0")
+            .env("LOCAL_FAKE_WECHAT", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = command.spawn().unwrap();
+        let run_file = dir.join(".local/run.json");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = loop {
+            if let Some(url) = std::fs::read_to_string(&run_file)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|v| v["url"].as_str().map(String::from))
+            {
+                break url;
+            }
+            assert!(Instant::now() < deadline, "wx serve did not start in 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Self {
+            dir,
+            child,
+            url,
+            encrypted,
+        }
+    }
+
+    fn webhook(&self) -> String {
+        format!("{}/wechat", self.url)
+    }
+
+    /// Run `wx args…` in the server's directory with its configuration.
+    fn run(&self, args: &[&str]) -> Output {
+        wx(&self.dir, self.encrypted).args(args).output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let output = self.run(&all);
+        assert!(
+            output.status.success(),
+            "wx {args:?}: {}",
+            text(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "wx {args:?} printed no JSON ({e}): {}",
+                text(&output.stdout)
+            )
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `wx` with only this test's configuration (no developer `.env`: the directory is fresh).
+fn wx(dir: &Path, encrypted: bool) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wx"));
+    command.current_dir(dir);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("WECHAT_")
+            || name.starts_with("LOCAL_")
+            || name == "TOKEN_FUNCTION_NAME"
+        {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("HOST", "127.0.0.1")
+        .env("RUST_LOG", "warn")
+        .env("WECHAT_TOKEN", TOKEN)
+        .env("WECHAT_APP_ID", APP_ID)
+        .env(
+            "WECHAT_REPLY_RULES",
+            repo().join("shared/rules/example.toml"),
+        );
+    if encrypted {
+        command.env("WECHAT_ENCODING_AES_KEY", KEY);
+    }
+    command
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn field<'a>(reply: &'a Value, name: &str) -> Option<&'a str> {
+    reply["fields"]
+        .as_array()?
+        .iter()
+        .find(|pair| pair[0] == name)
+        .and_then(|pair| pair[1].as_str())
+}
+
+#[test]
+fn pushes_in_all_three_modes_are_answered_and_their_replies_checked() {
+    let plain = Server::start("plain", false);
+    let report = plain.json(&["push", "--url", &plain.webhook(), "--text", "hello"]);
+    assert_eq!(report["mode"], "plaintext");
+    assert_eq!(report["status"], 200);
+    assert_eq!(report["reply"]["encrypted"], false);
+    assert_eq!(field(&report["reply"], "MsgType"), Some("text"));
+    assert!(report["elapsed_ms"].as_u64().is_some());
+
+    let keyed = Server::start("keyed", true);
+    let url = keyed.webhook();
+    for (flags, mode) in [
+        (&["--encrypt"][..], "safe"),
+        (&["--encrypt", "--compat"][..], "compatible"),
+    ] {
+        let mut args = vec!["push", "--url", &url];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["--event", "CLICK", "--key", "V1001_TODAY_MUSIC"]);
+        let report = keyed.json(&args);
+        assert_eq!(report["mode"], mode);
+        assert_eq!(report["reply"]["encrypted"], true, "{report}");
+        assert_eq!(
+            field(&report["reply"], "Content"),
+            Some("Today's music: https://example.com/today")
+        );
+    }
+
+    // A push signed with another token is refused by the webhook: exit 1, one error line.
+    let output = plain.run(&["push", "--url", &plain.webhook(), "--event", "subscribe"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let output = wx(&plain.dir, false)
+        .env("WECHAT_TOKEN", "anothertoken")
+        .args(["push", "--url", &plain.webhook(), "--text", "hi"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains("HTTP 4"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn verify_url_passes_with_the_right_token_and_fails_with_another() {
+    let server = Server::start("verify", false);
+    let report = server.json(&["verify-url", &server.webhook()]);
+    assert_eq!(report["verified"], true);
+    let output = wx(&server.dir, false)
+        .env("WECHAT_TOKEN", "anothertoken")
+        .args(["verify-url", &server.webhook()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).starts_with("error: "));
+}
+
+#[test]
+fn the_token_comes_through_the_guarded_invoke_emulation_and_stays_hidden_unless_asked() {
+    let server = Server::start("token", false);
+    let report = server.json(&["token", "get", "--local"]);
+    assert!(
+        report["fingerprint"]
+            .as_str()
+            .is_some_and(|f| !f.is_empty())
+    );
+    assert!(report["expires_in_s"].as_i64().is_some_and(|s| s > 0));
+    assert!(report.get("access_token").is_none(), "{report}");
+
+    let shown = server.json(&["token", "get", "--local", "--show-secret"]);
+    let token = shown["access_token"].as_str().unwrap().to_string();
+    assert_eq!(shown["fingerprint"], report["fingerprint"]);
+    let refreshed = server.json(&["token", "refresh", "--local", "--stale", &token]);
+    assert_ne!(refreshed["fingerprint"], report["fingerprint"]);
+
+    // Without this run's key the emulation answers 403, and wx says so.
+    let output = wx(&server.dir, false)
+        .env("LOCAL_INVOKE_KEY", "not-this-runs-key-0000")
+        .args(["token", "get", "--local"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains("X-Local-Invoke-Key"), "{stderr}");
+}
+
+#[test]
+fn the_menu_is_checked_applied_shown_diffed_and_deleted_against_the_fake() {
+    let server = Server::start("menu", false);
+    let example = repo().join("examples/menu.toml");
+    let example = example.to_str().unwrap();
+
+    assert_eq!(server.json(&["menu", "show", "--local"]), Value::Null);
+    let plan = server.json(&["menu", "diff", example, "--local"]);
+    assert_eq!(plan["applied"], false);
+    assert_eq!(plan["changes"].as_array().unwrap().len(), 3);
+    // example.toml answers V1001_TODAY_MUSIC and has a catch-all CLICK rule: no warning.
+    assert_eq!(plan["warnings"], serde_json::json!([]));
+
+    let applied = server.json(&["menu", "apply", example, "--local"]);
+    assert_eq!(applied["applied"], true);
+    let live = server.json(&["menu", "show", "--local"]);
+    assert_eq!(live["button"].as_array().unwrap().len(), 3);
+    let again = server.json(&["menu", "diff", example, "--local"]);
+    assert_eq!(again["changes"], serde_json::json!([]));
+
+    // An invalid file is refused before any call, every violation named.
+    let bad = server.dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[button]]\ntype = \"click\"\nname = \"seventeen bytes!!\"\n[[button]]\ntype = \"view\"\nname = \"v\"\n",
+    )
+    .unwrap();
+    let output = server.run(&["menu", "apply", bad.to_str().unwrap(), "--local"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    for problem in [
+        "button[0].name: 17 bytes, at most 16",
+        "button[0].key: required for type \"click\"",
+        "button[1].url: required for type \"view\"",
+    ] {
+        assert!(stderr.contains(problem), "{problem} missing: {stderr}");
+    }
+
+    // Delete refuses without a terminal and without --yes.
+    let output = server.run(&["menu", "delete", "--local"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("--yes"));
+    server.json(&["menu", "delete", "--yes", "--local"]);
+    assert_eq!(server.json(&["menu", "show", "--local"]), Value::Null);
+}
+
+#[test]
+fn a_usage_error_exits_2_and_a_missing_setting_exits_1_naming_it() {
+    let dir = std::env::temp_dir().join(format!("wx-cli-usage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = wx(&dir, false)
+        .args(["push", "--url", "http://x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = wx(&dir, false).args(["token", "get"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("TOKEN_FUNCTION_NAME"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = wx(&dir, false)
+        .args(["token", "get", "--local"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("make run"),
+        "{}",
+        text(&output.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
