@@ -16,6 +16,8 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -43,14 +45,12 @@ reply = { type = "text", content = "you clicked K" }
 """
 
 # What the webhook is configured with, and the `wx push` flags WeChat's pushes match, per mode.
-# Compatible: the key is set and plaintext is still accepted (WeChat's 兼容模式 pushes carry
-# encrypt_type=aes and both copies); safe: encrypted pushes only.
+# Compatible: the key set and nothing else (WeChat's 兼容模式 pushes carry encrypt_type=aes and
+# both copies, so they pass whether or not plaintext is also accepted); safe: encrypted pushes
+# only, said explicitly.
 MODES = {
     "plaintext": ({}, []),
-    "compatible": (
-        {"WECHAT_ENCODING_AES_KEY": ENCODING_AES_KEY, "WECHAT_REQUIRE_ENCRYPTION": "false"},
-        ["--encrypt", "--compat"],
-    ),
+    "compatible": ({"WECHAT_ENCODING_AES_KEY": ENCODING_AES_KEY}, ["--encrypt", "--compat"]),
     "safe": (
         {"WECHAT_ENCODING_AES_KEY": ENCODING_AES_KEY, "WECHAT_REQUIRE_ENCRYPTION": "true"},
         ["--encrypt"],
@@ -198,10 +198,14 @@ def test_a_push_signed_with_another_token_is_refused(scratch, mode, message_url)
     assert "answered HTTP 403" in result.stderr
 
 
-def test_plaintext_pushes_are_refused_only_in_safe_mode(scratch, mode, message_url):
+# Not in compatible mode: whether a plaintext push is accepted next to a key is the webhook's
+# WECHAT_REQUIRE_ENCRYPTION default (shared::webhook), not the gateway's concern.
+@pytest.mark.parametrize("mode", ["plaintext", "safe"], indirect=True)
+def test_plaintext_pushes_are_refused_in_safe_mode_and_answered_in_plaintext_mode(
+        scratch, mode, message_url):
     result = wx(scratch, "--json", "push", "--url", message_url, "--text", "hi")
     if mode == "safe":
-        assert result.returncode == 1
+        assert result.returncode == 1, result.stdout
         assert "answered HTTP 403" in result.stderr
         assert "plaintext messages are not accepted" in result.stderr
     else:
@@ -242,8 +246,6 @@ def fake_function(scratch, name):
 
 
 def request(url, data=None, headers=None, method=None):
-    import urllib.error
-    import urllib.request
     req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
     try:
         with urllib.request.urlopen(req, timeout=10) as response:
