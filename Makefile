@@ -48,7 +48,7 @@ test: tools ## fmt check, clippy, all tests (DynamoDB ones on dynalite), wechatp
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 	node scripts/with-dynalite.mjs cargo test --workspace --all-features
-	cargo build -p wx
+	cargo build -p verify -p message -p wx
 	LOCAL_BIN=target/debug/wx $(VENV_PY) -m pytest -q tests/interop
 	scripts/lint-template.sh template.yaml
 
