@@ -572,10 +572,17 @@ where
         if !self.same_origin(req) {
             return Err(OAuthError::CrossOrigin);
         }
+        let token =
+            cookie(req, self.session_cookie.name).ok_or(OAuthError::NotSignedIn("no session"))?;
         let session = self
-            .live_session(req, self.clock.now_s())
-            .await
-            .ok_or(OAuthError::NotSignedIn("no valid session"))?;
+            .sessions
+            .decode(token, self.clock.now_s())
+            .map_err(|_| OAuthError::NotSignedIn("invalid session"))?;
+        // A store failure is a 503, never a 401 that would look like a done logout.
+        match self.users.get(&session.openid).await? {
+            Some(user) if user.session_epoch == session.epoch => {}
+            _ => return Err(OAuthError::NotSignedIn("session revoked")),
+        }
         match self.users.revoke_sessions(&session.openid).await? {
             Some(_) => Ok(()),
             None => Err(OAuthError::NotSignedIn("unknown user")),
