@@ -1,14 +1,19 @@
 //! The AWS SDK configuration, loaded once per container in `main` from the standard AWS
 //! environment (region, credentials, `AWS_ENDPOINT_URL_*` overrides), with one HTTP client
-//! (rustls with ring, the project's one TLS stack) shared by every AWS client built from it.
+//! (rustls with ring, the project's one TLS stack) shared by every AWS client built from it; and
+//! the lean Secrets Manager client of the cold start.
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_lambda::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_lambda::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_lambda::error::BoxError;
+use aws_sdk_secretsmanager::config::SharedHttpClient;
 
-use crate::config::Secret;
-use crate::config::vars::LOCAL_INVOKE_KEY;
+use crate::config::vars::{
+    AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_REGION,
+    AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, LOCAL_INVOKE_KEY,
+};
+use crate::config::{ConfigError, Env, Secret, optional, required};
 
 /// The header the local server's Lambda Invoke emulation requires (`wx serve` prints its value).
 pub const LOCAL_INVOKE_KEY_HEADER: &str = "x-local-invoke-key";
@@ -16,7 +21,7 @@ pub const LOCAL_INVOKE_KEY_HEADER: &str = "x-local-invoke-key";
 /// Load the configuration every AWS client of the container is built from.
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client())
+        .http_client(https_client())
         .load()
         .await
 }
@@ -25,21 +30,13 @@ pub async fn sdk_config() -> SdkConfig {
 /// region and dummy credentials, so nothing is looked up (no profile, no instance metadata).
 pub async fn local_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client())
+        .http_client(https_client())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_lambda::config::Credentials::new(
             "local", "local", None, None, "local",
         ))
         .load()
         .await
-}
-
-fn http_client() -> aws_sdk_lambda::config::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
 }
 
 /// A Lambda client (for invoking the refresh function); `endpoint_url` overrides the endpoint
@@ -99,8 +96,39 @@ pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)
 }
 
-/// A Secrets Manager client (the stack's secret, read at cold start); `AWS_ENDPOINT_URL_SECRETS_MANAGER`
-/// overrides its endpoint, if set.
-pub fn secrets_manager_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
-    aws_sdk_secretsmanager::Client::new(config)
+/// A Secrets Manager client for the one `GetSecretValue` of a cold start, configured from the
+/// variables Lambda sets (region, the role's credentials) rather than through `aws-config`'s
+/// provider chains, which would double verify's bootstrap and add to its cold start;
+/// `AWS_ENDPOINT_URL_SECRETS_MANAGER` (or `AWS_ENDPOINT_URL`) overrides the endpoint.
+pub fn secrets_manager_client(
+    env: &impl Env,
+) -> Result<aws_sdk_secretsmanager::Client, ConfigError> {
+    use aws_sdk_secretsmanager::config::{BehaviorVersion, Builder, Credentials, Region};
+    let credentials = Credentials::new(
+        required(env, AWS_ACCESS_KEY_ID)?,
+        required(env, AWS_SECRET_ACCESS_KEY)?,
+        optional(env, AWS_SESSION_TOKEN),
+        None,
+        "lambda-environment",
+    );
+    let mut builder = Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(required(env, AWS_REGION)?))
+        .credentials_provider(credentials)
+        .http_client(https_client());
+    if let Some(url) =
+        optional(env, AWS_ENDPOINT_URL_SECRETS_MANAGER).or_else(|| optional(env, AWS_ENDPOINT_URL))
+    {
+        builder = builder.endpoint_url(url);
+    }
+    Ok(aws_sdk_secretsmanager::Client::from_conf(builder.build()))
+}
+
+/// The one HTTPS client stack: rustls with ring.
+fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_config::BehaviorVersion;
-use aws_sdk_secretsmanager::config::{Credentials, Region};
+use std::collections::HashMap;
+
 use shared::config::vars::*;
 use shared::config::{ConfigError, SecretsEnv};
 use shared::forward::ForwardConfig;
@@ -75,15 +75,32 @@ impl Drop for Moto {
     }
 }
 
-async fn client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .endpoint_url(endpoint)
-        .load()
-        .await;
-    aws_sdk_secretsmanager::Client::new(&sdk)
+/// What Lambda sets (region, credentials), and the endpoint override.
+fn aws_env(endpoint: &str) -> HashMap<String, String> {
+    [
+        (AWS_REGION, "us-east-1"),
+        (AWS_ACCESS_KEY_ID, "test"),
+        (AWS_SECRET_ACCESS_KEY, "test"),
+        (AWS_SESSION_TOKEN, "test"),
+        (AWS_ENDPOINT_URL_SECRETS_MANAGER, endpoint),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The client the functions build, from that environment.
+fn client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    shared::aws::secrets_manager_client(&aws_env(endpoint)).expect("a client")
+}
+
+/// A function's environment as the template sets it: the plain variables, SECRETS_ARN, and
+/// what Lambda adds.
+fn deployed_env(endpoint: &str, arn: &str) -> HashMap<String, String> {
+    let mut env = aws_env(endpoint);
+    env.extend(PLAIN.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env.insert(SECRETS_ARN.into(), arn.into());
+    env
 }
 
 /// Creates a secret holding `json` and answers its ARN.
@@ -122,18 +139,14 @@ const PLAIN: [(&str, &str); 4] = [
 #[tokio::test]
 async fn every_functions_configuration_loads_from_the_stacks_secret() {
     let moto = Moto::start();
-    let client = client(&moto.url).await;
+    let client = client(&moto.url);
     let arn = secret(&client, &full_secret()).await;
 
-    // verify, message
-    let env = SecretsEnv::fetch(
-        &client,
-        &arn,
-        PLAIN,
-        &[WECHAT_TOKEN, WECHAT_ENCODING_AES_KEY],
-    )
-    .await
-    .unwrap();
+    // verify, message: as in their `main`, from the environment alone.
+    let deployed = deployed_env(&moto.url, &arn);
+    let env = SecretsEnv::load(deployed, &[WECHAT_TOKEN, WECHAT_ENCODING_AES_KEY])
+        .await
+        .unwrap();
     let webhook = WebhookConfig::from_env(&env).unwrap();
     assert_eq!(webhook.token.expose(), TOKEN);
     assert!(webhook.crypto.is_some());
@@ -177,7 +190,7 @@ fn assert_clear(err: &ConfigError, arn: &str, cause: &str) {
 #[tokio::test]
 async fn a_key_missing_from_the_secret_fails_naming_the_key() {
     let moto = Moto::start();
-    let client = client(&moto.url).await;
+    let client = client(&moto.url);
     let arn = secret(&client, &format!(r#"{{"{WECHAT_TOKEN}": "{TOKEN}"}}"#)).await;
     let keys = [WECHAT_TOKEN, WECHAT_ENCODING_AES_KEY];
     let err = SecretsEnv::fetch(&client, &arn, PLAIN, &keys)
@@ -189,7 +202,7 @@ async fn a_key_missing_from_the_secret_fails_naming_the_key() {
 #[tokio::test]
 async fn an_unknown_secret_fails_naming_it() {
     let moto = Moto::start();
-    let client = client(&moto.url).await;
+    let client = client(&moto.url);
     let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf";
     let err = SecretsEnv::fetch(&client, arn, PLAIN, &[WECHAT_TOKEN])
         .await
@@ -205,11 +218,20 @@ async fn an_unreachable_endpoint_fails_naming_the_secret_and_the_cause() {
         .local_addr()
         .unwrap()
         .port();
-    let client = client(&format!("http://127.0.0.1:{port}")).await;
+    let client = client(&format!("http://127.0.0.1:{port}"));
     let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wechat-AbCdEf";
     let err = SecretsEnv::fetch(&client, arn, PLAIN, &[WECHAT_TOKEN])
         .await
         .unwrap_err();
     assert_clear(&err, arn, "cannot read the secret");
     assert!(err.to_string().to_lowercase().contains("connect"), "{err}");
+}
+
+#[tokio::test]
+async fn without_aws_credentials_the_cold_start_fails_naming_the_variable() {
+    let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wechat-AbCdEf";
+    let mut env = deployed_env("http://127.0.0.1:9", arn);
+    env.remove(AWS_ACCESS_KEY_ID);
+    let err = SecretsEnv::load(env, &[WECHAT_TOKEN]).await.unwrap_err();
+    assert_eq!(err.variable, AWS_ACCESS_KEY_ID);
 }

@@ -38,15 +38,14 @@ impl<E: Env> SecretsEnv<E> {
         }
     }
 
-    /// With `SECRETS_ARN` set in `base`: the secret's `keys` over `base`, fetched with the AWS SDK
-    /// configured from the environment (`AWS_ENDPOINT_URL_SECRETS_MANAGER` overrides the
-    /// endpoint). Without it: `base` alone. Every key must be in the secret (empty means unset).
+    /// With `SECRETS_ARN` set in `base`: the secret's `keys` over `base`, fetched with a client
+    /// configured from `base` ([`crate::aws::secrets_manager_client`]). Without it: `base` alone.
+    /// Every key must be in the secret (an empty value means unset).
     pub async fn load(base: E, keys: &[&'static str]) -> Result<Self, ConfigError> {
         let Some(arn) = optional(&base, SECRETS_ARN) else {
             return Ok(Self::plain(base));
         };
-        let sdk = crate::aws::sdk_config().await;
-        let client = crate::aws::secrets_manager_client(&sdk);
+        let client = crate::aws::secrets_manager_client(&base)?;
         Self::fetch(&client, &arn, base, keys).await
     }
 

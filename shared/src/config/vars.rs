@@ -19,6 +19,13 @@ pub const WECHAT_REPLY_RULES: &str = "WECHAT_REPLY_RULES";
 // (WECHAT_TOKEN, WECHAT_ENCODING_AES_KEY, WECHAT_APP_SECRET, SESSION_SECRET, WECHAT_FORWARD_SECRET)
 // and takes their place; see `crate::config::SecretsEnv`.
 pub const SECRETS_ARN: &str = "SECRETS_ARN";
+// Standard AWS variables (Lambda sets all but the endpoints), read for the secret's client.
+pub const AWS_REGION: &str = "AWS_REGION";
+pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
+pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+pub const AWS_ENDPOINT_URL_SECRETS_MANAGER: &str = "AWS_ENDPOINT_URL_SECRETS_MANAGER";
 
 // Storage.
 pub const TABLE_NAME: &str = "TABLE_NAME";
