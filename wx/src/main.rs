@@ -1,7 +1,7 @@
 //! `wx`, the operator CLI of the account: the local development server (`wx serve`, what
 //! `make run` runs), WeChat's pushes and server-URL check played against any webhook
 //! (`wx push`, `wx verify-url`), the access_token from the central service (`wx token`), and the
-//! custom menu from a file (`wx menu`).
+//! custom menu from a file (`wx menu`), and JS-SDK signatures for a page (`wx jssdk sign`).
 //!
 //! Every subcommand reads the same configuration (the environment, then `.env`, then the local
 //! server's development defaults), prints text by default and JSON with `--json`, and exits 1 with
@@ -12,6 +12,7 @@ mod config;
 mod env;
 mod error;
 mod invoke;
+mod jssdk;
 mod menu;
 mod push;
 mod run_file;
@@ -55,6 +56,8 @@ enum Command {
     Token(token::TokenCommand),
     /// The custom menu: show, diff, apply, delete (files checked offline first)
     Menu(menu::MenuArgs),
+    /// JS-SDK: sign a page URL for wx.config with the account's jsapi_ticket
+    Jssdk(jssdk::JssdkArgs),
 }
 
 #[tokio::main]
@@ -90,6 +93,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::VerifyUrl(args) => push::verify_url(&config, &out, args).await,
         Command::Token(command) => token::run(&config, &out, command).await,
         Command::Menu(args) => menu::run(&config, &out, args).await,
+        Command::Jssdk(args) => jssdk::run(&config, &out, args).await,
     }
 }
 

@@ -18,7 +18,7 @@ use serde_json::json;
 use super::config::JssdkConfig;
 use super::demo;
 use super::page_url::{PageUrlError, signable};
-use super::{TicketSource, signature};
+use super::{JsapiTicket, TicketSource, signature};
 use crate::clock::SharedClock;
 use crate::http::{json, query, text};
 use crate::oauth::binding::RandomUnavailable;
@@ -183,20 +183,13 @@ impl<T: TicketSource> Jssdk<T> {
         let raw = query(req).remove("url").unwrap_or_default();
         let url = signable(&raw, &self.config.allowed_origins)?;
         let ticket = tickets.jsapi_ticket().await.map_err(JssdkError::Ticket)?;
-        let nonce_str = nonce()?;
-        let timestamp = self.clock.now_s();
-        let signature = signature(ticket.value.expose(), &nonce_str, timestamp, &url);
+        let config = sign_page(&self.app_id, &ticket, &url, self.clock.now_s())?;
         // The page's origin and path only: its query may carry the user's data.
         tracing::info!(
             page = url.split('?').next().unwrap_or_default(),
             "jssdk: signed"
         );
-        Ok(WxConfig {
-            app_id: self.app_id.clone(),
-            timestamp,
-            nonce_str,
-            signature,
-        })
+        Ok(config)
     }
 
     // ---- /demo ----
@@ -217,6 +210,25 @@ impl<T: TicketSource> Jssdk<T> {
             }
         }
     }
+}
+
+/// `wx.config`'s parameters for the page `url` (already without its `#fragment`), signed with
+/// `ticket` at `timestamp` under a fresh nonce: what `/jssdk/config` answers and `wx jssdk sign`
+/// prints.
+pub fn sign_page(
+    app_id: &str,
+    ticket: &JsapiTicket,
+    url: &str,
+    timestamp: i64,
+) -> Result<WxConfig, RandomUnavailable> {
+    let nonce_str = nonce()?;
+    let signature = signature(ticket.value.expose(), &nonce_str, timestamp, url);
+    Ok(WxConfig {
+        app_id: app_id.to_string(),
+        timestamp,
+        nonce_str,
+        signature,
+    })
 }
 
 /// 16 random hex characters (64 bits): WeChat asks for a random string of at most 32.

@@ -16,7 +16,7 @@ pub mod handler;
 pub mod page_url;
 
 pub use config::JssdkConfig;
-pub use handler::{Jssdk, JssdkError, WxConfig};
+pub use handler::{Jssdk, JssdkError, WxConfig, sign_page};
 
 use std::future::Future;
 use std::sync::Arc;

@@ -43,6 +43,15 @@ pub fn signable(raw: &str, allowed: &[Origin]) -> Result<String, PageUrlError> {
     Ok(without_fragment.to_string())
 }
 
+/// The origin of the page `raw` (for a caller that signs on any domain, such as `wx jssdk sign`
+/// without `JSSDK_ALLOWED_ORIGINS`).
+pub fn page_origin(raw: &str) -> Result<Origin, PageUrlError> {
+    let without_fragment = raw.split('#').next().unwrap_or_default();
+    split_origin(without_fragment)
+        .map(|(origin, _)| origin)
+        .map_err(PageUrlError::NotAUrl)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
