@@ -16,9 +16,9 @@ use shared::config::vars::{
     DEMO_PAGE_ENABLED, HOST, JSSDK_ALLOWED_ORIGINS, LOCAL_FAKE_WECHAT, LOCAL_INVOKE_KEY,
     LOCAL_REFRESH_INTERVAL_SECS, LOCAL_STORE, PORT, PUBLIC_BASE_URL, WECHAT_API_BASE,
 };
-use shared::config::{optional, parsed_or};
+use shared::config::{flag_or, optional, parsed_or};
 use shared::embedded::EmbeddedStore;
-use shared::webhook::{ENCODING_AES_KEY_VARIABLE, TOKEN_VARIABLE};
+use shared::webhook::{ENCODING_AES_KEY_VARIABLE, REQUIRE_ENCRYPTION_VARIABLE, TOKEN_VARIABLE};
 use tokio::net::TcpListener;
 
 use crate::app::{App, LocalTokenService, WeChatApi};
@@ -202,10 +202,14 @@ fn print_banner(
         .get(TOKEN_VARIABLE)
         .map(String::as_str)
         .unwrap_or_default();
-    let safe_mode = if optional(env, ENCODING_AES_KEY_VARIABLE).is_some() {
-        "on (EncodingAESKey set: compatible/safe mode)"
-    } else {
-        "off (plaintext mode)"
+    // Mirrors the webhook's own rule: with a key, encrypted pushes only unless opted out.
+    let key_set = optional(env, ENCODING_AES_KEY_VARIABLE).is_some();
+    let safe_mode = match (key_set, flag_or(env, REQUIRE_ENCRYPTION_VARIABLE, key_set)) {
+        (false, _) => "off (plaintext mode)",
+        (true, Ok(false)) => {
+            "on, plaintext pushes accepted too (WECHAT_REQUIRE_ENCRYPTION=false: migration only)"
+        }
+        (true, _) => "on (EncodingAESKey set: encrypted pushes only, 兼容模式 or 安全模式)",
     };
     println!("WeChat Official Account backend (local development server)");
     println!("  Webhook URL:   {base}/wechat");
