@@ -7,6 +7,7 @@
 //! `textContent`, and the Content-Security-Policy allows only this response's own inline script
 //! and style (by nonce) and the `jweixin` script's origin.
 
+use crate::http::escape_html;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::http::{HeaderValue, StatusCode, header};
@@ -34,9 +35,9 @@ pub fn render(config: &JssdkConfig, path_prefix: &str, nonce: &str) -> Response<
         PAGE,
         &[
             ("{nonce}", nonce),
-            ("{prefix}", &escape(path_prefix)),
-            ("{sign_in}", &escape(&sign_in)),
-            ("{script_url}", &escape(&config.script_url)),
+            ("{prefix}", &escape_html(path_prefix)),
+            ("{sign_in}", &escape_html(&sign_in)),
+            ("{script_url}", &escape_html(&config.script_url)),
             ("{script}", SCRIPT),
         ],
     );
@@ -83,21 +84,6 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
         }
     }
     out.push_str(rest);
-    out
-}
-
-fn escape(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
     out
 }
 

@@ -2,6 +2,7 @@
 //! a redirect: consent declined, WeChat unavailable, an expired or foreign sign-in link. Each page
 //! explains what happened in one sentence and offers one link that starts the flow again.
 
+use crate::http::escape_html;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 
@@ -78,7 +79,7 @@ impl Page {
     /// The page with its link to `restart` (a path this server issued; escaped here anyway).
     pub fn render(self, status: StatusCode, restart: &str) -> Response<Body> {
         let t = self.text();
-        let href = escape(restart);
+        let href = escape_html(restart);
         let body = format!(
             "<!doctype html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
@@ -105,21 +106,6 @@ impl Page {
         }
         response
     }
-}
-
-fn escape(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
