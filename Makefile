@@ -62,7 +62,7 @@ build: deploy-tools lambda-target ## Build every function for Lambda (arm64, rel
 	scripts/check-bootstrap-sizes.sh target/lambda $(WEBHOOK_MAX_BYTES) $(OTHER_MAX_BYTES)
 
 bench: ## Run the criterion benchmarks of the shared crate
-	cargo bench -p shared
+	cargo bench -p account
 
 coldstart: tools ## Cold start, warm latency and peak RSS of verify and message (plain variables, the stack's secret in moto, forward rules) under a local Lambda Runtime API
 	cargo build --release -p verify -p message

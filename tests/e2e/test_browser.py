@@ -35,7 +35,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 SHOTS = REPO / "target" / "e2e"
 CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver")
-# The fake WeChat API's first seeded user (shared/src/fake_wechat/sns.rs).
+# The fake WeChat API's first seeded user (crates/testkit/src/fake_wechat/sns.rs).
 NICKNAME = "小明🐼 Ming"
 OPENID = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
 WAIT_S = 20

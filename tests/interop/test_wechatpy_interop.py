@@ -3,7 +3,7 @@
 wechatpy signs the verification request, encrypts pushes of every message type and event
 (``WeChatCrypto.encrypt_message``), decrypts our replies (``WeChatCrypto.decrypt_message``),
 and parses or renders the replies for comparison. The server runs with the example rules
-(shared/rules/example.toml) so that every reply type is exercised.
+(crates/account/rules/example.toml) so that every reply type is exercised.
 
 Run: cargo build -p wx && LOCAL_BIN=target/debug/wx .venv/bin/python -m pytest -q tests/interop
 """
@@ -41,7 +41,7 @@ APP_ID = "wx5823bf96d3bd56c7"
 ENCODING_AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 ACCOUNT = "gh_3c884a361561"  # the samples' ToUserName
 USER = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"  # the samples' FromUserName
-SAMPLES = json.loads((REPO / "shared/tests/fixtures/messages.json").read_text(encoding="utf-8"))
+SAMPLES = json.loads((REPO / "crates/account/tests/fixtures/messages.json").read_text(encoding="utf-8"))
 
 
 def free_port():
@@ -80,7 +80,7 @@ def server():
         # With a key set the server accepts only encrypted pushes unless told otherwise (the
         # opt-out for a migration from 明文模式), and these tests push both.
         WECHAT_REQUIRE_ENCRYPTION="false",
-        WECHAT_REPLY_RULES=str(REPO / "shared/rules/example.toml"),
+        WECHAT_REPLY_RULES=str(REPO / "crates/account/rules/example.toml"),
         RUST_LOG="warn",
     )
     url = f"http://127.0.0.1:{port}/wechat"

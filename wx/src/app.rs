@@ -10,27 +10,27 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response};
-use shared::clock::{self, SharedClock};
-use shared::config::vars::{
+use account::clock::{self, SharedClock};
+use account::compose::Web;
+use account::config::vars::{
     JSSDK_SCRIPT_URL, LOCAL_FAKE_WECHAT, WECHAT_API_BASE, WECHAT_APP_ID, WECHAT_APP_SECRET,
     WECHAT_OPEN_BASE,
 };
-use shared::config::{Env, flag_or, optional};
-use shared::customer_service::CustomerService;
-use shared::embedded::EmbeddedStore;
-use shared::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat, jweixin};
-use shared::forward::{
+use account::config::{Env, flag_or, optional};
+use account::customer_service::CustomerService;
+use account::forward::{
     Answer, ForwardConfig, ForwardingRules, HttpForwarder, InProcessLauncher, LateDelivery,
     LateSender, MessageSide, Worker,
 };
-use shared::jssdk::{Jssdk, JssdkConfig};
-use shared::oauth::{OAuth, OAuthConfig};
-use shared::rules::Rules;
-use shared::token::{TokenClient, TokenConfig, TokenService};
-use shared::webhook::{Webhook, WebhookConfig};
-use shared::wechat_api::WeChatHttp;
+use account::jssdk::JssdkConfig;
+use account::oauth::OAuthConfig;
+use account::rules::Rules;
+use account::token::{TokenClient, TokenConfig, TokenService};
+use account::webhook::{Webhook, WebhookConfig};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use table::embedded::EmbeddedStore;
+use testkit::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat, jweixin};
 
 use crate::invoke::{InvokeKey, answer_invoke_request};
 
@@ -75,9 +75,9 @@ impl LateSender for LocalLateChannel {
 
 pub struct App {
     pub webhook: Webhook<LocalHandler>,
-    pub oauth: Option<OAuth<EmbeddedStore>>,
-    /// `/jssdk/config` and `/demo`, with tickets from the token service in process.
-    pub jssdk: Option<Jssdk<Arc<LocalTokenService>>>,
+    /// The `oauth` function's routes (`/oauth/*`, `/jssdk/config`, `/demo`), with tickets from
+    /// the token service in process.
+    pub web: Option<Web<EmbeddedStore, Arc<LocalTokenService>>>,
     pub tokens: Option<Arc<LocalTokenService>>,
     pub wechat_api: WeChatApi,
     /// What a Lambda Invoke request must carry (see [`crate::invoke`]).
@@ -116,28 +116,26 @@ impl App {
         };
 
         let clock = clock::system();
-        let (oauth, jssdk, tokens, http) = match wechat_api {
-            WeChatApi::Off => (None, None, None, None),
+        let (web, tokens, http) = match wechat_api {
+            WeChatApi::Off => (None, None, None),
             _ => {
                 let tokens = TokenConfig::from_env(env)?;
-                let oauth = OAuthConfig::from_env(env)?;
                 // One client to WeChat for all, as one Lambda container would build it.
-                let http = WeChatHttp::from_config(&tokens.wechat)?;
+                let http = tokens.wechat.client()?;
                 let tokens = Arc::new(TokenService::new(
                     tokens,
                     store.clone(),
                     http.clone(),
                     clock.clone(),
                 ));
-                let jssdk = Jssdk::new(
+                let web = Web::new(
+                    OAuthConfig::from_env(env)?,
                     JssdkConfig::from_env(env)?,
-                    oauth.wechat.app_id.clone(),
-                    oauth.path_prefix.clone(),
+                    store.clone(),
                     Some(tokens.clone()),
                     clock.clone(),
-                );
-                let oauth = OAuth::new(oauth, store.clone(), http.clone(), clock.clone());
-                (Some(oauth), Some(jssdk), Some(tokens), Some(http))
+                )?;
+                (Some(web), Some(tokens), Some(http))
             }
         };
         let rules = Rules::from_env(env)?;
@@ -163,8 +161,7 @@ impl App {
         );
         Ok(Self {
             webhook,
-            oauth,
-            jssdk,
+            web,
             tokens,
             wechat_api,
             invoke_key,
@@ -176,16 +173,16 @@ impl App {
         if path == "/wechat" {
             return self.webhook.handle(&req).await;
         }
-        if let Some(response) = match &self.jssdk {
-            Some(jssdk) => jssdk.handle(&req).await,
+        if let Some(response) = match &self.web {
+            Some(web) => web.jssdk.handle(&req).await,
             None if path.starts_with("/jssdk/") || path == "/demo" => Some(off("The JS-SDK")),
             None => None,
         } {
             return response;
         }
         if path == "/oauth" || path.starts_with("/oauth/") {
-            return match &self.oauth {
-                Some(oauth) => oauth.handle(&req).await,
+            return match &self.web {
+                Some(web) => web.oauth.handle(&req).await,
                 None => off("OAuth"),
             };
         }
@@ -194,14 +191,14 @@ impl App {
                 (Some(tokens), &Method::POST) => {
                     answer_invoke_request(tokens, &self.invoke_key, &req).await
                 }
-                (Some(_), _) => shared::http::text(StatusCode::METHOD_NOT_ALLOWED, "use POST"),
+                (Some(_), _) => account::http::text(StatusCode::METHOD_NOT_ALLOWED, "use POST"),
                 (None, _) => off("The token service"),
             };
         }
         if path == "/" {
-            return shared::http::text(StatusCode::OK, INDEX);
+            return account::http::text(StatusCode::OK, INDEX);
         }
-        shared::http::text(StatusCode::NOT_FOUND, "not found")
+        account::http::text(StatusCode::NOT_FOUND, "not found")
     }
 }
 
@@ -227,7 +224,7 @@ fn is_invoke_path(path: &str) -> bool {
 }
 
 fn off(what: &str) -> Response<Body> {
-    shared::http::text(
+    account::http::text(
         StatusCode::SERVICE_UNAVAILABLE,
         format!(
             "{what} is off: set WECHAT_APP_SECRET for the real WeChat API, \
@@ -285,7 +282,7 @@ mod tests {
         req.headers_mut()
             .insert("x-local-invoke-key", key.parse().unwrap());
         req.extensions_mut()
-            .insert(shared::local_server::ClientAddr(
+            .insert(testkit::local_server::ClientAddr(
                 "127.0.0.1:40000".parse().unwrap(),
             ));
         req
@@ -383,13 +380,13 @@ mod tests {
             .await;
         assert_eq!(resp.status(), StatusCode::OK);
         let answer: Value = serde_json::from_slice(resp.body().as_ref()).unwrap();
-        let ticket = shared::fake_wechat::lock(&fake.state().jssdk)
+        let ticket = testkit::fake_wechat::lock(&fake.state().jssdk)
             .current()
             .map(str::to_string)
             .unwrap();
         assert_eq!(
             answer["signature"],
-            shared::jssdk::signature(
+            wechat_protocol::signature::jssdk_signature(
                 &ticket,
                 answer["nonceStr"].as_str().unwrap(),
                 answer["timestamp"].as_i64().unwrap(),

@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
-use shared::config::vars::{
+use account::config::vars::WECHAT_TOKEN;
+use account::config::vars::{
     HOST, LOCAL_REFRESH_INTERVAL_SECS, LOCAL_STORE, PORT, SESSION_SECRET, TABLE_NAME,
     WECHAT_FORWARD_SECRET,
 };
-use shared::webhook::TOKEN_VARIABLE;
 
 use crate::env;
 
@@ -17,7 +17,7 @@ use crate::env;
 pub const DEV_DEFAULTS: &[(&str, &str)] = &[
     (HOST, "127.0.0.1"),
     (PORT, "3000"),
-    (TOKEN_VARIABLE, "devtoken"),
+    (WECHAT_TOKEN, "devtoken"),
     (LOCAL_STORE, DEFAULT_STORE),
     (LOCAL_REFRESH_INTERVAL_SECS, "300"),
     (TABLE_NAME, "local"),

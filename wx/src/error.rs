@@ -1,10 +1,10 @@
 //! Why a `wx` subcommand failed: one variant per source, each printed as one `error:` line (a
 //! menu file's violations follow it, one per line).
 
-use shared::config::ConfigError;
-use shared::menu::MenuError;
-use shared::push::PushError;
-use shared::token::{CallError, TokenError};
+use account::config::ConfigError;
+use account::menu::MenuError;
+use account::token::{CallError, TokenError};
+use wechat_protocol::wechat_side::PushError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {

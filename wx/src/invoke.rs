@@ -1,5 +1,5 @@
 //! The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`) emulated for the
-//! `refresh` function, so `wx token --local` and `shared::token::LambdaTokenSource` work against
+//! `refresh` function, so `wx token --local` and `account::token::LambdaTokenSource` work against
 //! the local server exactly as against Lambda: HTTP 200 with the function's JSON, or HTTP 200 with
 //! `X-Amz-Function-Error: Unhandled` and Lambda's `{"errorType", "errorMessage"}`.
 //!
@@ -9,16 +9,16 @@
 
 use std::net::IpAddr;
 
+use account::aws::LOCAL_INVOKE_KEY_HEADER;
+use account::http::json;
+use account::token::store::TokenStore;
+use account::token::{LambdaError, TokenService, handle_invocation};
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
-use shared::aws::LOCAL_INVOKE_KEY_HEADER;
-use shared::config::Secret;
-use shared::http::json;
-use shared::local_server::ClientAddr;
-use shared::store::token::TokenStore;
-use shared::token::{LambdaError, TokenService, handle_invocation};
 use subtle::ConstantTimeEq;
+use testkit::local_server::ClientAddr;
+use wechat_protocol::secret::Secret;
 
 /// The per-run secret the emulation requires; random unless `LOCAL_INVOKE_KEY` names one.
 #[derive(Debug, Clone)]
@@ -122,7 +122,7 @@ pub async fn answer_invoke_request<S: TokenStore>(
 ) -> Response<Body> {
     if let Err(refusal) = check(key, request) {
         tracing::warn!(%refusal, "Lambda Invoke request refused");
-        return shared::http::text(StatusCode::FORBIDDEN, format!("{refusal}\n"));
+        return account::http::text(StatusCode::FORBIDDEN, format!("{refusal}\n"));
     }
     // A body that is not JSON is a bad invocation, answered like any other.
     let event: Value = serde_json::from_slice(request.body().as_ref()).unwrap_or(Value::Null);

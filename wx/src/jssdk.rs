@@ -2,13 +2,13 @@
 //! jsapi_ticket from the refresh function (Lambda Invoke, or `--local`), exactly as the oauth
 //! function's `/jssdk/config` signs them. For checking a page by hand, or signing a static page.
 
+use account::config::optional;
+use account::config::vars::WECHAT_APP_ID;
+use account::jssdk::{JssdkConfig, page_url, sign_page};
 use clap::Args;
 use serde::Serialize;
-use shared::config::optional;
-use shared::config::vars::WECHAT_APP_ID;
-use shared::fake_wechat::FAKE_APP_ID;
-use shared::jssdk::{JssdkConfig, page_url, sign_page};
-use shared::token::fingerprint;
+use testkit::fake_wechat::FAKE_APP_ID;
+use wechat_protocol::secret::fingerprint;
 
 use crate::config::Config;
 use crate::token::{Via, refresh_function};
@@ -97,6 +97,6 @@ pub async fn run(config: &Config, out: &Output, args: JssdkArgs) -> Result<(), C
     Ok(())
 }
 
-fn page_origin(url: &str) -> Result<shared::oauth::return_to::Origin, CliError> {
+fn page_origin(url: &str) -> Result<wechat_protocol::origin::Origin, CliError> {
     page_url::page_origin(url).map_err(|e| CliError::Message(e.to_string()))
 }

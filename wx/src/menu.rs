@@ -1,5 +1,5 @@
 //! `wx menu show | check FILE | diff FILE | apply FILE | delete [--yes]`: the custom menu from a
-//! `menu.toml` ([`shared::menu`]). Files are checked offline against WeChat's limits before any
+//! `menu.toml` ([`account::menu`]). Files are checked offline against WeChat's limits before any
 //! call; calls go through the token client (a rejected token is reported stale once and the call
 //! retried once); `diff` and `apply` warn about click keys the reply rules do not answer and
 //! CLICK rules no button sends.
@@ -7,14 +7,14 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
+use account::config::WeChatApiConfig;
+use account::config::vars::WECHAT_API_BASE;
+use account::menu::{self, Change, Menu, MenuError, Violation};
+use account::rules::Rules;
+use account::token::{RefreshFunction, TokenClient};
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use shared::config::WeChatApiConfig;
-use shared::config::vars::WECHAT_API_BASE;
-use shared::menu::{self, Change, Menu, MenuError, Violation};
-use shared::rules::Rules;
-use shared::token::{RefreshFunction, TokenClient};
-use shared::wechat_api::WeChatHttp;
+use wechat_api::WeChatHttp;
 
 use crate::config::Config;
 use crate::token::{Via, refresh_function};

@@ -1,18 +1,18 @@
 //! `wx push` and `wx verify-url`: WeChat's web debugger, offline. A push is built, signed and
-//! sealed as WeChat does it ([`shared::push`], the webhook's own signing and encryption), POSTed
+//! sealed as WeChat does it ([`wechat_protocol::wechat_side`], the webhook's own signing and encryption), POSTed
 //! to any webhook, and its reply checked (signature, decryption, addressing) and printed with
 //! the round-trip time; `verify-url` is the console's GET with a random `echostr`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use account::config::vars::{WECHAT_APP_ID, WECHAT_ENCODING_AES_KEY, WECHAT_TOKEN};
+use account::config::{optional, required};
 use clap::Args;
 use serde::Serialize;
-use shared::config::{optional, required};
-use shared::crypto::MessageCrypto;
-use shared::message::EventType;
-use shared::push::{self, Account, Content, Envelope, Mode, Reply};
-use shared::webhook::{APP_ID_VARIABLE, ENCODING_AES_KEY_VARIABLE, TOKEN_VARIABLE};
+use wechat_protocol::crypto::MessageCrypto;
+use wechat_protocol::message::EventType;
+use wechat_protocol::wechat_side::{self, Account, Content, Envelope, Mode, ReceivedReply};
 
 use crate::config::Config;
 use crate::{CliError, Output};
@@ -90,8 +90,8 @@ struct ReplyReport {
 
 pub async fn push(config: &Config, out: &Output, args: PushArgs) -> Result<(), CliError> {
     let env = &config.env;
-    let token = required(env, TOKEN_VARIABLE)?;
-    if config.is_default(TOKEN_VARIABLE) {
+    let token = required(env, WECHAT_TOKEN)?;
+    if config.is_default(WECHAT_TOKEN) {
         tracing::warn!(
             "WECHAT_TOKEN is not set: signing with the local server's default (devtoken)"
         );
@@ -105,11 +105,11 @@ pub async fn push(config: &Config, out: &Output, args: PushArgs) -> Result<(), C
         Mode::Plaintext => None,
         _ => Some(
             MessageCrypto::new(
-                &required(env, ENCODING_AES_KEY_VARIABLE)?,
-                &required(env, APP_ID_VARIABLE)?,
+                &required(env, WECHAT_ENCODING_AES_KEY)?,
+                &required(env, WECHAT_APP_ID)?,
             )
             .map_err(|e| {
-                shared::config::ConfigError::new(ENCODING_AES_KEY_VARIABLE, e.to_string())
+                account::config::ConfigError::new(WECHAT_ENCODING_AES_KEY, e.to_string())
             })?,
         ),
     };
@@ -119,19 +119,19 @@ pub async fn push(config: &Config, out: &Output, args: PushArgs) -> Result<(), C
         to_user: args
             .to
             .clone()
-            .or_else(|| optional(env, APP_ID_VARIABLE))
+            .or_else(|| optional(env, WECHAT_APP_ID))
             .unwrap_or_else(|| "gh_account".into()),
         from_user: args.from.clone(),
         create_time: now,
         msg_id: random_u64()? >> 1,
     };
-    let xml = push::push_xml(&content, &envelope);
+    let xml = wechat_side::push_xml(&content, &envelope);
     let account = Account {
         token: &token,
         crypto: crypto.as_ref(),
     };
     let nonce = random_u64()?.to_string();
-    let signed = push::sign_push(&account, mode, &xml, &args.from, now, &nonce)?;
+    let signed = wechat_side::sign_push(&account, mode, &xml, &args.from, now, &nonce)?;
 
     let client = client(args.timeout)?;
     let started = Instant::now();
@@ -157,10 +157,10 @@ pub async fn push(config: &Config, out: &Output, args: PushArgs) -> Result<(), C
             first_line(&body)
         )));
     }
-    let reply = push::open_reply(&account, mode, &body)?;
+    let reply = wechat_side::open_reply(&account, mode, &body)?;
     let reply = match reply {
-        Reply::Nothing => None,
-        Reply::Message {
+        ReceivedReply::Nothing => None,
+        ReceivedReply::Message {
             xml,
             fields,
             encrypted,
@@ -188,7 +188,10 @@ pub async fn push(config: &Config, out: &Output, args: PushArgs) -> Result<(), C
 }
 
 /// WeChat drops a reply not addressed back to the user by the account.
-fn check_addressing(fields: &shared::message::Fields, envelope: &Envelope) -> Result<(), CliError> {
+fn check_addressing(
+    fields: &wechat_protocol::xml::Fields,
+    envelope: &Envelope,
+) -> Result<(), CliError> {
     let to = fields.get("ToUserName").unwrap_or_default();
     if to != envelope.from_user {
         return Err(CliError::Message(format!(
@@ -273,15 +276,15 @@ struct VerifyReport {
 }
 
 pub async fn verify_url(config: &Config, out: &Output, args: VerifyArgs) -> Result<(), CliError> {
-    let token = required(&config.env, TOKEN_VARIABLE)?;
-    if config.is_default(TOKEN_VARIABLE) {
+    let token = required(&config.env, WECHAT_TOKEN)?;
+    if config.is_default(WECHAT_TOKEN) {
         tracing::warn!(
             "WECHAT_TOKEN is not set: signing with the local server's default (devtoken)"
         );
     }
     let echostr = random_u64()?.to_string();
     let nonce = random_u64()?.to_string();
-    let query = push::verification_query(&token, now_s(), &nonce, &echostr);
+    let query = wechat_side::verification_query(&token, now_s(), &nonce, &echostr);
     let started = Instant::now();
     let response = client(args.timeout)?
         .get(&args.url)

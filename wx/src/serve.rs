@@ -12,13 +12,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::config::vars::{
+use account::config::vars::{
     DEMO_PAGE_ENABLED, HOST, JSSDK_ALLOWED_ORIGINS, LOCAL_FAKE_WECHAT, LOCAL_INVOKE_KEY,
     LOCAL_REFRESH_INTERVAL_SECS, LOCAL_STORE, PORT, PUBLIC_BASE_URL, WECHAT_API_BASE,
 };
-use shared::config::{flag_or, optional, parsed_or};
-use shared::embedded::EmbeddedStore;
-use shared::webhook::{ENCODING_AES_KEY_VARIABLE, REQUIRE_ENCRYPTION_VARIABLE, TOKEN_VARIABLE};
+use account::config::vars::{WECHAT_ENCODING_AES_KEY, WECHAT_REQUIRE_ENCRYPTION, WECHAT_TOKEN};
+use account::config::{flag_or, optional, parsed_or};
+use table::embedded::EmbeddedStore;
 use tokio::net::TcpListener;
 
 use crate::app::{App, LocalTokenService, WeChatApi};
@@ -58,8 +58,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn Error>> {
         url: format!("http://localhost:{}", address.port()),
         invoke_key: app.invoke_key.expose().to_string(),
         wechat_api: app.tokens.as_ref().map(|_| {
-            optional(&env, WECHAT_API_BASE)
-                .unwrap_or_else(|| shared::config::DEFAULT_API_BASE.into())
+            optional(&env, WECHAT_API_BASE).unwrap_or_else(|| wechat_api::DEFAULT_API_BASE.into())
         }),
     };
     if let Err(e) = run_file::write(run_file, &info) {
@@ -71,7 +70,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn Error>> {
         let every = Duration::from_secs(parsed_or(&env, LOCAL_REFRESH_INTERVAL_SECS, 300)?.max(1));
         tokio::spawn(refresh_on_schedule(tokens.clone(), every));
     }
-    let server = shared::local_server::serve(listener, move |req| {
+    let server = testkit::local_server::serve(listener, move |req| {
         let app = app.clone();
         async move { app.route(req).await }
     });
@@ -140,7 +139,7 @@ const INTERRUPT_GRACE: Duration = Duration::from_millis(200);
 /// a fake token never ends up served as the real account's token.
 fn store_path(env: &HashMap<String, String>, defaulted: &[&str]) -> Result<String, Box<dyn Error>> {
     let path = optional(env, LOCAL_STORE).unwrap_or_else(|| DEFAULT_STORE.into());
-    let fake = shared::config::flag_or(env, LOCAL_FAKE_WECHAT, false)?;
+    let fake = account::config::flag_or(env, LOCAL_FAKE_WECHAT, false)?;
     Ok(if fake && defaulted.contains(&LOCAL_STORE) {
         DEFAULT_FAKE_STORE.into()
     } else {
@@ -199,12 +198,12 @@ fn print_banner(
     app: &App,
 ) {
     let token = env
-        .get(TOKEN_VARIABLE)
+        .get(WECHAT_TOKEN)
         .map(String::as_str)
         .unwrap_or_default();
     // Mirrors the webhook's own rule: with a key, encrypted pushes only unless opted out.
-    let key_set = optional(env, ENCODING_AES_KEY_VARIABLE).is_some();
-    let safe_mode = match (key_set, flag_or(env, REQUIRE_ENCRYPTION_VARIABLE, key_set)) {
+    let key_set = optional(env, WECHAT_ENCODING_AES_KEY).is_some();
+    let safe_mode = match (key_set, flag_or(env, WECHAT_REQUIRE_ENCRYPTION, key_set)) {
         (false, _) => "off (plaintext mode)",
         (true, Ok(false)) => {
             "on, plaintext pushes accepted too (WECHAT_REQUIRE_ENCRYPTION=false: migration only)"
@@ -226,7 +225,7 @@ fn print_banner(
         }
         WeChatApi::Real => {
             let api = optional(env, WECHAT_API_BASE)
-                .unwrap_or_else(|| shared::config::DEFAULT_API_BASE.into());
+                .unwrap_or_else(|| wechat_api::DEFAULT_API_BASE.into());
             println!(
                 "  WeChat API:    {api} (real; this machine's IP must be on the account's whitelist)"
             );
@@ -252,12 +251,12 @@ fn print_banner(
             app.invoke_key.expose()
         );
     }
-    if app.oauth.is_some() {
+    if app.web.is_some() {
         println!(
             "  OAuth:         {base}/oauth/authorize?scope=snsapi_userinfo&return_to=/oauth/me"
         );
     }
-    if app.jssdk.is_some() {
+    if app.web.is_some() {
         println!("  Demo page:     {base}/demo (sign-in, profile, wx.config)");
     }
     if !defaulted.is_empty() {

@@ -1,7 +1,7 @@
 //! `wx token get | refresh --stale TOKEN`: the access_token from the refresh function, by Lambda
 //! Invoke (`TOKEN_FUNCTION_NAME`, the caller's AWS credentials) or, with `--local`, from the
 //! local server's Invoke emulation (with this run's key). Both send the refresh function's own
-//! payloads through [`shared::token::RefreshFunction`].
+//! payloads through [`account::token::RefreshFunction`].
 //!
 //! By default only the token's fingerprint and expiry are printed: the token is a live credential
 //! for the whole account, and terminals end up in scrollback, screen shares and CI logs.
@@ -11,11 +11,12 @@ use std::io::{IsTerminal, Read};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use account::config::vars::{LOCAL_INVOKE_KEY, TOKEN_FUNCTION_NAME};
+use account::config::{optional, required};
+use account::token::{AccessToken, Invocation, RefreshFunction};
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use shared::config::vars::{LOCAL_INVOKE_KEY, TOKEN_FUNCTION_NAME};
-use shared::config::{Secret, optional, required};
-use shared::token::{AccessToken, Invocation, RefreshFunction};
+use wechat_protocol::secret::Secret;
 
 use crate::config::Config;
 use crate::run_file::{self, RUN_FILE, RunInfo};
@@ -60,8 +61,8 @@ pub async fn refresh_function(
 ) -> Result<(RefreshFunction, Option<RunInfo>), CliError> {
     let Some(local) = &via.local else {
         let name = required(&config.env, TOKEN_FUNCTION_NAME)?;
-        let sdk = shared::aws::sdk_config().await;
-        let lambda = shared::aws::lambda_client(&sdk, None);
+        let sdk = account::aws::sdk_config().await;
+        let lambda = account::aws::lambda_client(&sdk, None);
         return Ok((RefreshFunction::new(lambda, name), None));
     };
     let running = run_file::read(Path::new(RUN_FILE));
@@ -81,8 +82,8 @@ pub async fn refresh_function(
                 "no invoke key: set {LOCAL_INVOKE_KEY} to the X-Local-Invoke-Key the `wx serve` banner prints"
             ))
         })?;
-    let sdk = shared::aws::local_sdk_config().await;
-    let lambda = shared::aws::lambda_client_with_key(&sdk, Some(&url), Some(Secret::new(key)));
+    let sdk = account::aws::local_sdk_config().await;
+    let lambda = account::aws::lambda_client_with_key(&sdk, Some(&url), Some(Secret::new(key)));
     let info = running.filter(|info| info.url == url);
     Ok((RefreshFunction::new(lambda, "refresh"), info))
 }

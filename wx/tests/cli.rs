@@ -109,13 +109,13 @@ fn wx(dir: &Path, encrypted: bool) -> Command {
         .env("HOST", "127.0.0.1")
         .env("RUST_LOG", "warn")
         // The token test reports a token seconds after its fetch; the stale-report throttle
-        // would (rightly) keep it. The throttle has its own tests in `shared`.
+        // would (rightly) keep it. The throttle has its own tests in `account`.
         .env("TOKEN_STALE_MIN_AGE_SECS", "0")
         .env("WECHAT_TOKEN", TOKEN)
         .env("WECHAT_APP_ID", APP_ID)
         .env(
             "WECHAT_REPLY_RULES",
-            repo().join("shared/rules/example.toml"),
+            repo().join("crates/account/rules/example.toml"),
         );
     if encrypted {
         command.env("WECHAT_ENCODING_AES_KEY", KEY);

@@ -1,0 +1,202 @@
+//! Composition roots: what each deployment shape is built from, once per container (or per
+//! `wx serve`), so that the functions' mains are wiring only and the local server assembles the
+//! same parts.
+//!
+//! - [`cold_start`]: the one path every main takes: the log subscriber, then the build, and one
+//!   `cold start failed` line naming the variable when it fails.
+//! - One builder per Lambda function ([`verify`], [`message`], [`web`], [`worker`], [`refresh`]),
+//!   each reading its configuration from the process environment and the stack's secret.
+//! - [`Web`]: the `oauth` function's routes (JS-SDK first, then web authorization), over any table
+//!   and ticket source, so `wx serve` routes through the same type.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use lambda_http::{Body, Request, Response};
+use table::Table;
+use table::dynamo::DynamoTable;
+use wechat_api::ClientBuildError;
+
+use crate::aws::{self, SecretsEnv};
+use crate::clock;
+use crate::config::vars::{
+    SESSION_SECRET, TABLE_NAME, WECHAT_APP_SECRET, WECHAT_ENCODING_AES_KEY, WECHAT_FORWARD_SECRET,
+    WECHAT_TOKEN,
+};
+use crate::config::{ConfigError, ProcessEnv, WeChatApiConfig, required};
+use crate::customer_service::CustomerService;
+use crate::forward::client::BuildError;
+use crate::forward::{
+    ForwardConfig, ForwardingRules, HttpForwarder, LambdaLauncher, MessageSide, Worker,
+};
+use crate::jssdk::{Jssdk, JssdkConfig};
+use crate::oauth::{OAuth, OAuthConfig};
+use crate::rules::Rules;
+use crate::token::{LambdaTokenSource, TicketSource, TokenClient, TokenConfig, TokenService};
+use crate::webhook::{NoReplies, Webhook, WebhookConfig};
+
+/// Why a container could not start. Each is a configuration or client problem that a retry of
+/// the cold start would meet again, so the main fails and Lambda reports it.
+#[derive(Debug, thiserror::Error)]
+pub enum ColdStartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("the WeChat API client could not be built: {0}")]
+    WeChatClient(#[from] ClientBuildError),
+    #[error("the forward client could not be built: {0}")]
+    ForwardClient(#[from] BuildError),
+}
+
+impl ColdStartError {
+    /// The variable to fix, when the problem is one variable's value.
+    pub fn variable(&self) -> Option<&'static str> {
+        match self {
+            Self::Config(err) => Some(err.variable),
+            _ => None,
+        }
+    }
+}
+
+/// Every main's start: the log subscriber (JSON when `AWS_LAMBDA_LOG_FORMAT` says so), then
+/// `build`; a failure is logged once, naming the variable, and returned for the runtime to report.
+pub async fn cold_start<T>(
+    build: impl Future<Output = Result<T, ColdStartError>>,
+) -> Result<T, ColdStartError> {
+    crate::telemetry::init();
+    build.await.inspect_err(|err| match err.variable() {
+        Some(variable) => tracing::error!(variable, error = %err, "cold start failed"),
+        None => tracing::error!(error = %err, "cold start failed"),
+    })
+}
+
+/// The `verify` function: the server-URL check needs the token (and the key for its mode),
+/// never the reply rules or a client.
+pub async fn verify() -> Result<Webhook<NoReplies>, ColdStartError> {
+    let env = SecretsEnv::load(ProcessEnv, &[WECHAT_TOKEN]).await?;
+    Ok(Webhook::new(WebhookConfig::from_env(&env)?, NoReplies))
+}
+
+/// The `message` function's replies: the rules, and with a forward rule the message side of the
+/// flow (DynamoDB for the `msg#` item, Lambda for the worker).
+pub type MessageHandler = ForwardingRules<DynamoTable, LambdaLauncher>;
+
+/// The `message` function. Static rules make no AWS call; a forward rule builds the DynamoDB and
+/// Lambda clients, and only then.
+pub async fn message() -> Result<Webhook<MessageHandler>, ColdStartError> {
+    let env = SecretsEnv::load(ProcessEnv, &[WECHAT_TOKEN, WECHAT_ENCODING_AES_KEY]).await?;
+    let config = WebhookConfig::from_env(&env)?;
+    let rules = Rules::from_env(&env)?;
+    let forwarding = match rules.has_forward() {
+        false => None,
+        true => {
+            let table_name = required(&env, TABLE_NAME)?;
+            let sdk = aws::sdk_config().await;
+            let table = DynamoTable::new(aws::dynamodb_client(&sdk), table_name);
+            let launcher = LambdaLauncher::from_env(&env, aws::lambda_client(&sdk, None))?;
+            Some(MessageSide::new(table, launcher, clock::system()))
+        }
+    };
+    Ok(Webhook::new(
+        config,
+        ForwardingRules::new(rules, forwarding),
+    ))
+}
+
+/// The `oauth` function's routes: `/jssdk/config` and `/demo` first, web authorization for the
+/// rest.
+pub struct Web<T, S> {
+    pub oauth: OAuth<T>,
+    pub jssdk: Jssdk<S>,
+}
+
+impl<T: Table + Clone, S: TicketSource> Web<T, S> {
+    /// Both over `table`, sharing one WeChat client and clock; `tickets` is used only when
+    /// JS-SDK signing is on.
+    pub fn new(
+        config: OAuthConfig,
+        jssdk: JssdkConfig,
+        table: T,
+        tickets: Option<S>,
+        clock: clock::SharedClock,
+    ) -> Result<Self, ColdStartError> {
+        let http = config.wechat.client()?;
+        let jssdk = Jssdk::new(
+            jssdk,
+            config.wechat.app_id.clone(),
+            config.path_prefix.clone(),
+            tickets,
+            clock.clone(),
+        );
+        Ok(Self {
+            oauth: OAuth::new(config, table, http, clock),
+            jssdk,
+        })
+    }
+
+    pub async fn handle(&self, req: &Request) -> Response<Body> {
+        match self.jssdk.handle(req).await {
+            Some(response) => response,
+            None => self.oauth.handle(req).await,
+        }
+    }
+}
+
+/// Where the deployed `oauth` function gets jsapi_tickets: the table, and the refresh function
+/// when none is stored; cached per container.
+pub type LambdaTickets = TokenClient<LambdaTokenSource<DynamoTable>>;
+
+/// The `oauth` function. The Lambda client is built only when `JSSDK_ALLOWED_ORIGINS` turns
+/// signing on.
+pub async fn web() -> Result<Web<DynamoTable, LambdaTickets>, ColdStartError> {
+    let env = SecretsEnv::load(ProcessEnv, &[WECHAT_APP_SECRET, SESSION_SECRET]).await?;
+    let (config, jssdk) = (OAuthConfig::from_env(&env)?, JssdkConfig::from_env(&env)?);
+    let clock = clock::system();
+    let sdk = aws::sdk_config().await;
+    let table = DynamoTable::new(aws::dynamodb_client(&sdk), config.table_name.clone());
+    let tickets = match jssdk.signing_enabled() {
+        true => {
+            let lambda = aws::lambda_client(&sdk, None);
+            let source = LambdaTokenSource::from_env(&env, table.clone(), lambda, clock.clone())?;
+            // A warm container asks nobody while its ticket is usable.
+            Some(TokenClient::with_clock(source, clock.clone()))
+        }
+        false => None,
+    };
+    Web::new(config, jssdk, table, tickets, clock)
+}
+
+/// The deployed worker: DynamoDB for the `msg#` item, the signed HTTP client to the account's
+/// service, and the customer-service API with tokens from the central service.
+pub type LambdaWorker =
+    Worker<DynamoTable, HttpForwarder, CustomerService<LambdaTokenSource<DynamoTable>>>;
+
+/// The `worker` function.
+pub async fn worker() -> Result<LambdaWorker, ColdStartError> {
+    let env = SecretsEnv::load(ProcessEnv, &[WECHAT_FORWARD_SECRET]).await?;
+    let forward = ForwardConfig::from_env(&env)?;
+    let api = WeChatApiConfig::from_env(&env)?;
+    let clock = clock::system();
+    let sdk = aws::sdk_config().await;
+    let table = DynamoTable::new(aws::dynamodb_client(&sdk), required(&env, TABLE_NAME)?);
+    // The token comes from the central service: read from the table, refreshed by invoking it.
+    let source = LambdaTokenSource::from_env(
+        &env,
+        table.clone(),
+        aws::lambda_client(&sdk, None),
+        clock.clone(),
+    )?;
+    let tokens = Arc::new(TokenClient::with_clock(source, clock.clone()));
+    let late_channel = CustomerService::new(api.client()?, tokens);
+    let forwarder = HttpForwarder::new(forward.secret, forward.late_timeout, clock)?;
+    Ok(Worker::new(table, forwarder, late_channel))
+}
+
+/// The `refresh` function: the central token service on DynamoDB.
+pub async fn refresh() -> Result<TokenService<DynamoTable>, ColdStartError> {
+    let env = SecretsEnv::load(ProcessEnv, &[WECHAT_APP_SECRET]).await?;
+    let config = TokenConfig::from_env(&env)?;
+    let http = config.wechat.client()?;
+    let sdk = aws::sdk_config().await;
+    let table = DynamoTable::new(aws::dynamodb_client(&sdk), required(&env, TABLE_NAME)?);
+    Ok(TokenService::new(config, table, http, clock::system()))
+}

@@ -1,0 +1,68 @@
+//! Every environment variable the functions and the local server read, by name, in one place.
+//! README's configuration table documents them; code refers to them only through these constants.
+
+// WeChat app (every function that calls WeChat; see `config::WeChatAppConfig`).
+pub const WECHAT_APP_ID: &str = "WECHAT_APP_ID";
+pub const WECHAT_APP_SECRET: &str = "WECHAT_APP_SECRET";
+pub const WECHAT_API_BASE: &str = "WECHAT_API_BASE";
+pub const WECHAT_OPEN_BASE: &str = "WECHAT_OPEN_BASE";
+pub const WECHAT_HTTP_TIMEOUT_MS: &str = "WECHAT_HTTP_TIMEOUT_MS";
+
+// Webhook (`verify`, `message`).
+pub const WECHAT_TOKEN: &str = "WECHAT_TOKEN";
+pub const WECHAT_ENCODING_AES_KEY: &str = "WECHAT_ENCODING_AES_KEY";
+pub const WECHAT_MAX_CLOCK_SKEW_SECS: &str = "WECHAT_MAX_CLOCK_SKEW_SECS";
+pub const WECHAT_REQUIRE_ENCRYPTION: &str = "WECHAT_REQUIRE_ENCRYPTION";
+pub const WECHAT_REPLY_RULES: &str = "WECHAT_REPLY_RULES";
+
+// The stack's secret: a Secrets Manager secret whose JSON object holds the secret variables
+// (WECHAT_TOKEN, WECHAT_ENCODING_AES_KEY, WECHAT_APP_SECRET, SESSION_SECRET, WECHAT_FORWARD_SECRET)
+// and takes their place; see `aws::SecretsEnv`.
+pub const SECRETS_ARN: &str = "SECRETS_ARN";
+// Standard AWS variables (Lambda sets all but the endpoints), read for the secret's client.
+pub const AWS_REGION: &str = "AWS_REGION";
+pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
+pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+pub const AWS_ENDPOINT_URL_SECRETS_MANAGER: &str = "AWS_ENDPOINT_URL_SECRETS_MANAGER";
+
+// Storage.
+pub const TABLE_NAME: &str = "TABLE_NAME";
+
+// access_token service (`refresh`) and its clients.
+pub const WECHAT_TOKEN_API: &str = "WECHAT_TOKEN_API";
+pub const TOKEN_REFRESH_MARGIN_SECS: &str = "TOKEN_REFRESH_MARGIN_SECS";
+pub const TOKEN_LEASE_MS: &str = "TOKEN_LEASE_MS";
+pub const TOKEN_LEASE_POLL_MS: &str = "TOKEN_LEASE_POLL_MS";
+pub const TOKEN_FETCH_ATTEMPTS: &str = "TOKEN_FETCH_ATTEMPTS";
+pub const TOKEN_RETRY_BACKOFF_MS: &str = "TOKEN_RETRY_BACKOFF_MS";
+pub const TOKEN_STALE_MIN_AGE_SECS: &str = "TOKEN_STALE_MIN_AGE_SECS";
+pub const TOKEN_FUNCTION_NAME: &str = "TOKEN_FUNCTION_NAME";
+
+// Web authorization (`oauth`).
+pub const PUBLIC_BASE_URL: &str = "PUBLIC_BASE_URL";
+pub const SESSION_SECRET: &str = "SESSION_SECRET";
+pub const SESSION_TTL_SECS: &str = "SESSION_TTL_SECS";
+pub const OAUTH_ALLOWED_ORIGINS: &str = "OAUTH_ALLOWED_ORIGINS";
+pub const OAUTH_PROFILE_MAX_AGE_SECS: &str = "OAUTH_PROFILE_MAX_AGE_SECS";
+
+// JS-SDK signatures and the demo page (`oauth`; see `jssdk`).
+pub const JSSDK_ALLOWED_ORIGINS: &str = "JSSDK_ALLOWED_ORIGINS";
+pub const JSSDK_SCRIPT_URL: &str = "JSSDK_SCRIPT_URL";
+pub const DEMO_PAGE_ENABLED: &str = "DEMO_PAGE_ENABLED";
+
+// Local development server (`make run`).
+pub const HOST: &str = "HOST";
+pub const PORT: &str = "PORT";
+pub const LOCAL_STORE: &str = "LOCAL_STORE";
+pub const LOCAL_FAKE_WECHAT: &str = "LOCAL_FAKE_WECHAT";
+pub const LOCAL_REFRESH_INTERVAL_SECS: &str = "LOCAL_REFRESH_INTERVAL_SECS";
+/// The local server's Lambda Invoke key (`X-Local-Invoke-Key`); random per run when unset. A
+/// Lambda client built by `aws::lambda_client` sends it when set.
+pub const LOCAL_INVOKE_KEY: &str = "LOCAL_INVOKE_KEY";
+
+// Forwarding messages to the account's own service (`message`, `worker`; see `forward`).
+pub const WECHAT_FORWARD_SECRET: &str = "WECHAT_FORWARD_SECRET";
+pub const FORWARD_LATE_TIMEOUT_MS: &str = "FORWARD_LATE_TIMEOUT_MS";
+pub const WORKER_FUNCTION_NAME: &str = "WORKER_FUNCTION_NAME";

@@ -1,0 +1,415 @@
+//! The two halves of a forward: the message side ([`MessageSide`], inside WeChat's request) and
+//! the worker side ([`Worker`], which calls the service once and delivers the answer). Every
+//! path of each ends in a named outcome ([`MessageOutcome`], [`WorkerOutcome`]) that drives its
+//! one log line.
+//!
+//! The message side claims the `msg#` item, starts the worker and waits (polling the item with
+//! consistent reads) up to the rule's budget. Whichever conditional write wins decides the
+//! channel: the worker's `pending → answered` makes the answer the passive reply; the message
+//! side's `pending → late` at the budget makes it answer `success` and leaves the worker to send
+//! late. A retry finds the item: answered → the same reply; pending → marked late; else `success`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use table::{StoreError, Table};
+use tokio::time::Instant;
+use wechat_protocol::message::Message;
+use wechat_protocol::reply::Reply;
+
+use super::answer::Answer;
+use super::client::{ForwardError, Forwarder};
+use super::late::{LateDelivery, LateSender};
+use super::launch::{ForwardJob, LaunchError, WorkerLauncher};
+use super::record::{Claim, MessageLog, MsgState};
+use super::request::ForwardRequest;
+use crate::clock::SharedClock;
+use crate::rules::ForwardSpec;
+use table::Transition;
+
+/// The first pause between two reads of the item; it doubles up to the longest.
+const FIRST_POLL: Duration = Duration::from_millis(25);
+/// The longest pause between two reads: a passive answer waits at most this long to be seen.
+pub const MAX_POLL: Duration = Duration::from_millis(150);
+
+/// How the message side answered one push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageOutcome {
+    /// The worker stored the answer within the budget: it is the passive reply.
+    Passive(Reply),
+    /// The service answered nothing within the budget.
+    NoAnswer,
+    /// The budget passed (or a retry gave up first): `success` now, the worker answers late.
+    Late,
+    /// The answer is a type only the customer-service API sends: the worker sends it.
+    SendingLate,
+    /// The service failed within the budget: nothing is sent.
+    ForwardFailed { reason: String },
+    /// A retry of a push already answered passively: the same reply again.
+    RetryAnswered(Reply),
+    /// A retry while the worker still works: the answer will go out late.
+    RetryMarkedLate,
+    /// A retry of a push that is done, failed or going out late: `success`.
+    RetryDone,
+    /// The worker could not be started: nothing is sent.
+    LaunchFailed(LaunchError),
+    /// The table could not be used: `success`, and nothing is forwarded.
+    StoreUnavailable(StoreError),
+}
+
+impl MessageOutcome {
+    /// A stable snake_case name for log fields.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Passive(_) => "passive",
+            Self::NoAnswer => "no_answer",
+            Self::Late => "late",
+            Self::SendingLate => "sending_late",
+            Self::ForwardFailed { .. } => "forward_failed",
+            Self::RetryAnswered(_) => "retry_answered",
+            Self::RetryMarkedLate => "retry_marked_late",
+            Self::RetryDone => "retry_done",
+            Self::LaunchFailed(_) => "launch_failed",
+            Self::StoreUnavailable(_) => "store_unavailable",
+        }
+    }
+
+    /// The passive reply: the answer when there is one in time, else `success`.
+    pub fn reply(&self) -> Reply {
+        match self {
+            Self::Passive(reply) | Self::RetryAnswered(reply) => reply.clone(),
+            _ => Reply::Success,
+        }
+    }
+}
+
+/// The message side of forwarding, one per container.
+pub struct MessageSide<T, L> {
+    table: T,
+    launcher: L,
+    clock: SharedClock,
+}
+
+impl<T: MessageLog, L: WorkerLauncher> MessageSide<T, L> {
+    pub fn new(table: T, launcher: L, clock: SharedClock) -> Self {
+        Self {
+            table,
+            launcher,
+            clock,
+        }
+    }
+
+    /// Answers `msg` by the forward rule `spec`, within its budget.
+    pub async fn handle(&self, msg: &Message, spec: &ForwardSpec) -> MessageOutcome {
+        let started = Instant::now();
+        let request = ForwardRequest::new(msg);
+        let key = request.idempotency_key.clone();
+        let outcome = self.run(&key, spec, request, started + spec.budget()).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let code = outcome.code();
+        match &outcome {
+            MessageOutcome::ForwardFailed { reason } => {
+                tracing::warn!(outcome = code, %key, elapsed_ms, %reason, "forward failed; answered success")
+            }
+            MessageOutcome::LaunchFailed(error) => {
+                tracing::error!(outcome = code, %key, elapsed_ms, %error, "forward not started; answered success")
+            }
+            MessageOutcome::StoreUnavailable(error) => {
+                tracing::error!(outcome = code, %key, elapsed_ms, %error, "forward not tracked; answered success")
+            }
+            other => tracing::info!(
+                outcome = code,
+                %key,
+                elapsed_ms,
+                reply = other.reply().msg_type(),
+                "forward answered"
+            ),
+        }
+        outcome
+    }
+
+    async fn run(
+        &self,
+        key: &str,
+        spec: &ForwardSpec,
+        request: ForwardRequest,
+        deadline: Instant,
+    ) -> MessageOutcome {
+        let now_s = self.clock.now_s();
+        match self.table.claim(key, &request.openid, now_s).await {
+            Err(error) => MessageOutcome::StoreUnavailable(error),
+            Ok(Claim::Seen) => self.retry(key).await,
+            Ok(Claim::Claimed) => {
+                let job = ForwardJob {
+                    key: key.to_string(),
+                    spec: spec.clone(),
+                    request,
+                };
+                if let Err(error) = self.launcher.launch(job).await {
+                    if let Err(store) = self.table.fail(key, &error.to_string()).await {
+                        tracing::error!(%key, error = %store, "could not record the failed start");
+                    }
+                    return MessageOutcome::LaunchFailed(error);
+                }
+                self.wait(key, deadline).await
+            }
+        }
+    }
+
+    /// Polls the item until the worker settles it or the budget is spent, then tries to make
+    /// the answer late; losing that write means the worker settled it just before.
+    async fn wait(&self, key: &str, deadline: Instant) -> MessageOutcome {
+        let mut pause = FIRST_POLL;
+        loop {
+            match self.table.state(key).await {
+                Ok(Some(MsgState::Pending)) => {}
+                Ok(state) => return settled(state),
+                // Keep waiting: the write at the deadline decides anyway.
+                Err(error) => tracing::warn!(%key, %error, "could not read the message item"),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(MAX_POLL);
+        }
+        match self.table.give_up_waiting(key).await {
+            Ok(Transition::Applied) => MessageOutcome::Late,
+            Ok(Transition::Lost) => match self.table.state(key).await {
+                Ok(state) => settled(state),
+                Err(error) => MessageOutcome::StoreUnavailable(error),
+            },
+            Err(error) => MessageOutcome::StoreUnavailable(error),
+        }
+    }
+
+    async fn retry(&self, key: &str) -> MessageOutcome {
+        match self.table.state(key).await {
+            Ok(Some(MsgState::Answered(answer))) => retry_answered(answer),
+            Ok(Some(MsgState::Pending)) => match self.table.give_up_waiting(key).await {
+                Ok(Transition::Applied) => MessageOutcome::RetryMarkedLate,
+                Ok(Transition::Lost) => match self.table.state(key).await {
+                    Ok(Some(MsgState::Answered(answer))) => retry_answered(answer),
+                    Ok(_) => MessageOutcome::RetryDone,
+                    Err(error) => MessageOutcome::StoreUnavailable(error),
+                },
+                Err(error) => MessageOutcome::StoreUnavailable(error),
+            },
+            Ok(_) => MessageOutcome::RetryDone,
+            Err(error) => MessageOutcome::StoreUnavailable(error),
+        }
+    }
+}
+
+fn retry_answered(answer: Answer) -> MessageOutcome {
+    match answer.passive() {
+        Some(reply) => MessageOutcome::RetryAnswered(reply.clone()),
+        None => MessageOutcome::RetryDone,
+    }
+}
+
+/// The outcome for an item the worker (or a retry) moved out of `pending`.
+fn settled(state: Option<MsgState>) -> MessageOutcome {
+    match state {
+        Some(MsgState::Answered(answer)) => match answer.passive() {
+            Some(reply) => MessageOutcome::Passive(reply.clone()),
+            None => MessageOutcome::SendingLate,
+        },
+        Some(MsgState::NoAnswer) => MessageOutcome::NoAnswer,
+        Some(MsgState::Failed { reason }) => MessageOutcome::ForwardFailed { reason },
+        Some(MsgState::Sending | MsgState::Sent) => MessageOutcome::SendingLate,
+        Some(MsgState::Late | MsgState::Pending) => MessageOutcome::Late,
+        None => MessageOutcome::StoreUnavailable(StoreError::Corrupt(
+            "the message item vanished while waiting".into(),
+        )),
+    }
+}
+
+/// What the worker did with one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerOutcome {
+    /// Stored in time: the message side replies with it passively.
+    Answered,
+    /// The service answered nothing: nothing is sent.
+    NoAnswer,
+    /// Sent late through the customer-service API.
+    SentLate,
+    /// The late send did not go through (recorded in the item).
+    LateNotSent(LateDelivery),
+    /// A passive-only answer (handing over to an agent) came too late to be a passive reply.
+    NotSendableLate,
+    /// The service failed: nothing is sent (recorded in the item).
+    ForwardFailed(ForwardError),
+    /// The push was already handled (a duplicate delivery of the job, or an expired item).
+    AlreadyHandled,
+    StoreUnavailable(StoreError),
+}
+
+impl WorkerOutcome {
+    /// A stable snake_case name for log fields and the worker's answer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::NoAnswer => "no_answer",
+            Self::SentLate => "sent_late",
+            Self::LateNotSent(LateDelivery::Rejected { code, .. }) => code,
+            Self::LateNotSent(_) => "late_not_sent",
+            Self::NotSendableLate => "not_sendable_late",
+            Self::ForwardFailed(_) => "forward_failed",
+            Self::AlreadyHandled => "already_handled",
+            Self::StoreUnavailable(_) => "store_unavailable",
+        }
+    }
+
+    /// Whether the job failed for a reason an operator must look at (the service or the store
+    /// down, WeChat unreachable): the worker function reports these as invocation errors, so
+    /// they show in its `Errors` metric and land in its failure destination (never retried).
+    /// WeChat refusing a late message (the 48-hour window, …) is an answer, not a failure.
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::ForwardFailed(_)
+                | Self::StoreUnavailable(_)
+                | Self::LateNotSent(LateDelivery::Unavailable { .. })
+        )
+    }
+}
+
+/// The worker side: one call to the service, then the one delivery its answer gets.
+pub struct Worker<T, F, S> {
+    table: T,
+    forwarder: F,
+    sender: S,
+}
+
+impl<T: MessageLog, F: Forwarder, S: LateSender> Worker<T, F, S> {
+    pub fn new(table: T, forwarder: F, sender: S) -> Self {
+        Self {
+            table,
+            forwarder,
+            sender,
+        }
+    }
+
+    /// Runs one job to its outcome and logs it. Never fails: every failure is recorded in the
+    /// item and the outcome, so an asynchronous invoke has nothing to retry.
+    pub async fn run(&self, job: &ForwardJob) -> WorkerOutcome {
+        let started = Instant::now();
+        let outcome = self.process(job).await;
+        let key = &job.key;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let code = outcome.code();
+        match &outcome {
+            WorkerOutcome::ForwardFailed(error) => tracing::error!(
+                outcome = code,
+                %key,
+                elapsed_ms,
+                reason = error.code(),
+                %error,
+                "forward service failed; nothing sent"
+            ),
+            WorkerOutcome::LateNotSent(delivery) => {
+                tracing::warn!(outcome = code, %key, elapsed_ms, ?delivery, "late answer not sent")
+            }
+            WorkerOutcome::NotSendableLate => tracing::warn!(
+                outcome = code,
+                %key,
+                elapsed_ms,
+                "a transfer_customer_service answer came too late; nothing sent"
+            ),
+            WorkerOutcome::StoreUnavailable(error) => {
+                tracing::error!(outcome = code, %key, elapsed_ms, %error, "message item unavailable")
+            }
+            _ => tracing::info!(outcome = code, %key, elapsed_ms, "forward done"),
+        }
+        outcome
+    }
+
+    async fn process(&self, job: &ForwardJob) -> WorkerOutcome {
+        let key = job.key.as_str();
+        // A duplicate delivery of the job must not call the service again.
+        match self.table.state(key).await {
+            Ok(Some(MsgState::Pending | MsgState::Late)) => {}
+            Ok(_) => return WorkerOutcome::AlreadyHandled,
+            Err(error) => return WorkerOutcome::StoreUnavailable(error),
+        }
+        match self.forwarder.forward(&job.spec.url, &job.request).await {
+            Err(error) => match self.table.fail(key, &error.to_string()).await {
+                Ok(_) => WorkerOutcome::ForwardFailed(error),
+                Err(store) => WorkerOutcome::StoreUnavailable(store),
+            },
+            Ok(None) => match self.table.no_answer(key).await {
+                Ok(Transition::Applied) => WorkerOutcome::NoAnswer,
+                Ok(Transition::Lost) => WorkerOutcome::AlreadyHandled,
+                Err(error) => WorkerOutcome::StoreUnavailable(error),
+            },
+            Ok(Some(answer)) => self.deliver(job, answer).await,
+        }
+    }
+
+    async fn deliver(&self, job: &ForwardJob, answer: Answer) -> WorkerOutcome {
+        let key = job.key.as_str();
+        if answer.passive().is_some() {
+            match self.table.answer(key, &answer).await {
+                Ok(Transition::Applied) => return WorkerOutcome::Answered,
+                // The message side gave up waiting (or the push is done): late, if at all.
+                Ok(Transition::Lost) => {}
+                Err(error) => return WorkerOutcome::StoreUnavailable(error),
+            }
+        }
+        if !answer.can_send_late() {
+            let reason = format!("a {} answer cannot be sent late", answer.msg_type());
+            return match self.table.fail(key, &reason).await {
+                Ok(Transition::Applied) => WorkerOutcome::NotSendableLate,
+                Ok(Transition::Lost) => WorkerOutcome::AlreadyHandled,
+                Err(error) => WorkerOutcome::StoreUnavailable(error),
+            };
+        }
+        match self.table.start_sending(key, &answer).await {
+            Ok(Transition::Applied) => {}
+            Ok(Transition::Lost) => return WorkerOutcome::AlreadyHandled,
+            Err(error) => return WorkerOutcome::StoreUnavailable(error),
+        }
+        let delivery = self.sender.send(&job.request.openid, &answer).await;
+        let recorded = match &delivery {
+            LateDelivery::Sent => self.table.sent(key).await,
+            LateDelivery::Rejected { reason, .. } | LateDelivery::Unavailable { reason } => {
+                self.table.fail(key, reason).await
+            }
+        };
+        if let Err(error) = recorded {
+            // The send happened (or was refused) regardless; the item just says `sending`.
+            tracing::error!(%key, %error, "could not record the late delivery");
+        }
+        match delivery {
+            LateDelivery::Sent => WorkerOutcome::SentLate,
+            other => WorkerOutcome::LateNotSent(other),
+        }
+    }
+}
+
+/// Runs the worker as a tokio task of this process.
+pub struct InProcessLauncher<T, F, S> {
+    worker: Arc<Worker<T, F, S>>,
+}
+
+impl<T, F, S> InProcessLauncher<T, F, S> {
+    pub fn new(worker: Arc<Worker<T, F, S>>) -> Self {
+        Self { worker }
+    }
+}
+
+impl<T, F, S> WorkerLauncher for InProcessLauncher<T, F, S>
+where
+    T: Table + 'static,
+    F: Forwarder + 'static,
+    S: LateSender + 'static,
+{
+    fn launch(&self, job: ForwardJob) -> impl Future<Output = Result<(), LaunchError>> + Send {
+        let worker = self.worker.clone();
+        // The outcome is logged by the worker itself.
+        tokio::spawn(async move { worker.run(&job).await });
+        std::future::ready(Ok(()))
+    }
+}

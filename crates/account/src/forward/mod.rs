@@ -1,0 +1,124 @@
+//! Forwarding messages to the account's own service (a `type = "forward"` rule), answering within
+//! WeChat's 5 seconds or later through the customer-service API, and processing each push once
+//! however often WeChat retries it.
+//!
+//! - `crate::rules::ForwardSpec`: the rule (`url`, `timeout_ms`: the passive-reply budget),
+//!   checked at load.
+//! - [`request`]: what is POSTed (every field, the parsed type and event, the de-duplication key)
+//!   and that key; [`client`]: the signed HTTP call ([`Forwarder`], [`HttpForwarder`]) and
+//!   [`answer`]: what the service may answer ([`Answer`]: a rule's reply schema plus the late-only
+//!   `mpnews` and `msgmenu`).
+//! - [`record`]: the `msg#<key>` item and its port ([`MessageLog`]): one conditional transition
+//!   per step, so exactly one of "passive reply" and "late send" ever happens.
+//! - [`flow`]: the message side ([`MessageSide`], inside the webhook request) and the worker side
+//!   ([`Worker`], the `worker` function or a background task), each ending in a named outcome;
+//!   [`launch`]: how the message side starts the worker ([`WorkerLauncher`]: in-process task or
+//!   asynchronous Lambda invoke); [`late`]: the port the worker sends late answers through
+//!   ([`LateSender`]).
+//! - [`handler`]: [`ForwardingRules`], the webhook's [`wechat_protocol::reply::MessageHandler`] that answers
+//!   static rules as before and runs the flow for forward rules.
+
+pub mod answer;
+pub mod client;
+pub mod flow;
+pub mod handler;
+pub mod late;
+pub mod launch;
+pub mod record;
+pub mod request;
+
+use std::time::Duration;
+
+use wechat_protocol::secret::Secret;
+
+use crate::config::vars::{FORWARD_LATE_TIMEOUT_MS, WECHAT_FORWARD_SECRET};
+use crate::config::{ConfigError, Env, parsed_or, required};
+
+pub use answer::Answer;
+pub use client::{ForwardError, Forwarder, HttpForwarder, signature};
+pub use flow::{InProcessLauncher, MessageOutcome, MessageSide, Worker, WorkerOutcome};
+pub use handler::ForwardingRules;
+pub use late::{LateDelivery, LateSender, RecordingLateSender};
+pub use launch::{ForwardJob, LambdaLauncher, LaunchError, WorkerLauncher};
+pub use record::{MSG_TTL_S, MessageLog, MsgRecord, MsgState, MsgStatus};
+pub use request::{ForwardRequest, dedup_key};
+
+/// `FORWARD_LATE_TIMEOUT_MS` when unset: how long the worker waits for the service.
+pub const DEFAULT_LATE_TIMEOUT_MS: u64 = 20_000;
+/// Bounds of `FORWARD_LATE_TIMEOUT_MS`; the worker's Lambda timeout must exceed the value.
+pub const LATE_TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u64> = 1_000..=120_000;
+/// The shortest `WECHAT_FORWARD_SECRET` accepted: a short key can be guessed from one request.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// What the forward client and the worker read from the environment.
+#[derive(Debug, Clone)]
+pub struct ForwardConfig {
+    /// `WECHAT_FORWARD_SECRET` (required, at least [`MIN_SECRET_LEN`] characters): the HMAC key.
+    pub secret: Secret<String>,
+    /// `FORWARD_LATE_TIMEOUT_MS` (default 20000): the worker's wait for the service.
+    pub late_timeout: Duration,
+}
+
+impl ForwardConfig {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let secret = required(env, WECHAT_FORWARD_SECRET)?;
+        if secret.chars().count() < MIN_SECRET_LEN {
+            return Err(ConfigError::new(
+                WECHAT_FORWARD_SECRET,
+                format!("must be at least {MIN_SECRET_LEN} characters (use a random string)"),
+            ));
+        }
+        let late_ms: u64 = parsed_or(env, FORWARD_LATE_TIMEOUT_MS, DEFAULT_LATE_TIMEOUT_MS)?;
+        if !LATE_TIMEOUT_RANGE_MS.contains(&late_ms) {
+            return Err(ConfigError::new(
+                FORWARD_LATE_TIMEOUT_MS,
+                format!(
+                    "must be between {} and {} ms",
+                    LATE_TIMEOUT_RANGE_MS.start(),
+                    LATE_TIMEOUT_RANGE_MS.end()
+                ),
+            ));
+        }
+        Ok(Self {
+            secret: Secret::new(secret),
+            late_timeout: Duration::from_millis(late_ms),
+        })
+    }
+}
+
+/// `text` cut to at most `max` characters (reasons in logs and items stay short).
+pub(crate) fn short(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_is_required_long_enough_and_never_shown() {
+        let err = ForwardConfig::from_env(&[("OTHER", "x")]).unwrap_err();
+        assert_eq!(err.variable, WECHAT_FORWARD_SECRET);
+        let err = ForwardConfig::from_env(&[(WECHAT_FORWARD_SECRET, "shortsecret")]).unwrap_err();
+        assert!(!err.to_string().contains("shortsecret"), "{err}");
+        let config =
+            ForwardConfig::from_env(&[(WECHAT_FORWARD_SECRET, "0123456789abcdef-long")]).unwrap();
+        assert_eq!(config.late_timeout, Duration::from_secs(20));
+        assert!(!format!("{config:?}").contains("0123456789abcdef"));
+        let err = ForwardConfig::from_env(&[
+            (WECHAT_FORWARD_SECRET, "0123456789abcdef-long"),
+            (FORWARD_LATE_TIMEOUT_MS, "999999"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, FORWARD_LATE_TIMEOUT_MS);
+    }
+
+    #[test]
+    fn short_cuts_on_characters() {
+        assert_eq!(short("中文字符", 2), "中文…");
+        assert_eq!(short("ok", 2), "ok");
+    }
+}

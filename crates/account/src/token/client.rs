@@ -1,0 +1,218 @@
+//! The access_token as the other functions see it: [`TokenClient`] keeps the token for the life of
+//! the Lambda container (a warm invocation asks nobody), and [`TokenClient::call_with_token`] runs a
+//! WeChat API call with it, reporting the token stale and retrying once when WeChat rejects it.
+//!
+//! Where the token comes from is the [`TokenSource`] port: the service itself, in process (the
+//! refresh function, the local server, tests), or [`super::LambdaTokenSource`] (read the table,
+//! report stale tokens to the refresh function). The jsapi_ticket likewise: [`TicketSource`] (on
+//! both), cached per container by the same [`TokenClient`].
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use wechat_api::ApiError;
+use wechat_protocol::secret::Secret;
+
+use super::{AccessToken, TokenError, TokenService};
+use crate::clock::{self, SharedClock};
+use crate::token::store::TokenStore;
+use crate::token::{JsapiTicket, TicketSource};
+
+/// Where tokens come from.
+pub trait TokenSource: Send + Sync {
+    /// A usable token (more than [`super::MIN_REMAINING_MS`] left).
+    fn current(&self) -> impl Future<Output = Result<AccessToken, TokenError>> + Send;
+
+    /// `stale` failed a call with 40001/40014/42001: have it replaced (unless that already
+    /// happened) and return the token current afterwards.
+    fn report_stale(
+        &self,
+        stale: &str,
+    ) -> impl Future<Output = Result<AccessToken, TokenError>> + Send;
+}
+
+/// In process: the service's own logic, over its store.
+impl<S: TokenStore> TokenSource for TokenService<S> {
+    async fn current(&self) -> Result<AccessToken, TokenError> {
+        self.get().await
+    }
+
+    async fn report_stale(&self, stale: &str) -> Result<AccessToken, TokenError> {
+        let report = self.refresh_stale(stale).await?;
+        report
+            .token
+            .ok_or(TokenError::NoUsableToken(report.outcome))
+    }
+}
+
+/// In process: the service's own logic, over its store.
+impl<S: TokenStore> TicketSource for TokenService<S> {
+    async fn jsapi_ticket(&self) -> Result<JsapiTicket, TokenError> {
+        self.get_ticket().await
+    }
+}
+
+impl<T: TokenSource> TokenSource for Arc<T> {
+    fn current(&self) -> impl Future<Output = Result<AccessToken, TokenError>> + Send {
+        (**self).current()
+    }
+
+    fn report_stale(
+        &self,
+        stale: &str,
+    ) -> impl Future<Output = Result<AccessToken, TokenError>> + Send {
+        (**self).report_stale(stale)
+    }
+}
+
+/// Why a call made through [`TokenClient::call_with_token`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("no access_token: {0}")]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// A credential kept for the life of the container and handed out while it has more than
+/// [`super::MIN_REMAINING_MS`] left: [`TokenClient`]'s caches of the token and the ticket.
+struct ContainerCache<T> {
+    clock: SharedClock,
+    cached: Mutex<Option<T>>,
+}
+
+/// What [`ContainerCache`] needs to know of a credential.
+trait Expiring: Clone + PartialEq {
+    fn expires_at_ms(&self) -> i64;
+}
+
+impl Expiring for AccessToken {
+    fn expires_at_ms(&self) -> i64 {
+        self.expires_at_ms
+    }
+}
+
+impl Expiring for JsapiTicket {
+    fn expires_at_ms(&self) -> i64 {
+        self.expires_at_ms
+    }
+}
+
+impl<T: Expiring> ContainerCache<T> {
+    fn new(clock: SharedClock) -> Self {
+        Self {
+            clock,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The cached credential while it is usable; otherwise what `fetch` gives, cached.
+    async fn get_or<E>(&self, fetch: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+        let now = self.clock.now_ms();
+        let usable = |v: &&T| v.expires_at_ms() - now > super::MIN_REMAINING_MS;
+        if let Some(value) = self.lock().as_ref().filter(usable) {
+            return Ok(value.clone());
+        }
+        let value = fetch.await?;
+        self.set(value.clone());
+        Ok(value)
+    }
+
+    fn set(&self, value: T) {
+        *self.lock() = Some(value);
+    }
+
+    /// Drop `value` if it is the cached one (not a newer one another call cached meanwhile).
+    fn forget(&self, value: &T) {
+        let mut cached = self.lock();
+        if cached.as_ref() == Some(value) {
+            *cached = None;
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<T>> {
+        // A panic while holding this lock cannot leave a half-written value: ignore poisoning.
+        self.cached.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The token (and, for a source that has one, the jsapi_ticket) for one container: build it once
+/// at start-up and share it between invocations.
+pub struct TokenClient<S> {
+    source: S,
+    cache: ContainerCache<AccessToken>,
+    tickets: ContainerCache<JsapiTicket>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for TokenClient<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenClient")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> TokenClient<S> {
+    /// On the system clock.
+    pub fn new(source: S) -> Self {
+        Self::with_clock(source, clock::system())
+    }
+
+    pub fn with_clock(source: S, clock: SharedClock) -> Self {
+        Self {
+            source,
+            cache: ContainerCache::new(clock.clone()),
+            tickets: ContainerCache::new(clock),
+        }
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+}
+
+impl<S: TokenSource> TokenClient<S> {
+    /// The cached token while it is usable; otherwise the source's, cached for next time.
+    pub async fn current(&self) -> Result<AccessToken, TokenError> {
+        self.cache.get_or(self.source.current()).await
+    }
+
+    /// Run `call` with the current token. If WeChat rejects the token (40001/40014/42001), report
+    /// it stale, and run `call` once more with the replacement; a second rejection is returned
+    /// as is (no loop). When the source has no other token to offer, the first error is returned.
+    pub async fn call_with_token<T, F, Fut>(&self, call: F) -> Result<T, CallError>
+    where
+        F: Fn(Secret<String>) -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let token = self.current().await?;
+        let error = match call(token.value.clone()).await {
+            Err(e) if e.is_access_token_invalid() => e,
+            other => return Ok(other?),
+        };
+        tracing::warn!(
+            errcode = error.errcode(),
+            token = %token.fingerprint(),
+            "WeChat rejected the access_token; reporting it stale and retrying once"
+        );
+        self.cache.forget(&token);
+        let replacement = self.source.report_stale(token.value.expose()).await?;
+        if replacement.value == token.value {
+            tracing::warn!(
+                token = %token.fingerprint(),
+                "no replacement for the rejected access_token is available yet"
+            );
+            return Err(CallError::Api(error));
+        }
+        self.cache.set(replacement.clone());
+        Ok(call(replacement.value).await?)
+    }
+}
+
+/// The ticket through the same client: cached for the container's life like the token, so a warm
+/// invocation whose cached ticket has more than [`super::MIN_REMAINING_MS`] left asks nobody.
+impl<S: TicketSource> TicketSource for TokenClient<S> {
+    async fn jsapi_ticket(&self) -> Result<JsapiTicket, TokenError> {
+        self.tickets.get_or(self.source.jsapi_ticket()).await
+    }
+}

@@ -1,0 +1,106 @@
+//! What `/jssdk/config` logs: the signed page by origin and path, failures by kind, never the
+//! jsapi_ticket. Alone in its test binary: a thread-local log subscriber in a binary whose other
+//! tests run the same call sites on other threads can miss events (tracing's interest cache).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use account::clock::ManualClock;
+use account::jssdk::{Jssdk, JssdkConfig};
+use account::token::TokenError;
+use account::token::{JsapiTicket, TicketSource};
+use lambda_http::{Body, Request};
+use wechat_protocol::secret::Secret;
+
+const TICKET: &str =
+    "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg";
+
+#[derive(Default)]
+struct Tickets {
+    failing: AtomicBool,
+}
+
+impl TicketSource for Tickets {
+    async fn jsapi_ticket(&self) -> Result<JsapiTicket, TokenError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(TokenError::Invoke(
+                "connection refused to the refresh function".into(),
+            ));
+        }
+        Ok(JsapiTicket {
+            value: Secret::new(TICKET.into()),
+            expires_at_ms: i64::MAX,
+        })
+    }
+}
+
+fn get(uri: &str) -> Request {
+    lambda_http::http::Request::builder()
+        .uri(uri)
+        .body(Body::Empty)
+        .unwrap()
+}
+
+/// Collects everything logged while it is the default subscriber.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_ticket_never_reaches_a_log_line_or_an_answer() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let tickets = Arc::new(Tickets::default());
+    let config =
+        JssdkConfig::from_env(&[("JSSDK_ALLOWED_ORIGINS", "https://shop.example")]).unwrap();
+    let jssdk = Jssdk::new(
+        config,
+        "wx1",
+        "",
+        Some(tickets.clone()),
+        Arc::new(ManualClock::at_ms(1_414_587_457_000)),
+    );
+    let mut answers = String::new();
+    for uri in [
+        "/jssdk/config?url=https%3A%2F%2Fshop.example%2Fpay%3Fcard%3D4711",
+        "/jssdk/config?url=https%3A%2F%2Fevil.example%2F",
+    ] {
+        let response = jssdk.handle(&get(uri)).await.unwrap();
+        answers.push_str(&String::from_utf8_lossy(response.body().as_ref()));
+    }
+    tickets.failing.store(true, Ordering::SeqCst);
+    let response = jssdk
+        .handle(&get("/jssdk/config?url=https%3A%2F%2Fshop.example%2F"))
+        .await
+        .unwrap();
+    answers.push_str(&String::from_utf8_lossy(response.body().as_ref()));
+
+    let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(logged.contains("jssdk: signed"), "{logged}");
+    assert!(
+        logged.contains("InvokeFailed") || logged.contains("could not invoke"),
+        "{logged}"
+    );
+    for text in [&logged, &answers] {
+        assert!(!text.contains(TICKET), "{text}");
+    }
+    // A page's query may hold the user's data: only its origin and path are logged.
+    assert!(!logged.contains("4711"), "{logged}");
+}
