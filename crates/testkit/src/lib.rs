@@ -3,4 +3,5 @@
 //! shared harness (`harness`: log capture, both-adapters runner, request builders).
 
 pub mod fake_wechat;
+pub mod harness;
 pub mod local_server;

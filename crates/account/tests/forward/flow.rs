@@ -1,0 +1,549 @@
+//! The forward flow end to end on dynalite, a scripted service on loopback and a recording late
+//! sender: passive in time, late past the budget, WeChat's retries (sequential and concurrent, on
+//! separate instances) processed once, garbage answered with nothing, and the `msg#` item's
+//! transitions on both adapters. Run under `node scripts/with-dynalite.mjs`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use testkit::harness::Logs;
+
+use crate::support::*;
+use account::clock;
+use account::forward::record::Claim;
+use account::forward::{
+    Answer, ForwardingRules, HttpForwarder, InProcessLauncher, LambdaLauncher, LateDelivery,
+    MessageLog, MessageOutcome, MessageSide, MsgRecord, MsgState, RecordingLateSender, Worker,
+    WorkerLauncher,
+};
+use account::rules::ForwardSpec;
+use account::rules::Rules;
+use table::dynamo::DynamoTable;
+use table::embedded::EmbeddedStore;
+use table::{Table, Transition};
+use wechat_protocol::message::Message;
+use wechat_protocol::reply::{MessageHandler, Reply};
+
+type Launcher = InProcessLauncher<DynamoTable, HttpForwarder, RecordingLateSender>;
+type Handler = ForwardingRules<DynamoTable, Launcher>;
+
+/// One message-function instance: its own DynamoDB client, its own in-process worker.
+async fn instance(
+    service: &ScriptedService,
+    timeout_ms: u64,
+    sender: &RecordingLateSender,
+) -> Handler {
+    let rules = Rules::from_toml(&format!(
+        "[default]\ntype = \"forward\"\nurl = \"{}\"\ntimeout_ms = {timeout_ms}\n\
+         [[rules]]\nkeyword = \"static\"\nreply = {{ type = \"text\", content = \"static answer\" }}\n",
+        service.url
+    ))
+    .unwrap();
+    assert!(rules.has_forward());
+    let forwarder = HttpForwarder::new(secret(), Duration::from_secs(20), clock::system()).unwrap();
+    let worker = Worker::new(
+        testkit::harness::dynalite_table().await,
+        forwarder,
+        sender.clone(),
+    );
+    let launcher = InProcessLauncher::new(Arc::new(worker));
+    let side = MessageSide::new(
+        testkit::harness::dynalite_table().await,
+        launcher,
+        clock::system(),
+    );
+    ForwardingRules::new(rules, Some(side))
+}
+
+fn fresh_text(content: &str) -> Message {
+    text(
+        &testkit::harness::unique("o"),
+        &testkit::harness::unique(""),
+        content,
+    )
+}
+
+/// Waits (bounded) for the worker to finish a late send; the worker runs in the background.
+async fn settled_state(key: &str) -> Option<MsgState> {
+    let table = testkit::harness::dynalite_table().await;
+    for _ in 0..100 {
+        match table.state(key).await.unwrap() {
+            Some(MsgState::Pending | MsgState::Late | MsgState::Sending) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            other => return other,
+        }
+    }
+    table.state(key).await.unwrap()
+}
+
+fn key(msg: &Message) -> String {
+    account::forward::dedup_key(msg)
+}
+
+#[tokio::test]
+async fn a_fast_service_answers_passively_and_nothing_goes_out_late() {
+    let service = ScriptedService::start().await;
+    let sender = RecordingLateSender::new();
+    let handler = instance(&service, 3500, &sender).await;
+    let msg = fresh_text("hi");
+    assert_eq!(
+        handler.reply(&msg).await,
+        Reply::text("hello from the service")
+    );
+    assert_eq!(service.calls(), 1);
+    assert_eq!(
+        settled_state(&key(&msg)).await,
+        Some(MsgState::Answered(Answer::Reply(Reply::text(
+            "hello from the service"
+        ))))
+    );
+    assert!(sender.sent().is_empty());
+}
+
+#[tokio::test]
+async fn static_rules_beside_a_forward_answer_without_calling_the_service() {
+    let service = ScriptedService::start().await;
+    let sender = RecordingLateSender::new();
+    let handler = instance(&service, 3500, &sender).await;
+    let msg = fresh_text("static");
+    assert_eq!(handler.reply(&msg).await, Reply::text("static answer"));
+    assert_eq!(service.calls(), 0);
+    assert_eq!(
+        testkit::harness::dynalite_table()
+            .await
+            .state(&key(&msg))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_slow_service_gets_success_now_and_exactly_one_late_send() {
+    let service = ScriptedService::start().await;
+    service.answer(600, 200, r#"{"type":"text","content":"slow answer"}"#);
+    let sender = RecordingLateSender::new();
+    let handler = instance(&service, 300, &sender).await;
+    let msg = fresh_text("slow");
+    assert_eq!(handler.reply(&msg).await, Reply::Success);
+    assert_eq!(settled_state(&key(&msg)).await, Some(MsgState::Sent));
+    assert_eq!(
+        sender.sent(),
+        vec![(
+            msg.from_user_name.clone(),
+            Answer::Reply(Reply::text("slow answer"))
+        )]
+    );
+    assert_eq!(service.calls(), 1);
+}
+
+#[tokio::test]
+async fn with_the_default_budget_a_6_s_service_is_answered_in_time_and_sent_late_once() {
+    let service = ScriptedService::start().await;
+    service.answer(6000, 200, r#"{"type":"text","content":"six seconds"}"#);
+    let sender = RecordingLateSender::new();
+    let handler = instance(&service, account::rules::DEFAULT_TIMEOUT_MS, &sender).await;
+    let msg = fresh_text("slow");
+    let started = Instant::now();
+    assert_eq!(handler.reply(&msg).await, Reply::Success);
+    // WeChat's limit is 5 s; the budget is 3.5 s (the margin absorbs a busy machine).
+    assert!(
+        started.elapsed() < Duration::from_millis(4900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(sender.sent().is_empty());
+    assert_eq!(settled_state(&key(&msg)).await, Some(MsgState::Sent));
+    assert_eq!(sender.sent().len(), 1);
+    assert_eq!(service.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_late_only_answer_in_time_still_goes_out_late() {
+    let service = ScriptedService::start().await;
+    service.answer(0, 200, r#"{"type":"mpnews","media_id":"MEDIA"}"#);
+    let sender = RecordingLateSender::new();
+    let handler = instance(&service, 3500, &sender).await;
+    let msg = fresh_text("news please");
+    assert_eq!(handler.reply(&msg).await, Reply::Success);
+    assert_eq!(settled_state(&key(&msg)).await, Some(MsgState::Sent));
+    assert_eq!(
+        sender.sent()[0].1,
+        Answer::MpNews {
+            media_id: "MEDIA".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn wechats_three_retries_in_sequence_on_separate_instances_call_once_and_answer_once() {
+    // Fast: the first instance answers passively, the retries get the same reply.
+    let service = ScriptedService::start().await;
+    let sender = RecordingLateSender::new();
+    let msg = fresh_text("retry");
+    let mut replies = Vec::new();
+    for _ in 0..4 {
+        let handler = instance(&service, 3500, &sender).await;
+        replies.push(handler.reply(&msg).await);
+    }
+    assert!(
+        replies
+            .iter()
+            .all(|r| *r == Reply::text("hello from the service")),
+        "{replies:?}"
+    );
+    assert_eq!(service.calls(), 1);
+    assert!(sender.sent().is_empty());
+
+    // Slow: the first instance gives up waiting, a retry while the worker works answers
+    // success, and the answer goes out late once.
+    service.answer(900, 200, r#"{"type":"text","content":"late once"}"#);
+    let msg = fresh_text("retry slow");
+    let mut replies = Vec::new();
+    for _ in 0..4 {
+        let handler = instance(&service, 200, &sender).await;
+        replies.push(handler.reply(&msg).await);
+    }
+    assert!(replies.iter().all(|r| *r == Reply::Success), "{replies:?}");
+    assert_eq!(settled_state(&key(&msg)).await, Some(MsgState::Sent));
+    assert_eq!(service.calls(), 2);
+    assert_eq!(sender.sent().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wechats_retries_at_once_on_separate_instances_call_once_and_answer_once() {
+    let service = ScriptedService::start().await;
+    service.answer(200, 200, r#"{"type":"text","content":"one answer"}"#);
+    let sender = RecordingLateSender::new();
+    let msg = fresh_text("concurrent");
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let handler = instance(&service, 3500, &sender).await;
+        let msg = msg.clone();
+        tasks.push(tokio::spawn(async move { handler.reply(&msg).await }));
+    }
+    let mut passive = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Reply::Success => {}
+            reply => {
+                assert_eq!(reply, Reply::text("one answer"));
+                passive += 1;
+            }
+        }
+    }
+    let state = settled_state(&key(&msg)).await;
+    let late = sender.sent().len();
+    assert_eq!(service.calls(), 1);
+    // One answer: passive (to the first and any retry after it) or late, never both.
+    match state {
+        Some(MsgState::Answered(_)) => assert!(passive >= 1 && late == 0, "{passive} {late}"),
+        Some(MsgState::Sent) => assert!(passive == 0 && late == 1, "{passive} {late}"),
+        other => panic!("unexpected state {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_service_answering_garbage_gets_nothing_sent_and_a_clear_log() {
+    let (logs, _guard) = Logs::capture();
+    let service = ScriptedService::start().await;
+    service.answer(0, 200, "<html>oops</html>");
+    let sender = RecordingLateSender::new();
+    let handler = instance(&service, 3500, &sender).await;
+    let msg = fresh_text("garbage");
+    assert_eq!(handler.reply(&msg).await, Reply::Success);
+    let Some(MsgState::Failed { reason }) = settled_state(&key(&msg)).await else {
+        panic!("the item records the failure");
+    };
+    assert!(reason.contains("not JSON"), "{reason}");
+    // Slow garbage: the failure comes after the budget, and still nothing is sent.
+    service.answer(500, 500, "upstream down");
+    let slow = instance(&service, 200, &sender).await;
+    let msg = fresh_text("garbage late");
+    assert_eq!(slow.reply(&msg).await, Reply::Success);
+    assert!(matches!(
+        settled_state(&key(&msg)).await,
+        Some(MsgState::Failed { .. })
+    ));
+    assert!(sender.sent().is_empty());
+    let text = logs
+        .text_once_it_has(&["forward service failed; nothing sent", "HTTP 500"])
+        .await;
+    assert!(
+        text.contains("forward service failed; nothing sent") && text.contains("not_json"),
+        "{text}"
+    );
+    assert!(text.contains("HTTP 500"), "{text}");
+    assert!(!text.contains("oops"), "{text}");
+    assert!(!text.contains(SECRET), "{text}");
+}
+
+#[tokio::test]
+async fn the_forward_secret_is_never_logged_along_the_whole_flow() {
+    let (logs, _guard) = Logs::capture();
+    let service = ScriptedService::start().await;
+    let sender = RecordingLateSender::new();
+    let handler = instance(&service, 3500, &sender).await;
+    handler.reply(&fresh_text("hi")).await;
+    service.answer(400, 200, r#"{"type":"text","content":"late"}"#);
+    let slow = instance(&service, 100, &sender).await;
+    let msg = fresh_text("late");
+    slow.reply(&msg).await;
+    settled_state(&key(&msg)).await;
+    let config = account::forward::ForwardConfig::from_env(&[(
+        account::config::vars::WECHAT_FORWARD_SECRET,
+        SECRET,
+    )])
+    .unwrap();
+    tracing::info!(?config, "config");
+    let text = logs
+        .text_once_it_has(&["forward answered", "forward done"])
+        .await;
+    assert!(
+        text.contains("forward answered") && text.contains("forward done"),
+        "{text}"
+    );
+    assert!(!text.contains(SECRET), "{text}");
+}
+
+#[tokio::test]
+async fn a_late_send_wechat_refuses_is_recorded_and_not_retried() {
+    let service = ScriptedService::start().await;
+    service.answer(500, 200, r#"{"type":"text","content":"too late"}"#);
+    let sender = RecordingLateSender::new();
+    sender.answer_with(LateDelivery::Rejected {
+        code: "window_closed",
+        reason: "45015: the 48-hour window has passed".into(),
+    });
+    let handler = instance(&service, 100, &sender).await;
+    let msg = fresh_text("late refused");
+    assert_eq!(handler.reply(&msg).await, Reply::Success);
+    let Some(MsgState::Failed { reason }) = settled_state(&key(&msg)).await else {
+        panic!("the refusal is recorded");
+    };
+    assert!(reason.contains("45015"), "{reason}");
+    assert_eq!(sender.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_worker_that_cannot_start_leaves_nothing_pending_and_answers_success() {
+    struct Broken;
+    impl WorkerLauncher for Broken {
+        async fn launch(
+            &self,
+            _job: account::forward::ForwardJob,
+        ) -> Result<(), account::forward::LaunchError> {
+            Err(account::forward::LaunchError("throttled".into()))
+        }
+    }
+    let side = MessageSide::new(
+        testkit::harness::dynalite_table().await,
+        Broken,
+        clock::system(),
+    );
+    let spec = ForwardSpec {
+        url: "http://127.0.0.1:9/x".into(),
+        timeout_ms: 3500,
+    };
+    let msg = fresh_text("x");
+    let outcome = side.handle(&msg, &spec).await;
+    assert!(
+        matches!(outcome, MessageOutcome::LaunchFailed(_)),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.reply(), Reply::Success);
+    assert!(matches!(
+        testkit::harness::dynalite_table()
+            .await
+            .state(&key(&msg))
+            .await
+            .unwrap(),
+        Some(MsgState::Failed { .. })
+    ));
+}
+
+#[tokio::test]
+async fn the_lambda_launcher_invokes_the_worker_asynchronously_with_the_job() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let (endpoint, _task) =
+        testkit::local_server::spawn_on_loopback(move |req: lambda_http::Request| {
+            let record = record.clone();
+            async move {
+                let invocation_type = req
+                    .headers()
+                    .get("x-amz-invocation-type")
+                    .map(|v| v.to_str().unwrap_or_default().to_string());
+                record.lock().unwrap().push((
+                    req.uri().path().to_string(),
+                    invocation_type,
+                    String::from_utf8_lossy(req.body().as_ref()).into_owned(),
+                ));
+                let mut response = lambda_http::Response::new(lambda_http::Body::Empty);
+                *response.status_mut() = http::StatusCode::ACCEPTED;
+                response
+            }
+        })
+        .await;
+    let aws = account::aws::sdk_config().await;
+    let launcher = LambdaLauncher::new(
+        account::aws::lambda_client(&aws, Some(&endpoint)),
+        "worker-fn",
+    );
+    let msg = fresh_text("lambda");
+    let job = account::forward::ForwardJob {
+        key: key(&msg),
+        spec: ForwardSpec {
+            url: "https://bot.example.com".into(),
+            timeout_ms: 3500,
+        },
+        request: account::forward::ForwardRequest::new(&msg),
+    };
+    launcher.launch(job.clone()).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    let (path, invocation_type, body) = &seen[0];
+    assert!(path.contains("/functions/worker-fn/invocations"), "{path}");
+    assert_eq!(invocation_type.as_deref(), Some("Event"));
+    let sent: account::forward::ForwardJob = serde_json::from_str(body).unwrap();
+    assert_eq!(sent, job);
+}
+
+/// The `msg#` item's transitions mean the same on both adapters.
+async fn the_message_log_moves_one_way<T: Table>(table: &T, prefix: &str) {
+    use Transition::{Applied, Lost};
+    let now = 1_800_000_000;
+    let key = |n: u8| format!("{prefix}-{n}");
+    let answer = Answer::Reply(Reply::text("hi"));
+
+    // Claimed once; in time the worker's answer wins and giving up loses.
+    assert_eq!(
+        table.claim(&key(1), "o", now).await.unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(table.claim(&key(1), "o", now).await.unwrap(), Claim::Seen);
+    assert_eq!(table.state(&key(1)).await.unwrap(), Some(MsgState::Pending));
+    assert_eq!(table.answer(&key(1), &answer).await.unwrap(), Applied);
+    assert_eq!(table.give_up_waiting(&key(1)).await.unwrap(), Lost);
+    assert_eq!(table.start_sending(&key(1), &answer).await.unwrap(), Lost);
+    assert_eq!(
+        table.state(&key(1)).await.unwrap(),
+        Some(MsgState::Answered(answer.clone()))
+    );
+
+    // Out of time: late wins, the passive answer loses, one sender gets to send.
+    table.claim(&key(2), "o", now).await.unwrap();
+    assert_eq!(table.give_up_waiting(&key(2)).await.unwrap(), Applied);
+    assert_eq!(table.answer(&key(2), &answer).await.unwrap(), Lost);
+    assert_eq!(
+        table.start_sending(&key(2), &answer).await.unwrap(),
+        Applied
+    );
+    assert_eq!(table.start_sending(&key(2), &answer).await.unwrap(), Lost);
+    assert_eq!(table.sent(&key(2)).await.unwrap(), Applied);
+    assert_eq!(table.fail(&key(2), "late").await.unwrap(), Lost);
+    assert_eq!(table.state(&key(2)).await.unwrap(), Some(MsgState::Sent));
+
+    // Failure and no answer are final; nothing moves an absent item.
+    table.claim(&key(3), "o", now).await.unwrap();
+    assert_eq!(table.fail(&key(3), "HTTP 500").await.unwrap(), Applied);
+    assert_eq!(table.no_answer(&key(3)).await.unwrap(), Lost);
+    assert_eq!(
+        table.state(&key(3)).await.unwrap(),
+        Some(MsgState::Failed {
+            reason: "HTTP 500".into()
+        })
+    );
+    table.claim(&key(4), "o", now).await.unwrap();
+    assert_eq!(table.no_answer(&key(4)).await.unwrap(), Applied);
+    assert_eq!(
+        table.state(&key(4)).await.unwrap(),
+        Some(MsgState::NoAnswer)
+    );
+    assert_eq!(table.answer(&key(5), &answer).await.unwrap(), Lost);
+    assert_eq!(table.state(&key(5)).await.unwrap(), None);
+
+    // An expired item lingering (TTL deletion is lazy) is claimed anew.
+    let ttl_passed = now + account::forward::MSG_TTL_S;
+    assert_eq!(
+        table.claim(&key(1), "o", ttl_passed - 1).await.unwrap(),
+        Claim::Seen
+    );
+    assert_eq!(
+        table.claim(&key(1), "o", ttl_passed).await.unwrap(),
+        Claim::Claimed
+    );
+    let record = table.get::<MsgRecord>(&key(1)).await.unwrap().unwrap();
+    assert_eq!(
+        record.expires_at_s,
+        ttl_passed + account::forward::MSG_TTL_S
+    );
+}
+
+#[tokio::test]
+async fn the_message_log_on_dynamodb() {
+    let table = testkit::harness::dynalite_table().await;
+    the_message_log_moves_one_way(&table, &testkit::harness::unique("m")).await;
+}
+
+#[tokio::test]
+async fn the_message_log_on_the_embedded_store() {
+    the_message_log_moves_one_way(&EmbeddedStore::in_memory(), "m").await;
+}
+
+#[tokio::test]
+async fn both_adapters_store_the_same_msg_item() {
+    let table = testkit::harness::dynalite_table().await;
+    let store = EmbeddedStore::in_memory();
+    let id = testkit::harness::unique("same");
+    let answer = Answer::MsgMenu(account::customer_service::MsgMenu {
+        head_content: "Rate us".into(),
+        list: vec![account::customer_service::MsgMenuItem {
+            id: "1".into(),
+            content: "good".into(),
+        }],
+        tail_content: String::new(),
+    });
+    table.claim(&id, "o", 1_800_000_000).await.unwrap();
+    store.claim(&id, "o", 1_800_000_000).await.unwrap();
+    table.start_sending(&id, &answer).await.unwrap();
+    store.start_sending(&id, &answer).await.unwrap();
+    let pk = format!("msg#{id}");
+    let dynamo = table
+        .client
+        .get_item()
+        .table_name(&table.table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let embedded: std::collections::HashMap<_, _> =
+        serde_dynamo::to_item(store.item_json(&pk).unwrap().unwrap()).unwrap();
+    assert_eq!(dynamo, embedded);
+    let mut names: Vec<_> = dynamo.keys().cloned().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "answer",
+            "created_at_s",
+            "expires_at_s",
+            "openid",
+            "pk",
+            "status",
+            "ttl"
+        ]
+    );
+    assert!(matches!(
+        dynamo["answer"],
+        aws_sdk_dynamodb::types::AttributeValue::M(_)
+    ));
+    assert_eq!(table.state(&id).await.unwrap(), Some(MsgState::Sending));
+    assert_eq!(
+        table.get::<MsgRecord>(&id).await.unwrap().unwrap().answer,
+        Some(answer)
+    );
+}

@@ -1,0 +1,5 @@
+//! The table: both adapters store the same shapes (the contract), dynalite smoke test, and the stack's secret from Secrets Manager (moto).
+
+mod contract;
+mod dynamo_smoke;
+mod secrets_manager;

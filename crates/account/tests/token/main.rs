@@ -1,0 +1,8 @@
+//! The central token service and its clients: the service on the embedded store and on dynalite, the token client, the jsapi_ticket, and the calls made with a token (custom menu, customer service).
+
+mod client;
+mod customer_service;
+mod dynamo;
+mod menu_api;
+mod service;
+mod ticket;

@@ -1,0 +1,36 @@
+//! The integration tests' shared harness: log capture ([`Logs`]), the dynalite table, unique keys,
+//! and the token tests' service and store wrappers ([`tokens`]). Integration tests that need DynamoDB run under
+//! `node scripts/with-dynalite.mjs` (as `make test` does), which exports the endpoint and table.
+
+use table::dynamo::DynamoTable;
+
+mod logs;
+pub mod tokens;
+
+pub use logs::Logs;
+
+/// The dynalite table prepared by `scripts/with-dynalite.mjs`. Fails loudly (never skips) when
+/// the test is run without it, because a skipped DynamoDB test proves nothing.
+pub async fn dynalite_table() -> DynamoTable {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost"),
+        "DynamoDB tests need dynalite on loopback: run them with `make test` \
+         (or `node scripts/with-dynalite.mjs cargo test`); AWS_ENDPOINT_URL_DYNAMODB={endpoint:?}"
+    );
+    let table = std::env::var("TABLE_NAME").expect("TABLE_NAME is exported by with-dynalite");
+    let sdk = account::aws::sdk_config().await;
+    DynamoTable::new(account::aws::dynamodb_client(&sdk), table)
+}
+
+/// A key suffix unique to this test run, so tests sharing the table never see each other's items.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}{}-{nanos}-{n}", std::process::id())
+}
