@@ -66,3 +66,27 @@ pub const LOCAL_INVOKE_KEY: &str = "LOCAL_INVOKE_KEY";
 pub const WECHAT_FORWARD_SECRET: &str = "WECHAT_FORWARD_SECRET";
 pub const FORWARD_LATE_TIMEOUT_MS: &str = "FORWARD_LATE_TIMEOUT_MS";
 pub const WORKER_FUNCTION_NAME: &str = "WORKER_FUNCTION_NAME";
+
+#[cfg(test)]
+mod tests {
+    /// The configuration doc names every variable this module declares, so a variable added here
+    /// cannot ship undocumented.
+    #[test]
+    fn every_variable_is_in_the_configuration_doc() {
+        let doc = include_str!("../../../../docs/configuration.md");
+        let declared: Vec<&str> = include_str!("vars.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub const "))
+            .filter_map(|rest| rest.split(':').next())
+            .collect();
+        assert!(declared.len() > 40, "found only {declared:?}");
+        let missing: Vec<&&str> = declared
+            .iter()
+            .filter(|name| !doc.contains(&format!("`{name}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/configuration.md does not document {missing:?}"
+        );
+    }
+}

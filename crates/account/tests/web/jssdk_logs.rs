@@ -2,8 +2,8 @@
 //! jsapi_ticket. Alone in its test binary: a thread-local log subscriber in a binary whose other
 //! tests run the same call sites on other threads can miss events (tracing's interest cache).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use testkit::harness::Logs;
 
 use account::clock::ManualClock;
