@@ -159,11 +159,11 @@ async fn the_secret_never_reaches_a_log() {
     assert!(!text.contains(SECRET), "{text}");
 }
 
-/// The example service of README's "Connect your own service", run with Python against the
+/// The example service of docs/forwarding.md ("Connect your own service"), run with Python against the
 /// client: a correct signature is answered, a wrong one refused, an event gets no answer.
 #[tokio::test]
 async fn the_readme_example_service_verifies_the_signature() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let venv = root.join(".venv/bin/python");
     let python = if venv.exists() {
         venv
