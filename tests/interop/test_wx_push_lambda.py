@@ -199,7 +199,7 @@ def test_a_push_signed_with_another_token_is_refused(scratch, mode, message_url)
 
 
 # Not in compatible mode: whether a plaintext push is accepted next to a key is the webhook's
-# WECHAT_REQUIRE_ENCRYPTION default (shared::webhook), not the gateway's concern.
+# WECHAT_REQUIRE_ENCRYPTION default (account::webhook), not the gateway's concern.
 @pytest.mark.parametrize("mode", ["plaintext", "safe"], indirect=True)
 def test_plaintext_pushes_are_refused_in_safe_mode_and_answered_in_plaintext_mode(
         scratch, mode, message_url):

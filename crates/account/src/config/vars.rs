@@ -1,5 +1,6 @@
 //! Every environment variable the functions and the local server read, by name, in one place.
-//! README's configuration table documents them; code refers to them only through these constants.
+//! docs/configuration.md documents them (a test below checks every one is there); code refers to
+//! them only through these constants.
 
 // WeChat app (every function that calls WeChat; see `config::WeChatAppConfig`).
 pub const WECHAT_APP_ID: &str = "WECHAT_APP_ID";
