@@ -480,16 +480,10 @@ async fn the_message_log_moves_one_way<T: Table>(table: &T, prefix: &str) {
     );
 }
 
-#[tokio::test]
-async fn the_message_log_on_dynamodb() {
-    let table = testkit::harness::dynalite_table().await;
-    the_message_log_moves_one_way(&table, &testkit::harness::unique("m")).await;
-}
-
-#[tokio::test]
-async fn the_message_log_on_the_embedded_store() {
-    the_message_log_moves_one_way(&EmbeddedStore::in_memory(), "m").await;
-}
+testkit::on_both_adapters!(the_message_log_moves_one_way {
+    dynamodb: the_message_log_on_dynamodb("m"),
+    embedded: the_message_log_on_the_embedded_store("m"),
+});
 
 #[tokio::test]
 async fn both_adapters_store_the_same_msg_item() {

@@ -153,16 +153,10 @@ async fn the_kernel_keeps_its_semantics<T: Table>(table: &T, id: &str) {
     );
 }
 
-#[tokio::test]
-async fn the_kernel_on_dynamodb_keeps_its_semantics() {
-    let table = testkit::harness::dynalite_table().await;
-    the_kernel_keeps_its_semantics(&table, &testkit::harness::unique("k")).await;
-}
-
-#[tokio::test]
-async fn the_kernel_on_the_embedded_store_keeps_its_semantics() {
-    the_kernel_keeps_its_semantics(&EmbeddedStore::in_memory(), "k").await;
-}
+testkit::on_both_adapters!(the_kernel_keeps_its_semantics {
+    dynamodb: the_kernel_on_dynamodb_keeps_its_semantics("k"),
+    embedded: the_kernel_on_the_embedded_store_keeps_its_semantics("k"),
+});
 
 /// The stored item as DynamoDB holds it.
 async fn dynamo_item(table: &DynamoTable, pk: &str) -> HashMap<String, AttributeValue> {

@@ -66,23 +66,21 @@ where
     results
 }
 
-#[tokio::test]
-async fn an_older_refresh_write_is_rejected_by_dynamodb() {
-    let table = testkit::harness::dynalite_table().await;
-    older_token_write_is_rejected(&table, &testkit::harness::unique("wx")).await;
-}
+// The token store's contract on both adapters (the contracts are in `testkit::harness::tokens`).
+testkit::on_both_adapters!(older_token_write_is_rejected {
+    dynamodb: an_older_refresh_write_is_rejected_by_dynamodb("wx"),
+    embedded: an_older_refresh_write_is_rejected_by_the_embedded_store("wx-embedded"),
+});
 
-#[tokio::test]
-async fn the_dynamodb_lease_is_exclusive_until_it_runs_out() {
-    let table = testkit::harness::dynalite_table().await;
-    lease_is_exclusive_until_it_runs_out(&table, &testkit::harness::unique("wx")).await;
-}
+testkit::on_both_adapters!(lease_is_exclusive_until_it_runs_out {
+    dynamodb: the_dynamodb_lease_is_exclusive_until_it_runs_out("wx"),
+    embedded: the_embedded_lease_is_exclusive_until_it_runs_out("wx-embedded"),
+});
 
-#[tokio::test]
-async fn dynamodb_quota_writes_are_compare_and_swap() {
-    let table = testkit::harness::dynalite_table().await;
-    quota_writes_are_compare_and_swap(&table, &testkit::harness::unique("wx")).await;
-}
+testkit::on_both_adapters!(quota_writes_are_compare_and_swap {
+    dynamodb: dynamodb_quota_writes_are_compare_and_swap("wx"),
+    embedded: embedded_quota_writes_are_compare_and_swap("wx-embedded"),
+});
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_refreshers_on_an_empty_table_make_one_call_and_agree_on_the_token() {

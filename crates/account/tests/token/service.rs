@@ -323,21 +323,6 @@ async fn wrong_credentials_are_configuration_errors_like_wechat_answers_them() {
 }
 
 #[tokio::test]
-async fn an_older_refresh_write_is_rejected_by_the_embedded_store() {
-    older_token_write_is_rejected(&EmbeddedStore::in_memory(), "wx-embedded").await;
-}
-
-#[tokio::test]
-async fn the_embedded_lease_is_exclusive_until_it_runs_out() {
-    lease_is_exclusive_until_it_runs_out(&EmbeddedStore::in_memory(), "wx-embedded").await;
-}
-
-#[tokio::test]
-async fn embedded_quota_writes_are_compare_and_swap() {
-    quota_writes_are_compare_and_swap(&EmbeddedStore::in_memory(), "wx-embedded").await;
-}
-
-#[tokio::test]
 async fn a_dead_lease_holder_is_taken_over_after_its_lease_and_never_before() {
     let (service, clock, fake) = setup(&[]).await;
     dead_lease_holder_is_taken_over_only_after_its_lease(&service, &clock, &fake).await;

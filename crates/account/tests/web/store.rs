@@ -277,16 +277,10 @@ async fn concurrent_first_writes_of_a_user_have_one_winner<S: UserStore>(store: 
     assert_eq!(winners, 1, "{outcomes:?}");
 }
 
-#[tokio::test]
-async fn the_dynamodb_adapter_keeps_the_port_semantics() {
-    let table = testkit::harness::dynalite_table().await;
-    conformance(&table, &testkit::harness::unique("t")).await;
-}
-
-#[tokio::test]
-async fn the_embedded_adapter_keeps_the_port_semantics() {
-    conformance(&EmbeddedStore::in_memory(), "t").await;
-}
+testkit::on_both_adapters!(conformance {
+    dynamodb: the_dynamodb_adapter_keeps_the_port_semantics("t"),
+    embedded: the_embedded_adapter_keeps_the_port_semantics("t"),
+});
 
 #[tokio::test]
 async fn both_adapters_store_the_same_item_shape() {

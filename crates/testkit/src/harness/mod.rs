@@ -34,3 +34,32 @@ pub fn unique(prefix: &str) -> String {
         .unwrap_or(0);
     format!("{prefix}{}-{nanos}-{n}", std::process::id())
 }
+
+/// One storage contract as two tests, on both adapters: `$on_dynamodb` runs `$contract` on the
+/// dynalite table under a key unique to the run (`$prefix`…), `$on_embedded` on a fresh in-memory
+/// embedded store under `$id`. `$contract` is an `async fn(&impl Table, &str)`.
+///
+/// ```ignore
+/// testkit::on_both_adapters!(the_kernel_keeps_its_semantics {
+///     dynamodb: the_kernel_on_dynamodb_keeps_its_semantics("k"),
+///     embedded: the_kernel_on_the_embedded_store_keeps_its_semantics("k"),
+/// });
+/// ```
+#[macro_export]
+macro_rules! on_both_adapters {
+    ($contract:path {
+        dynamodb: $on_dynamodb:ident($prefix:literal),
+        embedded: $on_embedded:ident($id:literal) $(,)?
+    }) => {
+        #[tokio::test]
+        async fn $on_dynamodb() {
+            let table = $crate::harness::dynalite_table().await;
+            $contract(&table, &$crate::harness::unique($prefix)).await;
+        }
+
+        #[tokio::test]
+        async fn $on_embedded() {
+            $contract(&::table::embedded::EmbeddedStore::in_memory(), $id).await;
+        }
+    };
+}
