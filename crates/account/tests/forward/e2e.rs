@@ -11,7 +11,7 @@ use crate::support::*;
 use account::clock;
 use account::customer_service::CustomerService;
 use account::forward::{
-    ForwardingRules, HttpForwarder, InProcessLauncher, MessageLog, MessageSide, MsgState, Worker,
+    ForwardingRules, HttpForwarder, InProcessLauncher, MessageSide, MsgState, Worker,
 };
 use account::rules::Rules;
 use account::token::{TokenClient, TokenService};
@@ -21,7 +21,6 @@ use testkit::fake_wechat::custom::PATH as CUSTOM_SEND;
 use testkit::fake_wechat::{FakeWeChat, Scripted, lock};
 use testkit::harness::tokens::{STABLE, config, fake_on_wall_clock};
 use wechat_api::WeChatHttp;
-use wechat_protocol::message::Message;
 use wechat_protocol::reply::{MessageHandler, Reply};
 
 type Tokens = Arc<TokenService<EmbeddedStore>>;
@@ -54,29 +53,6 @@ async fn instance(service: &ScriptedService, fake: &FakeWeChat, timeout_ms: u64)
     ForwardingRules::new(rules, Some(side))
 }
 
-/// A text from a fresh user (the fake accepts openids of letters, digits, `-` and `_`).
-fn fresh_text(content: &str) -> Message {
-    text(
-        &testkit::harness::unique("o"),
-        &testkit::harness::unique(""),
-        content,
-    )
-}
-
-async fn settled(msg: &Message) -> Option<MsgState> {
-    let key = account::forward::dedup_key(msg);
-    let table = testkit::harness::dynalite_table().await;
-    for _ in 0..100 {
-        match table.state(&key).await.unwrap() {
-            Some(MsgState::Pending | MsgState::Late | MsgState::Sending) => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            other => return other,
-        }
-    }
-    table.state(&key).await.unwrap()
-}
-
 fn delivered_to(fake: &FakeWeChat, openid: &str) -> Vec<String> {
     lock(&fake.state().custom)
         .delivered()
@@ -100,7 +76,10 @@ async fn a_slow_service_answer_reaches_the_user_once_as_a_customer_service_messa
     let msg = fresh_text("slow");
 
     assert_eq!(handler.reply(&msg).await, Reply::Success);
-    assert_eq!(settled(&msg).await, Some(MsgState::Sent));
+    assert_eq!(
+        settled_state(&account::forward::dedup_key(&msg)).await,
+        Some(MsgState::Sent)
+    );
     assert_eq!(
         delivered_to(&fake, &msg.from_user_name),
         ["slow answer 你好"]
@@ -124,7 +103,10 @@ async fn a_fast_service_answer_is_passive_and_nothing_is_sent_late() {
         handler.reply(&msg).await,
         Reply::text("hello from the service")
     );
-    assert!(matches!(settled(&msg).await, Some(MsgState::Answered(_))));
+    assert!(matches!(
+        settled_state(&account::forward::dedup_key(&msg)).await,
+        Some(MsgState::Answered(_))
+    ));
     assert_eq!(fake.calls(CUSTOM_SEND), 0);
     assert_eq!(fake.calls(STABLE), 0, "no token was even needed");
 }
@@ -139,7 +121,10 @@ async fn a_token_rejected_on_the_late_send_is_refreshed_once_and_the_answer_rese
     let msg = fresh_text("stale token");
 
     assert_eq!(handler.reply(&msg).await, Reply::Success);
-    assert_eq!(settled(&msg).await, Some(MsgState::Sent));
+    assert_eq!(
+        settled_state(&account::forward::dedup_key(&msg)).await,
+        Some(MsgState::Sent)
+    );
     assert_eq!(
         delivered_to(&fake, &msg.from_user_name),
         ["after a refresh"]
@@ -165,6 +150,9 @@ async fn a_service_answering_garbage_sends_the_user_nothing() {
     let msg = fresh_text("garbage");
 
     assert_eq!(handler.reply(&msg).await, Reply::Success);
-    assert!(matches!(settled(&msg).await, Some(MsgState::Failed { .. })));
+    assert!(matches!(
+        settled_state(&account::forward::dedup_key(&msg)).await,
+        Some(MsgState::Failed { .. })
+    ));
     assert_eq!(fake.calls(CUSTOM_SEND), 0);
 }

@@ -54,28 +54,6 @@ async fn instance(
     ForwardingRules::new(rules, Some(side))
 }
 
-fn fresh_text(content: &str) -> Message {
-    text(
-        &testkit::harness::unique("o"),
-        &testkit::harness::unique(""),
-        content,
-    )
-}
-
-/// Waits (bounded) for the worker to finish a late send; the worker runs in the background.
-async fn settled_state(key: &str) -> Option<MsgState> {
-    let table = testkit::harness::dynalite_table().await;
-    for _ in 0..100 {
-        match table.state(key).await.unwrap() {
-            Some(MsgState::Pending | MsgState::Late | MsgState::Sending) => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            other => return other,
-        }
-    }
-    table.state(key).await.unwrap()
-}
-
 fn key(msg: &Message) -> String {
     account::forward::dedup_key(msg)
 }

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use account::forward::{MessageLog, MsgState};
 use lambda_http::{Body, Request, Response};
 use wechat_protocol::message::Message;
 use wechat_protocol::secret::Secret;
@@ -103,4 +104,27 @@ pub fn text(openid: &str, msg_id: &str, content: &str) -> Message {
         "<xml><ToUserName><![CDATA[gh_account]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>"
     );
     Message::parse(xml.as_bytes()).unwrap()
+}
+
+/// A text from a fresh user (the fake accepts openids of letters, digits, `-` and `_`).
+pub fn fresh_text(content: &str) -> Message {
+    text(
+        &testkit::harness::unique("o"),
+        &testkit::harness::unique(""),
+        content,
+    )
+}
+
+/// Waits (bounded) for the worker to finish a late send; the worker runs in the background.
+pub async fn settled_state(key: &str) -> Option<MsgState> {
+    let table = testkit::harness::dynalite_table().await;
+    for _ in 0..100 {
+        match table.state(key).await.unwrap() {
+            Some(MsgState::Pending | MsgState::Late | MsgState::Sending) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            other => return other,
+        }
+    }
+    table.state(key).await.unwrap()
 }
