@@ -95,7 +95,16 @@ impl App {
         let wechat_api = if flag_or(env, LOCAL_FAKE_WECHAT, false)? {
             let app_id = optional(env, WECHAT_APP_ID).unwrap_or_else(|| FAKE_APP_ID.into());
             let secret = optional(env, WECHAT_APP_SECRET).unwrap_or_else(|| FAKE_APP_SECRET.into());
-            let fake = FakeWeChat::start_with(([127, 0, 0, 1], 0).into(), &app_id, &secret).await?;
+            let addr = ([127, 0, 0, 1], 0).into();
+            // Beside a persisted store, the fake keeps what WeChat remembers (the tokens and
+            // tickets it issued), so what the store kept from the last run is still accepted.
+            let fake = match store.path() {
+                Some(path) => {
+                    let remembered = fake_wechat_state_path(path);
+                    FakeWeChat::start_persistent(addr, &app_id, &secret, &remembered).await?
+                }
+                None => FakeWeChat::start_with(addr, &app_id, &secret).await?,
+            };
             for (name, value) in [
                 (WECHAT_APP_ID, app_id),
                 (WECHAT_APP_SECRET, secret),
@@ -214,6 +223,12 @@ fn local_forwarding(
     let worker = Worker::new(store.clone(), forwarder, late_channel);
     let launcher = InProcessLauncher::new(Arc::new(worker));
     Ok(MessageSide::new(store, launcher, clock))
+}
+
+/// Where the fake WeChat API keeps its state beside the store at `store`:
+/// `.local/store-fake.json` → `.local/store-fake.wechat.json`.
+pub fn fake_wechat_state_path(store: &std::path::Path) -> std::path::PathBuf {
+    store.with_extension("wechat.json")
 }
 
 /// `/2015-03-31/functions/{name}/invocations`: any function name reaches the token service.

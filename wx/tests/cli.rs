@@ -29,33 +29,22 @@ impl Server {
         let dir = std::env::temp_dir().join(format!("wx-cli-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut command = wx(&dir, encrypted);
-        command
-            .arg("serve")
-            .env("PORT", "0")
-            .env("LOCAL_FAKE_WECHAT", "true")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = command.spawn().unwrap();
-        let run_file = dir.join(".local/run.json");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let url = loop {
-            if let Some(url) = std::fs::read_to_string(&run_file)
-                .ok()
-                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                .and_then(|v| v["url"].as_str().map(String::from))
-            {
-                break url;
-            }
-            assert!(Instant::now() < deadline, "wx serve did not start in 30 s");
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let (child, url) = serve(&dir, encrypted);
         Self {
             dir,
             child,
             url,
             encrypted,
         }
+    }
+
+    /// Stop the server and start another in the same directory, as Ctrl-C and `make run` again
+    /// would: the store and the fake WeChat API's state stay on disk.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::remove_file(self.dir.join(".local/run.json")).unwrap();
+        (self.child, self.url) = serve(&self.dir, self.encrypted);
     }
 
     fn webhook(&self) -> String {
@@ -82,6 +71,31 @@ impl Server {
                 text(&output.stdout)
             )
         })
+    }
+}
+
+/// `wx serve` with the bundled fake WeChat API in `dir`, and its URL once it runs.
+fn serve(dir: &Path, encrypted: bool) -> (Child, String) {
+    let mut command = wx(dir, encrypted);
+    command
+        .arg("serve")
+        .env("PORT", "0")
+        .env("LOCAL_FAKE_WECHAT", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = command.spawn().unwrap();
+    let run_file = dir.join(".local/run.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(url) = std::fs::read_to_string(&run_file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["url"].as_str().map(String::from))
+        {
+            return (child, url);
+        }
+        assert!(Instant::now() < deadline, "wx serve did not start in 30 s");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -267,6 +281,60 @@ fn the_menu_is_checked_applied_shown_diffed_and_deleted_against_the_fake() {
     assert!(text(&output.stderr).contains("--yes"));
     server.json(&["menu", "delete", "--yes", "--local"]);
     assert_eq!(server.json(&["menu", "show", "--local"]), Value::Null);
+}
+
+#[test]
+fn after_a_restart_the_stored_token_and_ticket_still_work_with_the_fake_wechat_api() {
+    let mut server = Server::start("restart", false);
+    // The stale-report throttle at its default: a token rejected right after a restart must not
+    // need it (the real WeChat still accepts a token it issued before the account's server
+    // restarted, and so does the fake).
+    let throttled = |server: &Server, args: &[&str]| {
+        let output = wx(&server.dir, false)
+            .env_remove("TOKEN_STALE_MIN_AGE_SECS")
+            .arg("--json")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "wx {args:?}: {}",
+            text(&output.stderr)
+        );
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    assert_eq!(
+        throttled(&server, &["menu", "show", "--local"]),
+        Value::Null
+    );
+    let before = throttled(&server, &["token", "get", "--local"]);
+    let page = format!("{}/demo", server.url);
+    throttled(&server, &["jssdk", "sign", &page, "--local"]);
+
+    server.restart();
+    assert_eq!(
+        throttled(&server, &["menu", "show", "--local"]),
+        Value::Null
+    );
+    let after = throttled(&server, &["token", "get", "--local"]);
+    assert_eq!(
+        after["fingerprint"], before["fingerprint"],
+        "the stored token is kept"
+    );
+    // The ticket the store kept still passes the new fake's jweixin check.
+    let page = format!("{}/demo", server.url);
+    let signed = throttled(&server, &["jssdk", "sign", &page, "--local"]);
+    let run: Value =
+        serde_json::from_str(&std::fs::read_to_string(server.dir.join(".local/run.json")).unwrap())
+            .unwrap();
+    let verdict = post_json(
+        &format!("{}/fake/jssdk/verify", run["wechat_api"].as_str().unwrap()),
+        &serde_json::json!({
+            "appId": signed["appId"], "timestamp": signed["timestamp"],
+            "nonceStr": signed["nonceStr"], "signature": signed["signature"], "url": page,
+        }),
+    );
+    assert_eq!(verdict["ok"], true, "{verdict}");
 }
 
 #[test]

@@ -51,6 +51,11 @@ impl EmbeddedStore {
         })
     }
 
+    /// Where the store persists, if it does (`None`: in memory).
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
     /// Run `f` atomically over all items; if it returns `changed = true`, persist.
     /// Conditional writes are written as: read, check, write — all inside one `transact`.
     pub fn transact<R>(&self, f: impl FnOnce(&mut Items) -> (R, bool)) -> Result<R, StoreError> {

@@ -26,14 +26,15 @@ pub const VERIFY_PATH: &str = "/fake/jssdk/verify";
 /// The real jweixin's `errMsg` for a signature that does not match.
 pub const INVALID_SIGNATURE: &str = "config:invalid signature";
 
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct Issued {
     ticket: String,
     expires_at_ms: i64,
 }
 
-/// Tickets issued so far: the current one and the one before it.
-#[derive(Default)]
+/// Tickets issued so far: the current one and the one before it. Serialized as is by a
+/// persistent fake.
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct TicketState {
     issued: u64,
     current: Option<Issued>,

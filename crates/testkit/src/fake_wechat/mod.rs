@@ -8,6 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -110,6 +111,17 @@ pub struct FakeState {
     pub custom: Mutex<custom::CustomState>,
     pub jssdk: Mutex<jssdk::TicketState>,
     pub menu: Mutex<menu::MenuState>,
+    /// Where a persistent fake keeps what WeChat would remember across its restarts.
+    persisted_at: Option<PathBuf>,
+}
+
+/// What a persistent fake keeps on disk: the access_tokens and jsapi_tickets it issued (with
+/// their lifetimes and quotas), so that what a store kept from an earlier run is still accepted,
+/// as WeChat still accepts it after a restart of the account's server.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Persisted {
+    token: token::TokenSnapshot,
+    jssdk: jssdk::TicketState,
 }
 
 /// Lock a mutex, ignoring poisoning (a panicking test thread must not wedge the fake).
@@ -129,8 +141,62 @@ impl FakeState {
             custom: Mutex::default(),
             jssdk: Mutex::default(),
             menu: Mutex::default(),
+            persisted_at: None,
         }
     }
+
+    /// A state restored from `path` when it holds one (a missing file is a first run).
+    fn load(app_id: &str, app_secret: &str, path: &Path) -> std::io::Result<Self> {
+        let mut state = Self::new(app_id, app_secret);
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let persisted: Persisted = serde_json::from_slice(&bytes).map_err(|e| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "{}: {e} (delete it to start the fake afresh)",
+                            path.display()
+                        ),
+                    )
+                })?;
+                lock(&state.token).restore(persisted.token);
+                *lock(&state.jssdk) = persisted.jssdk;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        state.persisted_at = Some(path.to_path_buf());
+        Ok(state)
+    }
+
+    /// Write what WeChat would remember, when persistent: to a temporary file renamed into
+    /// place, readable by its owner only (it holds tokens, if fake ones).
+    fn persist(&self) {
+        let Some(path) = &self.persisted_at else {
+            return;
+        };
+        let persisted = Persisted {
+            token: lock(&self.token).snapshot(),
+            jssdk: lock(&self.jssdk).clone(),
+        };
+        let Ok(json) = serde_json::to_vec(&persisted) else {
+            return;
+        };
+        let tmp = path.with_extension("tmp");
+        let written = write_private(&tmp, &json).and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "the fake WeChat API could not save its state");
+        }
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
 }
 
 /// The running fake. Dropping it stops the server.
@@ -154,9 +220,25 @@ impl FakeWeChat {
         app_id: &str,
         app_secret: &str,
     ) -> std::io::Result<Self> {
+        Self::serve_state(addr, FakeState::new(app_id, app_secret)).await
+    }
+
+    /// [`Self::start_with`], keeping what WeChat remembers (issued tokens and tickets, quotas)
+    /// in `path` across restarts, as `wx serve` does beside its store: a token the store kept
+    /// from the last run is then still accepted, as the real WeChat would accept it.
+    pub async fn start_persistent(
+        addr: SocketAddr,
+        app_id: &str,
+        app_secret: &str,
+        path: &Path,
+    ) -> std::io::Result<Self> {
+        Self::serve_state(addr, FakeState::load(app_id, app_secret, path)?).await
+    }
+
+    async fn serve_state(addr: SocketAddr, state: FakeState) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
-        let state = Arc::new(FakeState::new(app_id, app_secret));
+        let state = Arc::new(state);
         let served = state.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -254,6 +336,7 @@ async fn serve(
         }
         None => route(&state, &req),
     };
+    state.persist();
     Ok(to_hyper(answer))
 }
 

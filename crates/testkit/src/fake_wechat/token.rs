@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use account::clock::{Clock, SystemClock};
 use account::token::china_day;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{FakeRequest, FakeResponse, FakeState, lock};
@@ -35,7 +36,7 @@ pub const CLASSIC_DAILY_QUOTA: u32 = 2000;
 const FORCE_DAILY_LIMIT: u32 = 20;
 const FORCE_MIN_INTERVAL_MS: i64 = 30_000;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Life {
     expires_at_ms: i64,
     /// When it was replaced and stopped working, if it was.
@@ -82,7 +83,47 @@ impl fmt::Debug for TokenState {
     }
 }
 
+/// What WeChat remembers of the tokens it issued, kept across restarts of a persistent fake.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct TokenSnapshot {
+    issued: u64,
+    tokens: HashMap<String, Life>,
+    classic_current: Option<String>,
+    classic_day: i64,
+    classic_count: u32,
+    stable_current: Option<String>,
+    force_day: i64,
+    force_count: u32,
+    last_force_at_ms: Option<i64>,
+}
+
 impl TokenState {
+    pub(super) fn snapshot(&self) -> TokenSnapshot {
+        TokenSnapshot {
+            issued: self.issued,
+            tokens: self.tokens.clone(),
+            classic_current: self.classic_current.clone(),
+            classic_day: self.classic_day,
+            classic_count: self.classic_count,
+            stable_current: self.stable_current.clone(),
+            force_day: self.force_day,
+            force_count: self.force_count,
+            last_force_at_ms: self.last_force_at_ms,
+        }
+    }
+
+    pub(super) fn restore(&mut self, snapshot: TokenSnapshot) {
+        self.issued = snapshot.issued;
+        self.tokens = snapshot.tokens;
+        self.classic_current = snapshot.classic_current;
+        self.classic_day = snapshot.classic_day;
+        self.classic_count = snapshot.classic_count;
+        self.stable_current = snapshot.stable_current;
+        self.force_day = snapshot.force_day;
+        self.force_count = snapshot.force_count;
+        self.last_force_at_ms = snapshot.last_force_at_ms;
+    }
+
     /// Judge lifetimes and quotas by `clock` (e.g. the test's `ManualClock`) instead of wall time.
     pub fn use_clock(&mut self, clock: impl Clock + 'static) {
         self.clock = Arc::new(clock);
