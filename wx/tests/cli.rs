@@ -83,7 +83,7 @@ fn serve(dir: &Path, encrypted: bool) -> (Child, String) {
         .env("LOCAL_FAKE_WECHAT", "true")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let child = command.spawn().unwrap();
+    let mut child = command.spawn().unwrap();
     let run_file = dir.join(".local/run.json");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -94,7 +94,11 @@ fn serve(dir: &Path, encrypted: bool) -> (Child, String) {
         {
             return (child, url);
         }
-        assert!(Instant::now() < deadline, "wx serve did not start in 30 s");
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("wx serve did not start in 30 s");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
