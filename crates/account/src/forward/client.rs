@@ -79,6 +79,31 @@ pub fn signature(secret: &Secret<String>, timestamp: i64, body: &[u8]) -> String
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Why a JSON answer is not a valid answer, without quoting it: serde's own texts quote the
+/// values and names they met (`invalid type: string "…"`, `unknown variant `…``), and an answer
+/// holds what the user is told, while the reason goes to logs, the item and the failure queue.
+/// The answer schema's own checks (`content must not be empty`, …) name no input and are kept.
+fn redacted(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let what = if text.starts_with("invalid type") || text.starts_with("invalid value") {
+        "a field has the wrong type or value"
+    } else if text.starts_with("invalid length") {
+        "a list has the wrong length"
+    } else if text.starts_with("unknown variant") {
+        "an unknown type"
+    } else if text.starts_with("unknown field") {
+        "an unknown field"
+    } else {
+        // `missing field `content``, the schema's checks: the schema's words, not the input's.
+        return short(&text, MAX_REASON_CHARS);
+    };
+    // Answers are read through a JSON value first (`Answer`'s tag), which loses the position.
+    match e.line() {
+        0 => what.to_string(),
+        line => format!("{what} at line {line} column {}", e.column()),
+    }
+}
+
 /// The answer in `body` (status 2xx): empty or `{"type":"success"}` is no answer.
 pub fn read_answer(body: &[u8]) -> Result<Option<Answer>, ForwardError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -87,13 +112,12 @@ pub fn read_answer(body: &[u8]) -> Result<Option<Answer>, ForwardError> {
     match serde_json::from_slice::<Answer>(body) {
         Ok(Answer::Reply(reply)) => Ok(Answer::from_reply(reply)),
         Ok(answer) => Ok(Some(answer)),
-        Err(e) if e.is_data() => Err(ForwardError::BadAnswer(short(
-            &e.to_string(),
-            MAX_REASON_CHARS,
-        ))),
-        Err(e) => Err(ForwardError::NotJson(short(
-            &e.to_string(),
-            MAX_REASON_CHARS,
+        Err(e) if e.is_data() => Err(ForwardError::BadAnswer(redacted(&e))),
+        // Only where: the body may be anything, including what the user was to be told.
+        Err(e) => Err(ForwardError::NotJson(format!(
+            "line {}, column {}",
+            e.line(),
+            e.column()
         ))),
     }
 }
@@ -233,5 +257,20 @@ mod tests {
             err.to_string().contains("content must not be empty"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_bad_answer_is_named_by_position_never_by_what_it_says() {
+        for (body, said) in [
+            (&br#"{"type":"text","content":["my order 4711"]}"#[..], "my order 4711"),
+            (br#"{"type":"call me at 555-0100"}"#, "555-0100"),
+            (br#"{"type":"text","content":"hi","oUserOpenid123":1}"#, "oUserOpenid123"),
+            (br#"{"type":"news","articles":"Dear Ms Li"}"#, "Dear Ms Li"),
+            (b"my order 4711 is late", "4711"),
+        ] {
+            let err = read_answer(body).unwrap_err().to_string();
+            assert!(!err.contains(said), "{err}");
+            assert!(err.contains("not JSON") || err.contains("not a valid answer"), "{err}");
+        }
     }
 }
