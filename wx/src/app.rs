@@ -161,7 +161,7 @@ impl App {
                     }
                     _ => LocalLateChannel::Off,
                 };
-                Some(local_forwarding(env, store, late_channel, clock)?)
+                Some(local_forwarding(env, &rules, store, late_channel, clock)?)
             }
         };
         let webhook = Webhook::new(
@@ -214,15 +214,17 @@ impl App {
 /// A forward rule's message side over the embedded store, starting the worker in process.
 fn local_forwarding(
     env: &impl Env,
+    rules: &Rules,
     store: EmbeddedStore,
     late_channel: LocalLateChannel,
     clock: SharedClock,
 ) -> Result<MessageSide<EmbeddedStore, LocalLauncher>, Box<dyn std::error::Error>> {
     let config = ForwardConfig::from_env(env)?;
     let forwarder = HttpForwarder::new(config.secret, config.late_timeout, clock.clone())?;
-    let worker = Worker::new(store.clone(), forwarder, late_channel);
+    let worker = Worker::new(store.clone(), forwarder, late_channel, rules);
     let launcher = InProcessLauncher::new(Arc::new(worker));
-    Ok(MessageSide::new(store, launcher, clock))
+    let replay_window = WebhookConfig::from_env(env)?.max_clock_skew_secs;
+    Ok(MessageSide::new(store, launcher, clock).with_replay_window(replay_window))
 }
 
 /// Where the fake WeChat API keeps its state beside the store at `store`:

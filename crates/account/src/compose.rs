@@ -93,7 +93,8 @@ pub async fn message() -> Result<Webhook<MessageHandler>, ColdStartError> {
             let sdk = aws::sdk_config().await;
             let table = DynamoTable::new(aws::dynamodb_client(&sdk), table_name);
             let launcher = LambdaLauncher::from_env(&env, aws::lambda_client(&sdk, None))?;
-            Some(MessageSide::new(table, launcher, clock::system()))
+            let side = MessageSide::new(table, launcher, clock::system());
+            Some(side.with_replay_window(config.max_clock_skew_secs))
         }
     };
     Ok(Webhook::new(
@@ -174,6 +175,8 @@ pub type LambdaWorker =
 pub async fn worker() -> Result<LambdaWorker, ColdStartError> {
     let env = SecretsEnv::load(ProcessEnv, &[WECHAT_FORWARD_SECRET]).await?;
     let forward = ForwardConfig::from_env(&env)?;
+    // The message function's rules: their forward actions are the only services it calls.
+    let rules = Rules::from_env(&env)?;
     let api = WeChatApiConfig::from_env(&env)?;
     let clock = clock::system();
     let sdk = aws::sdk_config().await;
@@ -188,7 +191,7 @@ pub async fn worker() -> Result<LambdaWorker, ColdStartError> {
     let tokens = Arc::new(TokenClient::with_clock(source, clock.clone()));
     let late_channel = CustomerService::new(api.client()?, tokens);
     let forwarder = HttpForwarder::new(forward.secret, forward.late_timeout, clock)?;
-    Ok(Worker::new(table, forwarder, late_channel))
+    Ok(Worker::new(table, forwarder, late_channel, &rules))
 }
 
 /// The `refresh` function: the central token service on DynamoDB.

@@ -284,13 +284,22 @@ impl Rules {
     /// Whether any rule (or `welcome`, `default`) forwards: only then does the message function
     /// need the table, the worker and their AWS clients.
     pub fn has_forward(&self) -> bool {
+        !self.forward_specs().is_empty()
+    }
+
+    /// Every forward action of the rules: the only services the worker forwards to.
+    pub fn forward_specs(&self) -> Vec<ForwardSpec> {
         self.welcome
             .iter()
             .chain(self.default.iter())
             .chain(self.exact.iter().chain(&self.contains).map(|(_, a)| a))
             .chain(self.events.iter().map(|rule| &rule.action))
             .chain(self.msg_types.iter().map(|(_, a)| a))
-            .any(|action| matches!(action, Action::Forward(_)))
+            .filter_map(|action| match action {
+                Action::Forward(spec) => Some(spec.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     fn action_for_text(&self, content: &str) -> Option<&Action> {

@@ -25,6 +25,9 @@ use crate::rules::Rules;
 /// Bodies above this size are refused with 413 before anything else is looked at.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_CLOCK_SKEW_SECS: u64 = 300;
+/// The widest replay window accepted: every push stays replayable for that long, and the forward
+/// rules' de-duplication items must outlive it (`forward::record_life_s`).
+pub const MAX_CLOCK_SKEW_CAP_SECS: u64 = 600;
 
 use crate::config::vars::{
     WECHAT_APP_ID, WECHAT_ENCODING_AES_KEY, WECHAT_MAX_CLOCK_SKEW_SECS, WECHAT_REQUIRE_ENCRYPTION,
@@ -39,7 +42,8 @@ pub struct WebhookConfig {
     pub app_id: Option<String>,
     /// Set when an EncodingAESKey is configured (compatible or safe mode).
     pub crypto: Option<MessageCrypto>,
-    /// How far a request's timestamp may be from now, either way, before it counts as a replay.
+    /// How far a request's timestamp may be from now, either way: a push that far off or more
+    /// counts as a replay (`WECHAT_MAX_CLOCK_SKEW_SECS`, 1 to [`MAX_CLOCK_SKEW_CAP_SECS`]).
     pub max_clock_skew_secs: u64,
     /// Refuse plaintext pushes. Defaults to true whenever a key is set: `encrypt_type` is not
     /// signed, so accepting plaintext next to a key lets one observed signature carry any XML.
@@ -68,6 +72,12 @@ impl WebhookConfig {
         };
         let max_clock_skew_secs =
             parsed_or(env, WECHAT_MAX_CLOCK_SKEW_SECS, DEFAULT_MAX_CLOCK_SKEW_SECS)?;
+        if !(1..=MAX_CLOCK_SKEW_CAP_SECS).contains(&max_clock_skew_secs) {
+            return Err(ConfigError::new(
+                WECHAT_MAX_CLOCK_SKEW_SECS,
+                format!("must be between 1 and {MAX_CLOCK_SKEW_CAP_SECS} seconds"),
+            ));
+        }
         // Key set ⇒ encrypted pushes only, unless the operator opts out explicitly.
         let require_encryption = flag_or(env, WECHAT_REQUIRE_ENCRYPTION, crypto.is_some())?;
         if require_encryption && crypto.is_none() {
@@ -355,8 +365,10 @@ impl<H: MessageHandler> Webhook<H> {
             .trim()
             .parse()
             .map_err(|_| WebhookError::InvalidTimestamp)?;
+        // Exclusive: a push is replayable for strictly less than the window, which is what the
+        // forward rules' de-duplication items are kept for.
         let skew = self.clock.now_s().saturating_sub(sent_at).unsigned_abs();
-        if skew > self.max_clock_skew_secs {
+        if skew >= self.max_clock_skew_secs {
             return Err(WebhookError::Replayed);
         }
         Ok(Signed { timestamp, nonce })
@@ -591,6 +603,20 @@ mod tests {
             WebhookConfig::from_env(&[(WECHAT_TOKEN, "token"), (WECHAT_MAX_CLOCK_SKEW_SECS, "-5")])
                 .unwrap_err();
         assert_eq!(err.variable, WECHAT_MAX_CLOCK_SKEW_SECS);
+    }
+
+    #[test]
+    fn the_replay_window_is_between_one_second_and_ten_minutes() {
+        let window = |raw| {
+            WebhookConfig::from_env(&[(WECHAT_TOKEN, "token"), (WECHAT_MAX_CLOCK_SKEW_SECS, raw)])
+                .map(|config| config.max_clock_skew_secs)
+        };
+        assert_eq!(window("1").unwrap(), 1);
+        assert_eq!(window("600").unwrap(), MAX_CLOCK_SKEW_CAP_SECS);
+        for refused in ["0", "601", "86400"] {
+            let err = window(refused).unwrap_err();
+            assert_eq!(err.variable, WECHAT_MAX_CLOCK_SKEW_SECS, "{refused}");
+        }
     }
 
     #[test]

@@ -262,15 +262,24 @@ mod tests {
     #[test]
     fn a_bad_answer_is_named_by_position_never_by_what_it_says() {
         for (body, said) in [
-            (&br#"{"type":"text","content":["my order 4711"]}"#[..], "my order 4711"),
+            (
+                &br#"{"type":"text","content":["my order 4711"]}"#[..],
+                "my order 4711",
+            ),
             (br#"{"type":"call me at 555-0100"}"#, "555-0100"),
-            (br#"{"type":"text","content":"hi","oUserOpenid123":1}"#, "oUserOpenid123"),
+            (
+                br#"{"type":"text","content":"hi","oUserOpenid123":1}"#,
+                "oUserOpenid123",
+            ),
             (br#"{"type":"news","articles":"Dear Ms Li"}"#, "Dear Ms Li"),
             (b"my order 4711 is late", "4711"),
         ] {
             let err = read_answer(body).unwrap_err().to_string();
             assert!(!err.contains(said), "{err}");
-            assert!(err.contains("not JSON") || err.contains("not a valid answer"), "{err}");
+            assert!(
+                err.contains("not JSON") || err.contains("not a valid answer"),
+                "{err}"
+            );
         }
     }
 }

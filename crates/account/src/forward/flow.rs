@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use subtle::ConstantTimeEq;
 use table::{StoreError, Table};
 use tokio::time::Instant;
 use wechat_protocol::message::Message;
@@ -21,10 +22,11 @@ use super::answer::Answer;
 use super::client::{ForwardError, Forwarder};
 use super::late::{LateDelivery, LateSender};
 use super::launch::{ForwardJob, LaunchError, WorkerLauncher};
-use super::record::{Claim, MessageLog, MsgState};
+use super::record::{Claim, ClaimOf, MessageLog, MsgRecord, MsgState, MsgStatus, record_life_s};
 use super::request::ForwardRequest;
 use crate::clock::SharedClock;
-use crate::rules::ForwardSpec;
+use crate::rules::{ForwardSpec, Rules};
+use crate::webhook::DEFAULT_MAX_CLOCK_SKEW_SECS;
 use table::Transition;
 
 /// The first pause between two reads of the item; it doubles up to the longest.
@@ -88,15 +90,26 @@ pub struct MessageSide<T, L> {
     table: T,
     launcher: L,
     clock: SharedClock,
+    /// How long a `msg#` item lives: past every replay the webhook's signature check accepts.
+    record_life_s: i64,
 }
 
 impl<T: MessageLog, L: WorkerLauncher> MessageSide<T, L> {
+    /// With the webhook's default replay window; see [`Self::with_replay_window`].
     pub fn new(table: T, launcher: L, clock: SharedClock) -> Self {
         Self {
             table,
             launcher,
             clock,
+            record_life_s: record_life_s(DEFAULT_MAX_CLOCK_SKEW_SECS),
         }
+    }
+
+    /// Keep each push's item for as long as the webhook accepts a replay of it
+    /// (`WECHAT_MAX_CLOCK_SKEW_SECS`): a replayed push then finds it and is not forwarded twice.
+    pub fn with_replay_window(mut self, max_clock_skew_secs: u64) -> Self {
+        self.record_life_s = record_life_s(max_clock_skew_secs);
+        self
     }
 
     /// Answers `msg` by the forward rule `spec`, within its budget.
@@ -135,8 +148,13 @@ impl<T: MessageLog, L: WorkerLauncher> MessageSide<T, L> {
         request: ForwardRequest,
         deadline: Instant,
     ) -> MessageOutcome {
-        let now_s = self.clock.now_s();
-        match self.table.claim(key, &request.openid, now_s).await {
+        let claim = ClaimOf {
+            openid: &request.openid,
+            request_sha256: &request.digest(),
+            now_s: self.clock.now_s(),
+            life_s: self.record_life_s,
+        };
+        match self.table.claim(key, claim).await {
             Err(error) => MessageOutcome::StoreUnavailable(error),
             Ok(Claim::Seen) => self.retry(key).await,
             Ok(Claim::Claimed) => {
@@ -243,6 +261,12 @@ pub enum WorkerOutcome {
     ForwardFailed(ForwardError),
     /// The push was already handled (a duplicate delivery of the job, or an expired item).
     AlreadyHandled,
+    /// The job is not one the message side started: its request is not the one claimed, or it
+    /// names a service no forward rule of this worker has. Nothing is forwarded or sent, and
+    /// the item is left as it is (it belongs to a real push).
+    Refused {
+        reason: &'static str,
+    },
     StoreUnavailable(StoreError),
 }
 
@@ -258,6 +282,7 @@ impl WorkerOutcome {
             Self::NotSendableLate => "not_sendable_late",
             Self::ForwardFailed(_) => "forward_failed",
             Self::AlreadyHandled => "already_handled",
+            Self::Refused { .. } => "refused_job",
             Self::StoreUnavailable(_) => "store_unavailable",
         }
     }
@@ -271,24 +296,34 @@ impl WorkerOutcome {
             self,
             Self::ForwardFailed(_)
                 | Self::StoreUnavailable(_)
+                | Self::Refused { .. }
                 | Self::LateNotSent(LateDelivery::Unavailable { .. })
         )
     }
 }
 
 /// The worker side: one call to the service, then the one delivery its answer gets.
+///
+/// It trusts nothing of its invoke payload but the key: the request must be the one the message
+/// side claimed the push with (its digest is on the item), the service's URL must be one of its
+/// own forward rules, and the answer goes to the openid on the item.
 pub struct Worker<T, F, S> {
     table: T,
     forwarder: F,
     sender: S,
+    /// The forward rules of this deployment: the only services a job may be forwarded to.
+    specs: Vec<ForwardSpec>,
 }
 
 impl<T: MessageLog, F: Forwarder, S: LateSender> Worker<T, F, S> {
-    pub fn new(table: T, forwarder: F, sender: S) -> Self {
+    /// `rules` are the deployment's reply rules (the message function's): their forward actions
+    /// are the services this worker forwards to.
+    pub fn new(table: T, forwarder: F, sender: S, rules: &Rules) -> Self {
         Self {
             table,
             forwarder,
             sender,
+            specs: rules.forward_specs(),
         }
     }
 
@@ -321,6 +356,9 @@ impl<T: MessageLog, F: Forwarder, S: LateSender> Worker<T, F, S> {
             WorkerOutcome::StoreUnavailable(error) => {
                 tracing::error!(outcome = code, %key, elapsed_ms, %error, "message item unavailable")
             }
+            WorkerOutcome::Refused { reason } => {
+                tracing::error!(outcome = code, %key, %reason, "job refused: not started by the message side")
+            }
             _ => tracing::info!(outcome = code, %key, elapsed_ms, "forward done"),
         }
         outcome
@@ -329,12 +367,18 @@ impl<T: MessageLog, F: Forwarder, S: LateSender> Worker<T, F, S> {
     async fn process(&self, job: &ForwardJob) -> WorkerOutcome {
         let key = job.key.as_str();
         // A duplicate delivery of the job must not call the service again.
-        match self.table.state(key).await {
-            Ok(Some(MsgState::Pending | MsgState::Late)) => {}
+        let record = match self.table.record(key).await {
+            Ok(Some(record)) if matches!(record.status, MsgStatus::Pending | MsgStatus::Late) => {
+                record
+            }
             Ok(_) => return WorkerOutcome::AlreadyHandled,
             Err(error) => return WorkerOutcome::StoreUnavailable(error),
-        }
-        match self.forwarder.forward(&job.spec.url, &job.request).await {
+        };
+        let spec = match self.vouch(job, &record) {
+            Ok(spec) => spec,
+            Err(reason) => return WorkerOutcome::Refused { reason },
+        };
+        match self.forwarder.forward(&spec.url, &job.request).await {
             Err(error) => match self.table.fail(key, &error.to_string()).await {
                 Ok(_) => WorkerOutcome::ForwardFailed(error),
                 Err(store) => WorkerOutcome::StoreUnavailable(store),
@@ -344,12 +388,28 @@ impl<T: MessageLog, F: Forwarder, S: LateSender> Worker<T, F, S> {
                 Ok(Transition::Lost) => WorkerOutcome::AlreadyHandled,
                 Err(error) => WorkerOutcome::StoreUnavailable(error),
             },
-            Ok(Some(answer)) => self.deliver(job, answer).await,
+            Ok(Some(answer)) => self.deliver(key, &record.openid, answer).await,
         }
     }
 
-    async fn deliver(&self, job: &ForwardJob, answer: Answer) -> WorkerOutcome {
-        let key = job.key.as_str();
+    /// The rule to forward `job` by, if the job is one the message side started for `record`.
+    fn vouch(&self, job: &ForwardJob, record: &MsgRecord) -> Result<&ForwardSpec, &'static str> {
+        if job.request.idempotency_key != job.key {
+            return Err("the request is not the push the key names");
+        }
+        let claimed = record.request_sha256.as_deref().map(str::as_bytes);
+        let digest = job.request.digest();
+        if !claimed.is_some_and(|claimed| claimed.ct_eq(digest.as_bytes()).into()) {
+            return Err("the request is not the one the message side claimed");
+        }
+        self.specs
+            .iter()
+            .find(|spec| spec.url == job.spec.url)
+            .filter(|spec| spec.check().is_ok())
+            .ok_or("the service is not one of this deployment's forward rules")
+    }
+
+    async fn deliver(&self, key: &str, openid: &str, answer: Answer) -> WorkerOutcome {
         if answer.passive().is_some() {
             match self.table.answer(key, &answer).await {
                 Ok(Transition::Applied) => return WorkerOutcome::Answered,
@@ -371,7 +431,7 @@ impl<T: MessageLog, F: Forwarder, S: LateSender> Worker<T, F, S> {
             Ok(Transition::Lost) => return WorkerOutcome::AlreadyHandled,
             Err(error) => return WorkerOutcome::StoreUnavailable(error),
         }
-        let delivery = self.sender.send(&job.request.openid, &answer).await;
+        let delivery = self.sender.send(openid, &answer).await;
         let recorded = match &delivery {
             LateDelivery::Sent => self.table.sent(key).await,
             LateDelivery::Rejected { reason, .. } | LateDelivery::Unavailable { reason } => {

@@ -40,7 +40,9 @@ pub use flow::{InProcessLauncher, MessageOutcome, MessageSide, Worker, WorkerOut
 pub use handler::ForwardingRules;
 pub use late::{LateDelivery, LateSender, RecordingLateSender};
 pub use launch::{ForwardJob, LambdaLauncher, LaunchError, WorkerLauncher};
-pub use record::{MSG_TTL_S, MessageLog, MsgRecord, MsgState, MsgStatus};
+pub use record::{
+    ClaimOf, MIN_RECORD_LIFE_S, MessageLog, MsgRecord, MsgState, MsgStatus, record_life_s,
+};
 pub use request::{ForwardRequest, dedup_key};
 
 /// `FORWARD_LATE_TIMEOUT_MS` when unset: how long the worker waits for the service.

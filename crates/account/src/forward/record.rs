@@ -21,9 +21,19 @@ use table::{Condition, Item, TTL, Table, Transition, Update, WriteOutcome};
 
 use super::answer::Answer;
 
-/// How long the item is kept: well past WeChat's last retry (about 15 s after the push) and the
-/// worker's longest run.
-pub const MSG_TTL_S: i64 = 300;
+/// The shortest life of an item: well past WeChat's last retry (about 15 s after the push) and
+/// the worker's longest run (the service's late timeout, at most 120 s, and the sends).
+pub const MIN_RECORD_LIFE_S: i64 = 300;
+
+/// How long an item is kept when the webhook accepts timestamps up to `max_clock_skew_secs` off
+/// (exclusive): a push stays replayable until its timestamp plus the window, and its timestamp
+/// may be up to the window ahead of the claim, so twice the window (plus a margin) from the
+/// claim covers every replay the signature check lets through; never less than
+/// [`MIN_RECORD_LIFE_S`].
+pub fn record_life_s(max_clock_skew_secs: u64) -> i64 {
+    let window = i64::try_from(max_clock_skew_secs).unwrap_or(i64::MAX / 4);
+    (2 * window + 60).max(MIN_RECORD_LIFE_S)
+}
 
 /// Where one push stands, as stored (`status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +80,10 @@ pub struct MsgRecord {
     /// Why nothing was sent (`failed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Hex SHA-256 of the request the message side claimed the push with
+    /// ([`super::ForwardRequest::digest`]): the worker forwards only that request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_sha256: Option<String>,
     pub created_at_s: i64,
     pub expires_at_s: i64,
 }
@@ -128,15 +142,32 @@ pub enum Claim {
     Seen,
 }
 
+/// What the message side records when it claims a push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimOf<'a> {
+    /// Who the answer goes to (`FromUserName`).
+    pub openid: &'a str,
+    /// [`super::ForwardRequest::digest`] of the request the worker is to forward.
+    pub request_sha256: &'a str,
+    pub now_s: i64,
+    /// How long the item lives ([`record_life_s`]).
+    pub life_s: i64,
+}
+
 /// The typed transitions of the `msg#` item.
 pub trait MessageLog: Send + Sync {
     /// Create the item as `pending` if no live one exists (an expired one counts as absent).
     fn claim(
         &self,
         key: &str,
-        openid: &str,
-        now_s: i64,
+        claim: ClaimOf<'_>,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    /// The stored item, when there is a live one: what the worker checks a job against.
+    fn record(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<MsgRecord>, StoreError>> + Send;
 
     /// The item's state; `None` when there is none.
     fn state(&self, key: &str)
@@ -193,14 +224,16 @@ fn answer_value(answer: &Answer) -> Result<serde_json::Value, StoreError> {
 }
 
 impl<T: Table> MessageLog for T {
-    async fn claim(&self, key: &str, openid: &str, now_s: i64) -> Result<Claim, StoreError> {
+    async fn claim(&self, key: &str, claim: ClaimOf<'_>) -> Result<Claim, StoreError> {
+        let now_s = claim.now_s;
         let record = MsgRecord {
             status: MsgStatus::Pending,
-            openid: openid.to_string(),
+            openid: claim.openid.to_string(),
             answer: None,
             reason: None,
+            request_sha256: Some(claim.request_sha256.to_string()),
             created_at_s: now_s,
-            expires_at_s: now_s + MSG_TTL_S,
+            expires_at_s: now_s + claim.life_s,
         };
         // TTL deletion is lazy: an expired item still lingering counts as absent.
         let free = Condition::Any(vec![Condition::Absent, Condition::AtMost(TTL, now_s)]);
@@ -208,6 +241,10 @@ impl<T: Table> MessageLog for T {
             WriteOutcome::Applied => Claim::Claimed,
             WriteOutcome::ConditionFailed => Claim::Seen,
         })
+    }
+
+    async fn record(&self, key: &str) -> Result<Option<MsgRecord>, StoreError> {
+        self.get::<MsgRecord>(key).await
     }
 
     async fn state(&self, key: &str) -> Result<Option<MsgState>, StoreError> {

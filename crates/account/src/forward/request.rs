@@ -72,6 +72,16 @@ pub struct ForwardRequest {
 }
 
 impl ForwardRequest {
+    /// Hex SHA-256 of the request as it is POSTed: the message side stores it on the `msg#`
+    /// item when it claims the push, and the worker forwards only a request that hashes to it,
+    /// so an invoke payload cannot change what is sent, or to whom the answer goes.
+    pub fn digest(&self) -> String {
+        // Serializing a struct of strings, numbers and a BTreeMap cannot fail, and is
+        // deterministic: the same request always hashes the same on both sides.
+        let body = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(&body))
+    }
+
     pub fn new(msg: &Message) -> Self {
         let mut fields: BTreeMap<String, FieldValue> = BTreeMap::new();
         for (path, value) in msg.fields.iter() {

@@ -43,7 +43,12 @@ async fn instance(service: &ScriptedService, fake: &FakeWeChat, timeout_ms: u64)
     let http = WeChatHttp::new(fake.base_url(), Duration::from_millis(500)).unwrap();
     let channel = CustomerService::new(http, client);
     let forwarder = HttpForwarder::new(secret(), Duration::from_secs(20), clock::system()).unwrap();
-    let worker = Worker::new(testkit::harness::dynalite_table().await, forwarder, channel);
+    let worker = Worker::new(
+        testkit::harness::dynalite_table().await,
+        forwarder,
+        channel,
+        &rules,
+    );
     let launcher = InProcessLauncher::new(Arc::new(worker));
     let side = MessageSide::new(
         testkit::harness::dynalite_table().await,

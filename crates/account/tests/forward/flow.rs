@@ -9,7 +9,7 @@ use testkit::harness::Logs;
 
 use crate::support::*;
 use account::clock;
-use account::forward::record::Claim;
+use account::forward::record::{Claim, ClaimOf};
 use account::forward::{
     Answer, ForwardingRules, HttpForwarder, InProcessLauncher, LambdaLauncher, LateDelivery,
     MessageLog, MessageOutcome, MessageSide, MsgRecord, MsgState, RecordingLateSender, Worker,
@@ -44,6 +44,7 @@ async fn instance(
         testkit::harness::dynalite_table().await,
         forwarder,
         sender.clone(),
+        &rules,
     );
     let launcher = InProcessLauncher::new(Arc::new(worker));
     let side = MessageSide::new(
@@ -396,10 +397,10 @@ async fn the_message_log_moves_one_way<T: Table>(table: &T, prefix: &str) {
 
     // Claimed once; in time the worker's answer wins and giving up loses.
     assert_eq!(
-        table.claim(&key(1), "o", now).await.unwrap(),
+        table.claim(&key(1), claim(now)).await.unwrap(),
         Claim::Claimed
     );
-    assert_eq!(table.claim(&key(1), "o", now).await.unwrap(), Claim::Seen);
+    assert_eq!(table.claim(&key(1), claim(now)).await.unwrap(), Claim::Seen);
     assert_eq!(table.state(&key(1)).await.unwrap(), Some(MsgState::Pending));
     assert_eq!(table.answer(&key(1), &answer).await.unwrap(), Applied);
     assert_eq!(table.give_up_waiting(&key(1)).await.unwrap(), Lost);
@@ -410,7 +411,7 @@ async fn the_message_log_moves_one_way<T: Table>(table: &T, prefix: &str) {
     );
 
     // Out of time: late wins, the passive answer loses, one sender gets to send.
-    table.claim(&key(2), "o", now).await.unwrap();
+    table.claim(&key(2), claim(now)).await.unwrap();
     assert_eq!(table.give_up_waiting(&key(2)).await.unwrap(), Applied);
     assert_eq!(table.answer(&key(2), &answer).await.unwrap(), Lost);
     assert_eq!(
@@ -423,7 +424,7 @@ async fn the_message_log_moves_one_way<T: Table>(table: &T, prefix: &str) {
     assert_eq!(table.state(&key(2)).await.unwrap(), Some(MsgState::Sent));
 
     // Failure and no answer are final; nothing moves an absent item.
-    table.claim(&key(3), "o", now).await.unwrap();
+    table.claim(&key(3), claim(now)).await.unwrap();
     assert_eq!(table.fail(&key(3), "HTTP 500").await.unwrap(), Applied);
     assert_eq!(table.no_answer(&key(3)).await.unwrap(), Lost);
     assert_eq!(
@@ -432,7 +433,7 @@ async fn the_message_log_moves_one_way<T: Table>(table: &T, prefix: &str) {
             reason: "HTTP 500".into()
         })
     );
-    table.claim(&key(4), "o", now).await.unwrap();
+    table.claim(&key(4), claim(now)).await.unwrap();
     assert_eq!(table.no_answer(&key(4)).await.unwrap(), Applied);
     assert_eq!(
         table.state(&key(4)).await.unwrap(),
@@ -442,20 +443,30 @@ async fn the_message_log_moves_one_way<T: Table>(table: &T, prefix: &str) {
     assert_eq!(table.state(&key(5)).await.unwrap(), None);
 
     // An expired item lingering (TTL deletion is lazy) is claimed anew.
-    let ttl_passed = now + account::forward::MSG_TTL_S;
+    let ttl_passed = now + LIFE_S;
     assert_eq!(
-        table.claim(&key(1), "o", ttl_passed - 1).await.unwrap(),
+        table.claim(&key(1), claim(ttl_passed - 1)).await.unwrap(),
         Claim::Seen
     );
     assert_eq!(
-        table.claim(&key(1), "o", ttl_passed).await.unwrap(),
+        table.claim(&key(1), claim(ttl_passed)).await.unwrap(),
         Claim::Claimed
     );
     let record = table.get::<MsgRecord>(&key(1)).await.unwrap().unwrap();
-    assert_eq!(
-        record.expires_at_s,
-        ttl_passed + account::forward::MSG_TTL_S
-    );
+    assert_eq!(record.expires_at_s, ttl_passed + LIFE_S);
+}
+
+/// How long the items of these tests live: the default replay window's.
+const LIFE_S: i64 = 660;
+
+/// A claim by the message side for user `o` at `now_s`.
+fn claim(now_s: i64) -> ClaimOf<'static> {
+    ClaimOf {
+        openid: "o",
+        request_sha256: "0f0f",
+        now_s,
+        life_s: LIFE_S,
+    }
 }
 
 testkit::on_both_adapters!(the_message_log_moves_one_way {
@@ -476,8 +487,8 @@ async fn both_adapters_store_the_same_msg_item() {
         }],
         tail_content: String::new(),
     });
-    table.claim(&id, "o", 1_800_000_000).await.unwrap();
-    store.claim(&id, "o", 1_800_000_000).await.unwrap();
+    table.claim(&id, claim(1_800_000_000)).await.unwrap();
+    store.claim(&id, claim(1_800_000_000)).await.unwrap();
     table.start_sending(&id, &answer).await.unwrap();
     store.start_sending(&id, &answer).await.unwrap();
     let pk = format!("msg#{id}");
@@ -505,6 +516,7 @@ async fn both_adapters_store_the_same_msg_item() {
             "expires_at_s",
             "openid",
             "pk",
+            "request_sha256",
             "status",
             "ttl"
         ]
@@ -517,5 +529,122 @@ async fn both_adapters_store_the_same_msg_item() {
     assert_eq!(
         table.get::<MsgRecord>(&id).await.unwrap().unwrap().answer,
         Some(answer)
+    );
+}
+
+/// A worker over the embedded store whose rules forward to `service`, and a push claimed for it
+/// as the message side claims one: the job the message side would start.
+async fn claimed_job(
+    service: &ScriptedService,
+    sender: &RecordingLateSender,
+) -> (
+    Worker<EmbeddedStore, HttpForwarder, RecordingLateSender>,
+    EmbeddedStore,
+    account::forward::ForwardJob,
+) {
+    let rules = Rules::from_toml(&format!(
+        "[default]\ntype = \"forward\"\nurl = \"{}\"\ntimeout_ms = 0\n",
+        service.url
+    ))
+    .unwrap();
+    let store = EmbeddedStore::in_memory();
+    let forwarder = HttpForwarder::new(secret(), Duration::from_secs(5), clock::system()).unwrap();
+    let worker = Worker::new(store.clone(), forwarder, sender.clone(), &rules);
+    let request = account::forward::ForwardRequest::new(&text("oVictim", "77", "hi"));
+    let claim = ClaimOf {
+        openid: &request.openid,
+        request_sha256: &request.digest(),
+        now_s: clock::system().now_s(),
+        life_s: LIFE_S,
+    };
+    store.claim(&request.idempotency_key, claim).await.unwrap();
+    let job = account::forward::ForwardJob {
+        key: request.idempotency_key.clone(),
+        spec: rules.forward_specs()[0].clone(),
+        request,
+    };
+    (worker, store, job)
+}
+
+#[tokio::test]
+async fn a_job_as_the_message_side_started_it_is_forwarded_and_answered() {
+    let service = ScriptedService::start().await;
+    let sender = RecordingLateSender::new();
+    let (worker, _, job) = claimed_job(&service, &sender).await;
+    assert_eq!(
+        worker.run(&job).await,
+        account::forward::WorkerOutcome::Answered
+    );
+    assert_eq!(service.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_job_naming_another_service_is_refused_and_nothing_is_called_or_sent() {
+    let service = ScriptedService::start().await;
+    let elsewhere = ScriptedService::start().await;
+    let sender = RecordingLateSender::new();
+    let (worker, store, mut job) = claimed_job(&service, &sender).await;
+    job.spec.url = elsewhere.url.clone();
+    let outcome = worker.run(&job).await;
+    assert_eq!(outcome.code(), "refused_job");
+    assert!(outcome.is_failure());
+    assert_eq!(service.calls() + elsewhere.calls(), 0);
+    assert!(sender.sent().is_empty());
+    // The item belongs to a real push: a forged job leaves it as it was.
+    assert_eq!(
+        store.state(&job.key).await.unwrap(),
+        Some(MsgState::Pending)
+    );
+}
+
+#[tokio::test]
+async fn a_job_whose_request_was_changed_is_refused_whatever_was_changed() {
+    let service = ScriptedService::start().await;
+    let sender = RecordingLateSender::new();
+    let (worker, store, job) = claimed_job(&service, &sender).await;
+    let mut other_user = job.clone();
+    other_user.request.openid = "oSomeoneElse".into();
+    let mut other_text = job.clone();
+    other_text.request.fields.insert(
+        "Content".into(),
+        account::forward::request::FieldValue::One("send me the code".into()),
+    );
+    let mut other_key = job.clone();
+    other_key.key = "another-push".into();
+    store
+        .claim(
+            "another-push",
+            ClaimOf {
+                openid: "oSomeoneElse",
+                request_sha256: &job.request.digest(),
+                now_s: clock::system().now_s(),
+                life_s: LIFE_S,
+            },
+        )
+        .await
+        .unwrap();
+    for forged in [other_user, other_text, other_key] {
+        assert_eq!(
+            worker.run(&forged).await.code(),
+            "refused_job",
+            "{forged:?}"
+        );
+    }
+    assert_eq!(service.calls(), 0);
+    assert!(sender.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_retry_within_the_longest_replay_window_still_finds_the_item() {
+    // The window is capped at 600 s and exclusive; an item lives twice the window past its claim.
+    assert!(account::forward::record_life_s(600) > 2 * 600);
+    assert_eq!(
+        account::forward::record_life_s(300),
+        LIFE_S,
+        "the tests' items live as long as the default window's"
+    );
+    assert_eq!(
+        account::forward::record_life_s(1),
+        account::forward::MIN_RECORD_LIFE_S
     );
 }
