@@ -3,7 +3,7 @@
 
     scripts/coldstart.py [--runs N] [--warm N] FUNCTION=BINARY [FUNCTION=BINARY ...]
 
-FUNCTION is `verify`, `message` (static reply rules) or `message-forward` (a forward rule with a
+FUNCTION is `verify`, `message` (static reply rules) or `message-forward` (a forward rule, in safe mode, with a
 zero budget: the function claims the `msg#` item, starts the worker and answers `success`; run it
 under `node scripts/with-dynalite.mjs`, which provides the table; the worker's Lambda Invoke
 endpoint is served here and answers 202) — the event each gets is built here, signed with a fresh
@@ -45,6 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOKEN = "coldstartToken0123456789abcdefgh"
 APP_ID = "wx0000000000000000"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 PREFIX = "/2018-06-01/runtime"
 
 
@@ -85,7 +86,23 @@ def webhook_event(function):
             "<FromUserName><![CDATA[oUser]]></FromUserName>"
             f"<CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
             f"<Content><![CDATA[hello]]></Content><MsgId>{random.getrandbits(63)}</MsgId></xml>")
+    if function == "message-forward":
+        # Forward rules take encrypted pushes only (safe mode), as WeChat sends them.
+        return encrypted_push(query, body, timestamp, nonce)
     return apigw_event("POST", dict(query, openid="oUser"), body)
+
+
+def encrypted_push(query, body, timestamp, nonce):
+    """`body` as WeChat sends it in safe mode: encrypted and signed (wechatpy's WeChatCrypto)."""
+    from xml.etree import ElementTree
+
+    from wechatpy.crypto import WeChatCrypto
+    envelope = ElementTree.fromstring(
+        WeChatCrypto(TOKEN, AES_KEY, APP_ID).encrypt_message(body, nonce, timestamp))
+    encrypt = envelope.findtext("Encrypt")
+    push = f"<xml><ToUserName><![CDATA[gh_account]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+    return apigw_event("POST", dict(query, openid="oUser", encrypt_type="aes",
+                                    msg_signature=envelope.findtext("MsgSignature")), push)
 
 
 class SecretsManager:
@@ -262,6 +279,7 @@ def main():
     rules.write('[default]\ntype = "forward"\nurl = "https://service.invalid/wechat"\ntimeout_ms = 0\n')
     rules.close()
     forward_env = dict(webhook_env, WECHAT_REPLY_RULES=rules.name, WORKER_FUNCTION_NAME="worker",
+                       WECHAT_ENCODING_AES_KEY=AES_KEY,
                        AWS_ENDPOINT_URL_LAMBDA="http://{api}")
     secrets = None
     if any(t.partition("=")[0].endswith("-secret") for t in args.targets):

@@ -223,7 +223,13 @@ fn local_forwarding(
     let forwarder = HttpForwarder::new(config.secret, config.late_timeout, clock.clone())?;
     let worker = Worker::new(store.clone(), forwarder, late_channel, rules);
     let launcher = InProcessLauncher::new(Arc::new(worker));
-    let replay_window = WebhookConfig::from_env(env)?.max_clock_skew_secs;
+    let webhook = WebhookConfig::from_env(env)?;
+    // Deployed, the message function refuses to start like this; locally a sandbox account
+    // (测试号, plaintext only) must still be able to try a forward rule.
+    if let Err(refusal) = account::forward::check_pushes_are_encrypted(&webhook) {
+        tracing::warn!("{refusal}; allowed by the local server only");
+    }
+    let replay_window = webhook.max_clock_skew_secs;
     Ok(MessageSide::new(store, launcher, clock).with_replay_window(replay_window))
 }
 

@@ -25,6 +25,7 @@ use crate::config::vars::{
 };
 use crate::config::{ConfigError, ProcessEnv, WeChatApiConfig, required};
 use crate::customer_service::CustomerService;
+use crate::forward;
 use crate::forward::client::BuildError;
 use crate::forward::{
     ForwardConfig, ForwardingRules, HttpForwarder, LambdaLauncher, MessageSide, Worker,
@@ -89,6 +90,7 @@ pub async fn message() -> Result<Webhook<MessageHandler>, ColdStartError> {
     let forwarding = match rules.has_forward() {
         false => None,
         true => {
+            forward::check_pushes_are_encrypted(&config)?;
             let table_name = required(&env, TABLE_NAME)?;
             let sdk = aws::sdk_config().await;
             let table = DynamoTable::new(aws::dynamodb_client(&sdk), table_name);

@@ -31,8 +31,11 @@ use std::time::Duration;
 
 use wechat_protocol::secret::Secret;
 
-use crate::config::vars::{FORWARD_LATE_TIMEOUT_MS, WECHAT_FORWARD_SECRET};
+use crate::config::vars::{
+    FORWARD_LATE_TIMEOUT_MS, WECHAT_ENCODING_AES_KEY, WECHAT_FORWARD_SECRET,
+};
 use crate::config::{ConfigError, Env, parsed_or, required};
+use crate::webhook::WebhookConfig;
 
 pub use answer::Answer;
 pub use client::{ForwardError, Forwarder, HttpForwarder, signature};
@@ -51,6 +54,25 @@ pub const DEFAULT_LATE_TIMEOUT_MS: u64 = 20_000;
 pub const LATE_TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u64> = 1_000..=120_000;
 /// The shortest `WECHAT_FORWARD_SECRET` accepted: a short key can be guessed from one request.
 pub const MIN_SECRET_LEN: usize = 16;
+
+/// Forward rules take encrypted pushes only. A plaintext push's signature covers the query
+/// (timestamp, nonce), not the body: one observed signed URL would let anyone post any message
+/// as any user until the timestamp runs out, get the service's answer to it, and, posted twice,
+/// make the account send a customer-service message of their choosing. Safe and compatible
+/// mode sign the body too (`msg_signature`). This is chosen over making every signed URL
+/// single-use in the table: that costs a conditional write per push and still leaves the
+/// messages readable on the way.
+pub fn check_pushes_are_encrypted(webhook: &WebhookConfig) -> Result<(), ConfigError> {
+    match webhook.require_encryption {
+        true => Ok(()),
+        false => Err(ConfigError::new(
+            WECHAT_ENCODING_AES_KEY,
+            "must be set (and WECHAT_REQUIRE_ENCRYPTION not false) when a rule forwards: a \
+             plaintext push's signature does not cover its body, so one observed request would \
+             let anyone speak to your service as any user (use 安全模式 or 兼容模式)",
+        )),
+    }
+}
 
 /// What the forward client and the worker read from the environment.
 #[derive(Debug, Clone)]
@@ -99,6 +121,37 @@ pub(crate) fn short(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forward_rules_take_encrypted_pushes_only() {
+        use crate::config::vars::{WECHAT_APP_ID, WECHAT_REQUIRE_ENCRYPTION, WECHAT_TOKEN};
+        let key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+        let webhook = |env: &[(&str, &str)]| {
+            WebhookConfig::from_env(
+                &env.to_vec()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<std::collections::HashMap<_, _>>(),
+            )
+            .unwrap()
+        };
+        let plaintext = webhook(&[(WECHAT_TOKEN, "token")]);
+        let err = check_pushes_are_encrypted(&plaintext).unwrap_err();
+        assert_eq!(err.variable, WECHAT_ENCODING_AES_KEY);
+        let opted_out = webhook(&[
+            (WECHAT_TOKEN, "token"),
+            (WECHAT_APP_ID, "wx5823bf96d3bd56c7"),
+            (WECHAT_ENCODING_AES_KEY, key),
+            (WECHAT_REQUIRE_ENCRYPTION, "false"),
+        ]);
+        assert!(check_pushes_are_encrypted(&opted_out).is_err());
+        let encrypted = webhook(&[
+            (WECHAT_TOKEN, "token"),
+            (WECHAT_APP_ID, "wx5823bf96d3bd56c7"),
+            (WECHAT_ENCODING_AES_KEY, key),
+        ]);
+        assert!(check_pushes_are_encrypted(&encrypted).is_ok());
+    }
 
     #[test]
     fn the_secret_is_required_long_enough_and_never_shown() {
