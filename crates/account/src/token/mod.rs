@@ -1,5 +1,6 @@
 //! The account's access_token and jsapi_ticket: the central control service (中控服务器) that
-//! alone fetches them from WeChat (`service`, `wechat`), the invocation handler of the `refresh`
+//! alone fetches them from WeChat (`service`, the refresh engine; `credential`, what differs
+//! between the two; `wechat`, the endpoints), the invocation handler of the `refresh`
 //! function (`invocation`), and the clients every other function uses to get them and to report
 //! a token stale (`client`, `remote`).
 //!
@@ -11,6 +12,7 @@
 //! jsapi_ticket goes through the same logic, with its own item, lease and quota.
 
 mod client;
+mod credential;
 mod invocation;
 mod remote;
 mod service;
@@ -38,9 +40,9 @@ pub use invocation::{
     TokenAnswer, handle_invocation,
 };
 pub use remote::{LambdaTokenSource, RefreshFunction};
-pub use service::{ScheduleReport, TicketReport, TokenService, china_day, next_china_midnight_ms};
+pub use service::{ScheduleReport, TokenService, china_day, next_china_midnight_ms};
 pub use stored::{Lease, QuotaRecord, TTL_GRACE_S, TicketRecord, TokenRecord};
-pub use ticket::{JsapiTicket, TicketSource};
+pub use ticket::{JsapiTicket, TicketReport, TicketSource};
 pub use wechat::{
     FORCE_REFRESH_DAILY_LIMIT, FORCE_REFRESH_MIN_INTERVAL_MS, FetchFailure, FetchMode, Fetched,
     RetryPolicy, TokenApi, TokenFetcher, config_errcode_advice,
