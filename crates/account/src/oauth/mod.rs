@@ -3,15 +3,24 @@
 //!
 //! This module owns the whole sign-in flow: the authorize redirect with a browser-bound,
 //! single-use `state` ([`binding`]), the callback that exchanges the `code` for sns tokens
-//! ([`sns`]), the user directory that stores users and keeps their profiles fresh ([`users`]),
-//! the `return_to` allow-list ([`return_to`]), the friendly pages shown when something goes wrong
-//! ([`pages`]) and the HTTP handler that ties them together ([`handler`]). Sessions are signed
-//! cookies ([`session`]). The stored entities are defined here — the sign-in state ([`state`]) and
-//! the user ([`user`]) — and stored through the ports in `crate::oauth::store`.
+//! ([`callback`], over the sns API in [`sns`]), the user directory that stores users and keeps
+//! their profiles fresh ([`users`]), the `return_to` allow-list ([`return_to`]), the URLs the
+//! flow sends browsers to ([`links`]), the friendly pages shown when something goes wrong
+//! ([`pages`]) and the HTTP handler that routes to them ([`handler`], refusing with
+//! [`OAuthError`] from [`error`]). Sessions are signed cookies ([`session`]), set and read with
+//! the binding cookie in [`cookies`]. The stored entities are defined here — the sign-in state
+//! ([`state`]) and the user ([`user`]) — and stored through the ports in `crate::oauth::store`.
+//!
+//! Within this module, files import downwards only: `handler` → `callback` → `cookies`,
+//! `links`, `pages` → the entities, ports and clients below them.
 
 pub mod binding;
+pub mod callback;
 pub mod config;
+pub mod cookies;
+pub mod error;
 pub mod handler;
+pub mod links;
 pub mod pages;
 pub mod return_to;
 pub mod session;
@@ -21,8 +30,10 @@ pub mod store;
 pub mod user;
 pub mod users;
 
+pub use callback::CallbackOutcome;
 pub use config::OAuthConfig;
-pub use handler::{OAuth, OAuthError};
+pub use error::OAuthError;
+pub use handler::OAuth;
 pub use return_to::{ReturnTo, ReturnToError};
 pub use sns::{Authorization, SnsClient};
 pub use state::{AuthState, StateStatus};
