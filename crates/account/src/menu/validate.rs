@@ -1,7 +1,7 @@
-//! The account's custom menu (自定义菜单): the typed `menu.toml`, checked offline against
-//! WeChat's limits before any call (every violation, named by its path), the wire format of
-//! `/cgi-bin/menu/create` and `/cgi-bin/menu/get`, the three menu [`Endpoint`]s, what applying a
-//! file would change ([`diff`]), and the cross-check with the reply rules ([`rule_warnings`]).
+//! The offline check of a menu against WeChat's limits, before any call: every broken limit as a
+//! [`Violation`] named by its path (`button[1].sub_button[4].name`), the [`Rule`] it breaks with
+//! WeChat's errcode for it (the fake WeChat API answers with those), unknown keys in the file,
+//! and the loader ([`Menu::load`], [`Menu::from_toml`]) that refuses a file with any of them.
 //!
 //! Limits, from WeChat's 自定义菜单/创建接口: 1–3 top-level buttons, 1–5 per sub-menu, names at
 //! most 16 bytes (top level) or 60 bytes (sub-menu) of UTF-8, `key` at most 128 bytes, `url` at
@@ -9,146 +9,16 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-use wechat_api::{Ack, Endpoint, Method, WeChatHttp};
-use wechat_protocol::message::EventType;
+use serde::Serialize;
 
-use crate::rules::Rules;
-use crate::token::{CallError, TokenClient, TokenSource};
+use super::model::{BUTTON_KEYS, BUTTON_TYPES, Button, Field, Menu};
 
-pub const MAX_BUTTONS: usize = 3;
-pub const MAX_SUB_BUTTONS: usize = 5;
-pub const MAX_NAME_BYTES: usize = 16;
-pub const MAX_SUB_NAME_BYTES: usize = 60;
-pub const MAX_KEY_BYTES: usize = 128;
-pub const MAX_URL_BYTES: usize = 1024;
-
-/// Every button type WeChat documents, with the fields each requires.
-pub const BUTTON_TYPES: &[(&str, &[Field])] = &[
-    ("click", &[Field::Key]),
-    ("view", &[Field::Url]),
-    ("miniprogram", &[Field::Url, Field::AppId, Field::PagePath]),
-    ("scancode_push", &[Field::Key]),
-    ("scancode_waitmsg", &[Field::Key]),
-    ("pic_sysphoto", &[Field::Key]),
-    ("pic_photo_or_album", &[Field::Key]),
-    ("pic_weixin", &[Field::Key]),
-    ("location_select", &[Field::Key]),
-    ("media_id", &[Field::MediaId]),
-    ("view_limited", &[Field::MediaId]),
-    ("article_id", &[Field::ArticleId]),
-    ("article_view_limited", &[Field::ArticleId]),
-];
-
-/// A button field some types require.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
-    Key,
-    Url,
-    AppId,
-    PagePath,
-    MediaId,
-    ArticleId,
-}
-
-impl Field {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Key => "key",
-            Self::Url => "url",
-            Self::AppId => "appid",
-            Self::PagePath => "pagepath",
-            Self::MediaId => "media_id",
-            Self::ArticleId => "article_id",
-        }
-    }
-}
-
-/// A menu: what `menu.toml` holds and what `/cgi-bin/menu/create` takes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Menu {
-    #[serde(default)]
-    pub button: Vec<Button>,
-}
-
-/// One button: an action (`type` and its fields), or a sub-menu (`sub_button`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Button {
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub appid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pagepath: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub article_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sub_button: Option<Vec<Button>>,
-}
-
-/// The keys a button may have in `menu.toml`.
-const BUTTON_KEYS: &[&str] = &[
-    "type",
-    "name",
-    "key",
-    "url",
-    "appid",
-    "pagepath",
-    "media_id",
-    "article_id",
-    "sub_button",
-];
-
-impl Button {
-    fn field(&self, field: Field) -> Option<&str> {
-        match field {
-            Field::Key => self.key.as_deref(),
-            Field::Url => self.url.as_deref(),
-            Field::AppId => self.appid.as_deref(),
-            Field::PagePath => self.pagepath.as_deref(),
-            Field::MediaId => self.media_id.as_deref(),
-            Field::ArticleId => self.article_id.as_deref(),
-        }
-    }
-
-    fn subs(&self) -> &[Button] {
-        self.sub_button.as_deref().unwrap_or_default()
-    }
-
-    /// One line: `"name" (type key=…)`, or `"name" (sub-menu of N)`.
-    pub fn summary(&self) -> String {
-        if let Some(subs) = &self.sub_button {
-            return format!("{:?} (sub-menu of {})", self.name, subs.len());
-        }
-        let mut parts = vec![self.kind.clone().unwrap_or_else(|| "no type".into())];
-        for (name, value) in self.action_fields() {
-            parts.push(format!("{name}={value}"));
-        }
-        format!("{:?} ({})", self.name, parts.join(" "))
-    }
-
-    fn action_fields(&self) -> Vec<(&'static str, &str)> {
-        [
-            Field::Key,
-            Field::Url,
-            Field::AppId,
-            Field::PagePath,
-            Field::MediaId,
-            Field::ArticleId,
-        ]
-        .into_iter()
-        .filter_map(|f| self.field(f).map(|v| (f.name(), v)))
-        .collect()
-    }
-}
+const MAX_BUTTONS: usize = 3;
+const MAX_SUB_BUTTONS: usize = 5;
+const MAX_NAME_BYTES: usize = 16;
+const MAX_SUB_NAME_BYTES: usize = 60;
+const MAX_KEY_BYTES: usize = 128;
+const MAX_URL_BYTES: usize = 1024;
 
 /// Which of WeChat's rules a violation breaks; the fake WeChat API answers each with WeChat's
 /// errcode ([`Rule::errcode`]).
@@ -281,33 +151,6 @@ impl Menu {
                     ));
                 }
                 check_button(sub, &path, true, &mut out);
-            }
-        }
-        out
-    }
-
-    /// The menu as `/cgi-bin/menu/get` describes it, with empty `sub_button` lists (WeChat
-    /// sends one on every action button) taken as none.
-    pub fn normalized(mut self) -> Self {
-        fn clean(button: &mut Button) {
-            if button.sub_button.as_ref().is_some_and(|s| s.is_empty()) && button.kind.is_some() {
-                button.sub_button = None;
-            }
-            if let Some(subs) = &mut button.sub_button {
-                subs.iter_mut().for_each(clean);
-            }
-        }
-        self.button.iter_mut().for_each(clean);
-        self
-    }
-
-    /// Every button with its path, sub-menus after their parent.
-    pub fn buttons(&self) -> Vec<(String, &Button)> {
-        let mut out = Vec::new();
-        for (i, button) in self.button.iter().enumerate() {
-            out.push((format!("button[{i}]"), button));
-            for (j, sub) in button.subs().iter().enumerate() {
-                out.push((format!("button[{i}].sub_button[{j}]"), sub));
             }
         }
         out
@@ -447,228 +290,16 @@ fn unknown_button_keys(button: &toml::Value, path: &str, in_sub: bool, out: &mut
     }
 }
 
-/// What applying a menu would change, button by button (WeChat's menus are ordered, so buttons
-/// are compared by position).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "change", rename_all = "lowercase")]
-pub enum Change {
-    Added {
-        path: String,
-        button: String,
-    },
-    Removed {
-        path: String,
-        button: String,
-    },
-    Changed {
-        path: String,
-        field: &'static str,
-        from: Option<String>,
-        to: Option<String>,
-    },
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let show = |v: &Option<String>| v.as_ref().map_or("(none)".into(), |v| format!("{v:?}"));
-        match self {
-            Self::Added { path, button } => write!(f, "+ {path} {button}"),
-            Self::Removed { path, button } => write!(f, "- {path} {button}"),
-            Self::Changed {
-                path,
-                field,
-                from,
-                to,
-            } => write!(f, "~ {path}.{field}: {} -> {}", show(from), show(to)),
-        }
-    }
-}
-
-/// The changes that turn `current` (none: no menu) into `desired`.
-pub fn diff(current: Option<&Menu>, desired: &Menu) -> Vec<Change> {
-    let empty = Vec::new();
-    let current = current.map_or(&empty, |m| &m.button);
-    let mut out = Vec::new();
-    diff_list(current, &desired.button, "button", &mut out);
-    out
-}
-
-fn diff_list(current: &[Button], desired: &[Button], at: &str, out: &mut Vec<Change>) {
-    for i in 0..current.len().max(desired.len()) {
-        let path = format!("{at}[{i}]");
-        match (current.get(i), desired.get(i)) {
-            (Some(old), Some(new)) => diff_button(old, new, &path, out),
-            (None, Some(new)) => out.push(Change::Added {
-                button: new.summary(),
-                path,
-            }),
-            (Some(old), None) => out.push(Change::Removed {
-                button: old.summary(),
-                path,
-            }),
-            (None, None) => {}
-        }
-    }
-}
-
-fn diff_button(old: &Button, new: &Button, path: &str, out: &mut Vec<Change>) {
-    let fields: [(&'static str, &Option<String>, &Option<String>); 7] = [
-        ("type", &old.kind, &new.kind),
-        ("key", &old.key, &new.key),
-        ("url", &old.url, &new.url),
-        ("appid", &old.appid, &new.appid),
-        ("pagepath", &old.pagepath, &new.pagepath),
-        ("media_id", &old.media_id, &new.media_id),
-        ("article_id", &old.article_id, &new.article_id),
-    ];
-    if old.name != new.name {
-        out.push(Change::Changed {
-            path: path.to_string(),
-            field: "name",
-            from: Some(old.name.clone()),
-            to: Some(new.name.clone()),
-        });
-    }
-    for (field, from, to) in fields {
-        if from != to {
-            out.push(Change::Changed {
-                path: path.to_string(),
-                field,
-                from: from.clone(),
-                to: to.clone(),
-            });
-        }
-    }
-    diff_list(old.subs(), new.subs(), &format!("{path}.sub_button"), out);
-}
-
-/// The menu's `click` buttons and the reply rules' CLICK rules that do not meet: a click key no
-/// rule answers (the user gets no reply), and a CLICK rule whose key is on no button.
-pub fn rule_warnings(menu: &Menu, rules: &Rules) -> Vec<String> {
-    let rule_keys: Vec<Option<&str>> = rules.event_keys(EventType::Click).collect();
-    let any_key = rule_keys.contains(&None);
-    let clicks: Vec<(String, &str)> = menu
-        .buttons()
-        .into_iter()
-        .filter(|(_, b)| b.kind.as_deref() == Some("click"))
-        .filter_map(|(path, b)| b.key.as_deref().map(|k| (path, k)))
-        .collect();
-    let mut out = Vec::new();
-    if !any_key {
-        for (path, key) in &clicks {
-            if !rule_keys.contains(&Some(*key)) {
-                out.push(format!(
-                    "{path}.key {key:?}: no CLICK rule answers it (the user gets no reply)"
-                ));
-            }
-        }
-    }
-    for key in rule_keys.into_iter().flatten() {
-        if !clicks.iter().any(|(_, k)| *k == key) {
-            out.push(format!(
-                "the CLICK rule for key {key:?} matches no click button of the menu"
-            ));
-        }
-    }
-    out
-}
-
-/// `POST /cgi-bin/menu/create` with the menu as the body.
-#[derive(Debug, Clone, Serialize)]
-#[serde(transparent)]
-pub struct CreateMenu(pub Menu);
-
-impl Endpoint for CreateMenu {
-    const METHOD: Method = Method::Post;
-    const PATH: &'static str = "/cgi-bin/menu/create";
-    type Answer = Ack;
-}
-
-/// `GET /cgi-bin/menu/get`: the menu as created through the API (or 46003 when there is none).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct GetMenu {}
-
-/// `/cgi-bin/menu/get`'s answer: the default menu (and the conditional menus, not read here).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct MenuAnswer {
-    pub menu: Menu,
-}
-
-impl Endpoint for GetMenu {
-    const METHOD: Method = Method::Get;
-    const PATH: &'static str = "/cgi-bin/menu/get";
-    type Answer = MenuAnswer;
-}
-
-/// `GET /cgi-bin/menu/delete`: removes the menu (and every conditional menu).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct DeleteMenu {}
-
-impl Endpoint for DeleteMenu {
-    const METHOD: Method = Method::Get;
-    const PATH: &'static str = "/cgi-bin/menu/delete";
-    type Answer = Ack;
-}
-
-/// WeChat's answer to `menu/get` when the account has no menu.
-pub const NO_MENU_ERRCODE: i64 = 46003;
-
-/// The account's live menu (`None`: it has none), through the token client: a rejected token is
-/// reported stale once and the call retried once.
-pub async fn fetch<S: TokenSource>(
-    http: &WeChatHttp,
-    tokens: &TokenClient<S>,
-) -> Result<Option<Menu>, CallError> {
-    let answer = tokens
-        .call_with_token(|token| async move { http.call_with_token(&GetMenu {}, &token).await })
-        .await;
-    match answer {
-        Ok(answer) => Ok(Some(answer.menu.normalized())),
-        Err(CallError::Api(e)) if e.errcode() == Some(NO_MENU_ERRCODE) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Replace the account's menu with `menu` (check it with [`Menu::violations`] first).
-pub async fn create<S: TokenSource>(
-    http: &WeChatHttp,
-    tokens: &TokenClient<S>,
-    menu: &Menu,
-) -> Result<(), CallError> {
-    let request = &CreateMenu(menu.clone());
-    tokens
-        .call_with_token(|token| async move { http.call_with_token(request, &token).await })
-        .await?;
-    Ok(())
-}
-
-/// Remove the account's menu (conditional menus included).
-pub async fn delete<S: TokenSource>(
-    http: &WeChatHttp,
-    tokens: &TokenClient<S>,
-) -> Result<(), CallError> {
-    tokens
-        .call_with_token(|token| async move { http.call_with_token(&DeleteMenu {}, &token).await })
-        .await?;
-    Ok(())
-}
-
-/// The example menu in the repository (every documented button type).
-pub const EXAMPLE: &str = include_str!("../../../examples/menu.toml");
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::menu::model::{EXAMPLE, click};
 
     fn problems(text: &str) -> Vec<String> {
         match Menu::from_toml(text) {
             Err(MenuError::Invalid(v)) => v.iter().map(ToString::to_string).collect(),
             other => panic!("expected violations, got {other:?}"),
         }
-    }
-
-    fn click(name: &str, key: &str) -> String {
-        format!("[[button]]\ntype = \"click\"\nname = \"{name}\"\nkey = \"{key}\"\n")
     }
 
     #[test]
@@ -811,97 +442,6 @@ mod tests {
         assert_eq!(Rule::NameSize.errcode(true), 40025);
         assert_eq!(Rule::KeySize.errcode(false), 40019);
         assert_eq!(Rule::UrlSize.errcode(true), 40027);
-    }
-
-    #[test]
-    fn the_wire_format_is_wechats_json() {
-        let menu = Menu::from_toml(&click("今日歌曲", "V1001_TODAY_MUSIC")).unwrap();
-        let json = serde_json::to_value(CreateMenu(menu)).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"button": [{"type": "click", "name": "今日歌曲", "key": "V1001_TODAY_MUSIC"}]})
-        );
-    }
-
-    #[test]
-    fn a_menu_read_back_from_wechat_diffs_empty_against_its_file() {
-        let menu = Menu::from_toml(EXAMPLE).unwrap();
-        // WeChat answers every action button with an empty `sub_button` list.
-        let mut wire = serde_json::to_value(&menu).unwrap();
-        fn add_empty(v: &mut serde_json::Value) {
-            for b in v["button"].as_array_mut().unwrap() {
-                if b.get("type").is_some() {
-                    b["sub_button"] = serde_json::json!([]);
-                } else {
-                    for s in b["sub_button"].as_array_mut().unwrap() {
-                        s["sub_button"] = serde_json::json!([]);
-                    }
-                }
-            }
-        }
-        add_empty(&mut wire);
-        let read: MenuAnswer = serde_json::from_value(serde_json::json!({"menu": wire})).unwrap();
-        assert_eq!(diff(Some(&read.menu.normalized()), &menu), []);
-    }
-
-    #[test]
-    fn diff_names_added_removed_and_changed_buttons_by_path() {
-        let old = Menu::from_toml(&format!("{}{}", click("a", "k1"), click("b", "k2"))).unwrap();
-        let new = Menu::from_toml(&format!(
-            "{}{}{}",
-            click("a", "k1"),
-            click("B", "k2"),
-            click("c", "k3")
-        ))
-        .unwrap();
-        let changes: Vec<String> = diff(Some(&old), &new)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(
-            changes,
-            [
-                "~ button[1].name: \"b\" -> \"B\"",
-                "+ button[2] \"c\" (click key=k3)",
-            ]
-        );
-        let removed: Vec<String> = diff(Some(&new), &old)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(removed.last().unwrap(), "- button[2] \"c\" (click key=k3)");
-        assert_eq!(diff(None, &old).len(), 2);
-    }
-
-    #[test]
-    fn click_keys_without_rules_and_rules_without_buttons_are_warned_about() {
-        let menu = Menu::from_toml(&format!(
-            "{}{}",
-            click("a", "HAS_RULE"),
-            click("b", "NO_RULE")
-        ))
-        .unwrap();
-        let rules = Rules::from_toml(
-            "[[rules]]\nevent = \"CLICK\"\nevent_key = \"HAS_RULE\"\nreply = { type = \"text\", content = \"x\" }\n\
-             [[rules]]\nevent = \"CLICK\"\nevent_key = \"GONE\"\nreply = { type = \"text\", content = \"y\" }\n",
-        )
-        .unwrap();
-        let warnings = rule_warnings(&menu, &rules);
-        assert_eq!(warnings.len(), 2, "{warnings:?}");
-        assert!(
-            warnings[0].starts_with("button[1].key \"NO_RULE\": no CLICK rule"),
-            "{warnings:?}"
-        );
-        assert!(
-            warnings[1].contains("\"GONE\" matches no click button"),
-            "{warnings:?}"
-        );
-
-        let catch_all = Rules::from_toml(
-            "[[rules]]\nevent = \"CLICK\"\nreply = { type = \"text\", content = \"x\" }\n",
-        )
-        .unwrap();
-        assert!(rule_warnings(&menu, &catch_all).is_empty());
     }
 }
 
