@@ -127,13 +127,11 @@ mod tests {
         use crate::config::vars::{WECHAT_APP_ID, WECHAT_REQUIRE_ENCRYPTION, WECHAT_TOKEN};
         let key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
         let webhook = |env: &[(&str, &str)]| {
-            WebhookConfig::from_env(
-                &env.to_vec()
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect::<std::collections::HashMap<_, _>>(),
-            )
-            .unwrap()
+            let env: std::collections::HashMap<String, String> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            WebhookConfig::from_env(&env).unwrap()
         };
         let plaintext = webhook(&[(WECHAT_TOKEN, "token")]);
         let err = check_pushes_are_encrypted(&plaintext).unwrap_err();
