@@ -1,7 +1,7 @@
-//! Reading typed configuration from the environment: one error type that names the variable,
-//! a `Secret` wrapper so that keys and tokens never reach a log line, every variable's name
-//! ([`vars`]), the WeChat app configuration every function shares ([`WeChatAppConfig`]) and the
-//! stack's secret layered over the environment ([`SecretsEnv`]).
+//! Reading typed configuration from the environment: one error type that names the variable
+//! ([`ConfigError`]), where values come from ([`Env`]: the process, a map in tests, or the
+//! stack's secret layered over the process by the AWS adapter), every variable's name ([`vars`])
+//! and the WeChat app configuration every function shares ([`WeChatAppConfig`]).
 
 pub mod vars;
 mod wechat;
