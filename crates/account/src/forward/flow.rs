@@ -8,6 +8,10 @@
 //! channel: the worker's `pending → answered` makes the answer the passive reply; the message
 //! side's `pending → late` at the budget makes it answer `success` and leaves the worker to send
 //! late. A retry finds the item: answered → the same reply; pending → marked late; else `success`.
+//! The same key again within [`SAME_KEY_NOT_A_RETRY_S`] of the claim is a second push (WeChat
+//! retries only after 5 s): it waits for the answer without making it late. When whether the
+//! answer was made late cannot be known (the write and the read fail), no reply is given in
+//! time, so that WeChat's retry decides ([`MessageOutcome::Unresolved`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +37,14 @@ use table::Transition;
 const FIRST_POLL: Duration = Duration::from_millis(25);
 /// The longest pause between two reads: a passive answer waits at most this long to be seen.
 pub const MAX_POLL: Duration = Duration::from_millis(150);
+/// WeChat retries a push only after waiting 5 s for its answer: a second arrival of the same key
+/// sooner than this after the claim is a second push (two taps of a menu button in one second),
+/// not a retry, and must not push the first one's answer to the late path.
+pub const SAME_KEY_NOT_A_RETRY_S: i64 = 4;
+/// WeChat's wait for an answer; an answer held this long reaches nobody, and WeChat retries.
+const WECHAT_WAIT: Duration = Duration::from_secs(5);
+/// Attempts of the "give up waiting" write before its outcome counts as unknown.
+const GIVE_UP_ATTEMPTS: u32 = 3;
 
 /// How the message side answered one push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +65,15 @@ pub enum MessageOutcome {
     RetryMarkedLate,
     /// A retry of a push that is done, failed or going out late: `success`.
     RetryDone,
+    /// The same key again within seconds of the first (a second tap, not WeChat's retry): it
+    /// waited for the first one's answer without moving it, and got it in time.
+    DuplicateAnswered(Reply),
+    /// The same, but no passive answer came in its budget: `success`; the first push's own
+    /// wait decides whether the answer goes out late.
+    DuplicateNotAnswered,
+    /// Whether the answer was made late is unknown (the write failed, and so did reading the
+    /// item): no answer is given in time, so that WeChat's retry, which finds the item, decides.
+    Unresolved(StoreError),
     /// The worker could not be started: nothing is sent.
     LaunchFailed(LaunchError),
     /// The table could not be used: `success`, and nothing is forwarded.
@@ -71,6 +92,9 @@ impl MessageOutcome {
             Self::RetryAnswered(_) => "retry_answered",
             Self::RetryMarkedLate => "retry_marked_late",
             Self::RetryDone => "retry_done",
+            Self::DuplicateAnswered(_) => "duplicate_answered",
+            Self::DuplicateNotAnswered => "duplicate_not_answered",
+            Self::Unresolved(_) => "unresolved",
             Self::LaunchFailed(_) => "launch_failed",
             Self::StoreUnavailable(_) => "store_unavailable",
         }
@@ -79,7 +103,9 @@ impl MessageOutcome {
     /// The passive reply: the answer when there is one in time, else `success`.
     pub fn reply(&self) -> Reply {
         match self {
-            Self::Passive(reply) | Self::RetryAnswered(reply) => reply.clone(),
+            Self::Passive(reply) | Self::RetryAnswered(reply) | Self::DuplicateAnswered(reply) => {
+                reply.clone()
+            }
             _ => Reply::Success,
         }
     }
@@ -130,6 +156,13 @@ impl<T: MessageLog, L: WorkerLauncher> MessageSide<T, L> {
             MessageOutcome::StoreUnavailable(error) => {
                 tracing::error!(outcome = code, %key, elapsed_ms, %error, "forward not tracked; answered success")
             }
+            MessageOutcome::Unresolved(error) => {
+                tracing::error!(outcome = code, %key, elapsed_ms, %error, "whether the answer goes late is unknown; holding the reply so WeChat retries");
+                // Past WeChat's wait the reply reaches nobody: WeChat retries, and the retry
+                // finds the item (answered: the same reply; pending: late). On Lambda the
+                // function's 5 s timeout may end this wait first, to the same effect.
+                tokio::time::sleep_until(started + WECHAT_WAIT).await;
+            }
             other => tracing::info!(
                 outcome = code,
                 %key,
@@ -156,7 +189,7 @@ impl<T: MessageLog, L: WorkerLauncher> MessageSide<T, L> {
         };
         match self.table.claim(key, claim).await {
             Err(error) => MessageOutcome::StoreUnavailable(error),
-            Ok(Claim::Seen) => self.retry(key).await,
+            Ok(Claim::Seen) => self.retry(key, deadline).await,
             Ok(Claim::Claimed) => {
                 let job = ForwardJob {
                     key: key.to_string(),
@@ -177,45 +210,94 @@ impl<T: MessageLog, L: WorkerLauncher> MessageSide<T, L> {
     /// Polls the item until the worker settles it or the budget is spent, then tries to make
     /// the answer late; losing that write means the worker settled it just before.
     async fn wait(&self, key: &str, deadline: Instant) -> MessageOutcome {
+        if let Some(settled) = self.poll(key, deadline).await {
+            return settled;
+        }
+        self.give_up(key).await
+    }
+
+    /// The item's settled state once it leaves `pending`, or `None` at the deadline.
+    async fn poll(&self, key: &str, deadline: Instant) -> Option<MessageOutcome> {
         let mut pause = FIRST_POLL;
         loop {
             match self.table.state(key).await {
                 Ok(Some(MsgState::Pending)) => {}
-                Ok(state) => return settled(state),
+                Ok(state) => return Some(settled(state)),
                 // Keep waiting: the write at the deadline decides anyway.
                 Err(error) => tracing::warn!(%key, %error, "could not read the message item"),
             }
             let now = Instant::now();
             if now >= deadline {
-                break;
+                return None;
             }
             tokio::time::sleep(pause.min(deadline - now)).await;
             pause = (pause * 2).min(MAX_POLL);
         }
-        match self.table.give_up_waiting(key).await {
-            Ok(Transition::Applied) => MessageOutcome::Late,
-            Ok(Transition::Lost) => match self.table.state(key).await {
-                Ok(state) => settled(state),
-                Err(error) => MessageOutcome::StoreUnavailable(error),
-            },
-            Err(error) => MessageOutcome::StoreUnavailable(error),
-        }
     }
 
-    async fn retry(&self, key: &str) -> MessageOutcome {
-        match self.table.state(key).await {
-            Ok(Some(MsgState::Answered(answer))) => retry_answered(answer),
-            Ok(Some(MsgState::Pending)) => match self.table.give_up_waiting(key).await {
-                Ok(Transition::Applied) => MessageOutcome::RetryMarkedLate,
-                Ok(Transition::Lost) => match self.table.state(key).await {
-                    Ok(Some(MsgState::Answered(answer))) => retry_answered(answer),
-                    Ok(_) => MessageOutcome::RetryDone,
-                    Err(error) => MessageOutcome::StoreUnavailable(error),
-                },
-                Err(error) => MessageOutcome::StoreUnavailable(error),
+    /// `pending → late`, retried while its outcome is unknown: of "the answer is late" and "the
+    /// worker answered in time" exactly one must be known before `success` is answered, or the
+    /// answer could be stored as passive with nobody left to serve it.
+    async fn give_up(&self, key: &str) -> MessageOutcome {
+        let mut last_error = None;
+        for attempt in 0..GIVE_UP_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(FIRST_POLL * 2u32.pow(attempt)).await;
+            }
+            let written = match self.table.give_up_waiting(key).await {
+                Ok(Transition::Applied) => return MessageOutcome::Late,
+                Ok(Transition::Lost) => Ok(()),
+                Err(error) => Err(error),
+            };
+            // Lost, or unknown: the item says which of the two happened, if it can be read.
+            match (written, self.table.state(key).await) {
+                (_, Ok(Some(MsgState::Late))) => return MessageOutcome::Late,
+                (_, Ok(Some(MsgState::Pending))) => continue,
+                (_, Ok(state)) => return settled(state),
+                // Lost to the worker but unreadable: its answer may be passive, and only a
+                // reply held past WeChat's wait lets the retry serve it.
+                (Ok(()), Err(error)) | (Err(error), Err(_)) => last_error = Some(error),
+            }
+        }
+        MessageOutcome::Unresolved(
+            last_error.unwrap_or_else(|| {
+                StoreError::Unavailable("the message item stayed pending".into())
+            }),
+        )
+    }
+
+    async fn retry(&self, key: &str, deadline: Instant) -> MessageOutcome {
+        let record = match self.table.record(key).await {
+            Ok(record) => record,
+            Err(error) => return MessageOutcome::StoreUnavailable(error),
+        };
+        let state = record.map(|record| {
+            let created_at_s = record.created_at_s;
+            (record.state(), created_at_s)
+        });
+        match state {
+            Some((Ok(MsgState::Answered(answer)), _)) => retry_answered(answer),
+            Some((Ok(MsgState::Pending), created_at_s))
+                if self.clock.now_s() - created_at_s < SAME_KEY_NOT_A_RETRY_S =>
+            {
+                match self.poll(key, deadline).await {
+                    Some(MessageOutcome::Passive(reply)) => {
+                        MessageOutcome::DuplicateAnswered(reply)
+                    }
+                    _ => MessageOutcome::DuplicateNotAnswered,
+                }
+            }
+            Some((Ok(MsgState::Pending), _)) => match self.give_up(key).await {
+                MessageOutcome::Late => MessageOutcome::RetryMarkedLate,
+                MessageOutcome::Passive(reply) => MessageOutcome::RetryAnswered(reply),
+                MessageOutcome::Unresolved(error) => MessageOutcome::Unresolved(error),
+                MessageOutcome::StoreUnavailable(error) => MessageOutcome::StoreUnavailable(error),
+                _ => MessageOutcome::RetryDone,
             },
-            Ok(_) => MessageOutcome::RetryDone,
-            Err(error) => MessageOutcome::StoreUnavailable(error),
+            Some((Err(reason), _)) => MessageOutcome::StoreUnavailable(StoreError::Corrupt(
+                format!("msg#{key}: {reason}"),
+            )),
+            _ => MessageOutcome::RetryDone,
         }
     }
 }

@@ -9,8 +9,10 @@ use wechat_protocol::message::{Message, MsgType};
 
 /// The de-duplication key of a push, as hex SHA-256 (fixed length, whatever the EventKey):
 /// `MsgId` + `FromUserName` for messages (MsgId alone has collided in practice), and
-/// `FromUserName` + `CreateTime` + `Event` + `EventKey` for events, as WeChat advises. A message
-/// without a `MsgId` is keyed like an event, by its type.
+/// `FromUserName` + `CreateTime` + `Event` + `EventKey` for events, as WeChat advises, plus the
+/// event's own id when it has one (`MsgID` of TEMPLATESENDJOBFINISH and MASSSENDJOBFINISH: two
+/// reports for one user in one second are two pushes). A message without a `MsgId` is keyed like
+/// an event, by its type.
 pub fn dedup_key(msg: &Message) -> String {
     let is_event = msg.known_type == Some(MsgType::Event);
     let create_time = msg.create_time.to_string();
@@ -22,6 +24,7 @@ pub fn dedup_key(msg: &Message) -> String {
             &create_time,
             msg.event_name().unwrap_or(&msg.msg_type),
             msg.event_key().unwrap_or_default(),
+            msg.msg_id.as_deref().unwrap_or_default(),
         ],
     };
     let mut digest = Sha256::new();
@@ -156,6 +159,23 @@ mod tests {
         assert_eq!(dedup_key(&click(&long)).len(), 64);
         let view = message("<MsgType>event</MsgType><Event>VIEW</Event><EventKey>A</EventKey>");
         assert_ne!(dedup_key(&click("A")), dedup_key(&view));
+    }
+
+    #[test]
+    fn two_job_reports_for_one_user_in_one_second_are_two_pushes() {
+        let report = |id: &str| {
+            message(&format!(
+                "<MsgType>event</MsgType><Event>TEMPLATESENDJOBFINISH</Event><MsgID>{id}</MsgID><Status>success</Status>"
+            ))
+        };
+        assert_ne!(
+            dedup_key(&report("200163836")),
+            dedup_key(&report("200163840"))
+        );
+        assert_eq!(
+            dedup_key(&report("200163836")),
+            dedup_key(&report("200163836"))
+        );
     }
 
     #[test]

@@ -32,12 +32,17 @@ async fn instance(
     timeout_ms: u64,
     sender: &RecordingLateSender,
 ) -> Handler {
-    let rules = Rules::from_toml(&format!(
+    let rules = format!(
         "[default]\ntype = \"forward\"\nurl = \"{}\"\ntimeout_ms = {timeout_ms}\n\
          [[rules]]\nkeyword = \"static\"\nreply = {{ type = \"text\", content = \"static answer\" }}\n",
         service.url
-    ))
-    .unwrap();
+    );
+    instance_with(&rules, sender).await
+}
+
+/// [`instance`] with these reply rules.
+async fn instance_with(rules: &str, sender: &RecordingLateSender) -> Handler {
+    let rules = Rules::from_toml(rules).unwrap();
     assert!(rules.has_forward());
     let forwarder = HttpForwarder::new(secret(), Duration::from_secs(20), clock::system()).unwrap();
     let worker = Worker::new(
@@ -647,4 +652,199 @@ async fn a_retry_within_the_longest_replay_window_still_finds_the_item() {
         account::forward::record_life_s(1),
         account::forward::MIN_RECORD_LIFE_S
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_taps_of_a_menu_button_in_one_second_both_get_the_passive_answer() {
+    let service = ScriptedService::start().await;
+    service.answer(1_000, 200, r#"{"type":"text","content":"your orders"}"#);
+    let sender = RecordingLateSender::new();
+    // Two CLICKs from one user in one second carry the same key: WeChat's retry would come
+    // only after its 5 s wait, so the second must not make the first one's answer late.
+    let click = |openid: &str| {
+        Message::parse(format!(
+            "<xml><ToUserName>gh</ToUserName><FromUserName>{openid}</FromUserName><CreateTime>1700000000</CreateTime><MsgType>event</MsgType><Event>CLICK</Event><EventKey>ORDERS</EventKey></xml>"
+        ).as_bytes()).unwrap()
+    };
+    let tap = click(&testkit::harness::unique("o"));
+    let rules = format!(
+        "[[rules]]\nevent = \"CLICK\"\nevent_key = \"ORDERS\"\n\
+         reply = {{ type = \"forward\", url = \"{}\", timeout_ms = 3500 }}\n",
+        service.url
+    );
+    let first = {
+        let handler = instance_with(&rules, &sender).await;
+        let tap = tap.clone();
+        tokio::spawn(async move { handler.reply(&tap).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = instance_with(&rules, &sender).await.reply(&tap).await;
+    assert_eq!(first.await.unwrap(), Reply::text("your orders"));
+    assert_eq!(second, Reply::text("your orders"));
+    assert_eq!(service.calls(), 1);
+    assert!(sender.sent().is_empty(), "nothing goes late");
+}
+
+/// The message side's table with faults: "give up waiting" fails its first `fail_give_ups`
+/// times, and once one has failed, reads fail too while `reads_fail` is set.
+#[derive(Clone)]
+struct Faulty {
+    inner: EmbeddedStore,
+    fail_give_ups: Arc<std::sync::atomic::AtomicU32>,
+    reads_fail: bool,
+    failed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Faulty {
+    fn new(inner: &EmbeddedStore, fail_give_ups: u32, reads_fail: bool) -> Self {
+        Self {
+            inner: inner.clone(),
+            fail_give_ups: Arc::new(fail_give_ups.into()),
+            reads_fail,
+            failed: Arc::default(),
+        }
+    }
+
+    fn down() -> table::StoreError {
+        table::StoreError::Unavailable("injected: the table timed out".into())
+    }
+}
+
+impl MessageLog for Faulty {
+    async fn claim(&self, key: &str, claim: ClaimOf<'_>) -> Result<Claim, table::StoreError> {
+        self.inner.claim(key, claim).await
+    }
+    async fn record(&self, key: &str) -> Result<Option<MsgRecord>, table::StoreError> {
+        self.inner.record(key).await
+    }
+    async fn state(&self, key: &str) -> Result<Option<MsgState>, table::StoreError> {
+        if self.reads_fail && self.failed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Self::down());
+        }
+        self.inner.state(key).await
+    }
+    async fn answer(&self, key: &str, answer: &Answer) -> Result<Transition, table::StoreError> {
+        self.inner.answer(key, answer).await
+    }
+    async fn give_up_waiting(&self, key: &str) -> Result<Transition, table::StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let left = self.fail_give_ups.load(SeqCst);
+        if left > 0 {
+            self.fail_give_ups.store(left - 1, SeqCst);
+            self.failed.store(true, SeqCst);
+            return Err(Self::down());
+        }
+        self.inner.give_up_waiting(key).await
+    }
+    async fn start_sending(
+        &self,
+        key: &str,
+        answer: &Answer,
+    ) -> Result<Transition, table::StoreError> {
+        self.inner.start_sending(key, answer).await
+    }
+    async fn sent(&self, key: &str) -> Result<Transition, table::StoreError> {
+        self.inner.sent(key).await
+    }
+    async fn fail(&self, key: &str, reason: &str) -> Result<Transition, table::StoreError> {
+        self.inner.fail(key, reason).await
+    }
+    async fn no_answer(&self, key: &str) -> Result<Transition, table::StoreError> {
+        self.inner.no_answer(key).await
+    }
+}
+
+/// An in-process service that answers `text` after `delay` (on tokio's clock).
+struct SlowService {
+    delay: Duration,
+    text: &'static str,
+}
+
+impl account::forward::Forwarder for SlowService {
+    async fn forward(
+        &self,
+        _url: &str,
+        _request: &account::forward::ForwardRequest,
+    ) -> Result<Option<Answer>, account::forward::ForwardError> {
+        tokio::time::sleep(self.delay).await;
+        Ok(Some(Answer::Reply(Reply::text(self.text))))
+    }
+}
+
+/// The message side over `log`, its worker over the healthy `store`, and a rule with a 100 ms
+/// budget to an in-process service answering after 1 s.
+fn faulty_side(
+    log: Faulty,
+    store: &EmbeddedStore,
+    sender: &RecordingLateSender,
+    clock: account::clock::SharedClock,
+) -> (
+    MessageSide<Faulty, InProcessLauncher<EmbeddedStore, SlowService, RecordingLateSender>>,
+    ForwardSpec,
+) {
+    let spec = ForwardSpec {
+        url: "https://service.example/wechat".into(),
+        timeout_ms: 100,
+    };
+    let rules = Rules::from_toml(
+        "[default]\ntype = \"forward\"\nurl = \"https://service.example/wechat\"\ntimeout_ms = 100\n",
+    )
+    .unwrap();
+    let service = SlowService {
+        delay: Duration::from_secs(1),
+        text: "worth the wait",
+    };
+    let worker = Worker::new(store.clone(), service, sender.clone(), &rules);
+    let launcher = InProcessLauncher::new(Arc::new(worker));
+    (MessageSide::new(log, launcher, clock), spec)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_give_up_write_that_fails_once_is_retried_and_the_answer_goes_late_once() {
+    let store = EmbeddedStore::in_memory();
+    let sender = RecordingLateSender::new();
+    let (side, spec) = faulty_side(
+        Faulty::new(&store, 1, false),
+        &store,
+        &sender,
+        clock::system(),
+    );
+    let msg = text("oUser", "9001", "hi");
+    assert_eq!(side.handle(&msg, &spec).await, MessageOutcome::Late);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sender.sent().len(), 1, "sent late, once");
+    let key = account::forward::dedup_key(&msg);
+    assert_eq!(store.state(&key).await.unwrap(), Some(MsgState::Sent));
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_the_give_up_outcome_stays_unknown_the_reply_is_held_until_wechat_retries() {
+    let store = EmbeddedStore::in_memory();
+    let sender = RecordingLateSender::new();
+    let wall = Arc::new(account::clock::ManualClock::at_ms(1_800_000_000_000));
+    let (side, spec) = faulty_side(
+        Faulty::new(&store, u32::MAX, true),
+        &store,
+        &sender,
+        wall.clone(),
+    );
+    let msg = text("oUser", "9002", "hi");
+    let started = tokio::time::Instant::now();
+    let outcome = side.handle(&msg, &spec).await;
+    assert_eq!(outcome.code(), "unresolved");
+    // No answer within WeChat's 5 s: WeChat drops the connection and retries.
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The worker stored its answer as passive meanwhile; WeChat's retry (the table healthy
+    // again) is answered with it: one delivery, and nothing late.
+    wall.advance_ms(5_000);
+    let (retry, spec) = faulty_side(Faulty::new(&store, 0, false), &store, &sender, wall);
+    assert_eq!(
+        retry.handle(&msg, &spec).await,
+        MessageOutcome::RetryAnswered(Reply::text("worth the wait"))
+    );
+    assert!(sender.sent().is_empty());
 }
