@@ -94,7 +94,7 @@ pub async fn message() -> Result<Webhook<MessageHandler>, ColdStartError> {
             let table_name = required(&env, TABLE_NAME)?;
             let sdk = aws::sdk_config().await;
             let table = DynamoTable::new(aws::dynamodb_client(&sdk), table_name);
-            let launcher = LambdaLauncher::from_env(&env, aws::lambda_client(&sdk, None))?;
+            let launcher = LambdaLauncher::from_env(&env, aws::event_lambda_client(&sdk))?;
             let side = MessageSide::new(table, launcher, clock::system());
             Some(side.with_replay_window(config.max_clock_skew_secs))
         }

@@ -5,8 +5,11 @@
 
 mod secrets;
 
+use std::time::Duration;
+
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_lambda::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_lambda::config::timeout::TimeoutConfig;
 use aws_sdk_lambda::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_lambda::error::BoxError;
 use aws_sdk_secretsmanager::config::SharedHttpClient;
@@ -44,7 +47,7 @@ pub async fn local_sdk_config() -> SdkConfig {
         .await
 }
 
-/// A Lambda client (for invoking the refresh function); `endpoint_url` overrides the endpoint
+/// A Lambda client for synchronous invokes (the refresh function); `endpoint_url` overrides the endpoint
 /// (tests, the local server), otherwise `AWS_ENDPOINT_URL_LAMBDA` does, if set. Like that
 /// variable, `LOCAL_INVOKE_KEY` is read from the process environment: set, every invoke carries
 /// it for the local server's emulation.
@@ -62,7 +65,8 @@ pub fn lambda_client_with_key(
     endpoint_url: Option<&str>,
     local_invoke_key: Option<Secret<String>>,
 ) -> aws_sdk_lambda::Client {
-    let mut builder = aws_sdk_lambda::config::Builder::from(config);
+    let mut builder = aws_sdk_lambda::config::Builder::from(config)
+        .timeout_config(timeouts(INVOKE_ATTEMPT, INVOKE_OPERATION));
     if let Some(url) = endpoint_url {
         builder = builder.endpoint_url(url);
     }
@@ -70,6 +74,18 @@ pub fn lambda_client_with_key(
         builder = builder.interceptor(LocalInvokeKey(key));
     }
     aws_sdk_lambda::Client::from_conf(builder.build())
+}
+
+/// A Lambda client for asynchronous invokes (the worker's start), bounded to fit the message
+/// side's answer to WeChat; otherwise as [`lambda_client`].
+pub fn event_lambda_client(config: &SdkConfig) -> aws_sdk_lambda::Client {
+    let client = lambda_client(config, None);
+    let config = client
+        .config()
+        .to_builder()
+        .timeout_config(timeouts(EVENT_INVOKE_ATTEMPT, EVENT_INVOKE_OPERATION))
+        .build();
+    aws_sdk_lambda::Client::from_conf(config)
 }
 
 /// Adds [`LOCAL_INVOKE_KEY_HEADER`] to every request (before signing, so a signature covers it).
@@ -96,9 +112,38 @@ impl Intercept for LocalInvokeKey {
     }
 }
 
-/// A DynamoDB client.
+/// A DynamoDB client. An item read or conditional write takes milliseconds: a slow table becomes
+/// an error the domain handles (a named outcome) in time, not the function's timeout.
 pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(config)
+    let config = aws_sdk_dynamodb::config::Builder::from(config)
+        .timeout_config(timeouts(DYNAMODB_ATTEMPT, DYNAMODB_OPERATION))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// Bounds of one DynamoDB attempt and of one call with the SDK's retries.
+pub const DYNAMODB_ATTEMPT: Duration = Duration::from_millis(800);
+pub const DYNAMODB_OPERATION: Duration = Duration::from_millis(2_000);
+/// Bounds of a synchronous invoke of the refresh function, which may wait on another instance's
+/// lease and on WeChat (its own calls are bounded by WECHAT_HTTP_TIMEOUT_MS).
+pub const INVOKE_ATTEMPT: Duration = Duration::from_secs(11);
+pub const INVOKE_OPERATION: Duration = Duration::from_secs(12);
+/// Bounds of an asynchronous invoke (the worker's start): Lambda queues it and answers at once,
+/// and the message side must still answer WeChat within 5 s.
+pub const EVENT_INVOKE_ATTEMPT: Duration = Duration::from_millis(800);
+pub const EVENT_INVOKE_OPERATION: Duration = Duration::from_millis(1_500);
+/// Bounds of the cold start's one secret read.
+pub const SECRET_ATTEMPT: Duration = Duration::from_millis(1_500);
+pub const SECRET_OPERATION: Duration = Duration::from_secs(3);
+/// Every AWS connection: the SDK's default (3.1 s) is most of WeChat's 5 s.
+pub const CONNECT: Duration = Duration::from_millis(1_000);
+
+fn timeouts(attempt: Duration, operation: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT)
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(operation)
+        .build()
 }
 
 /// A Secrets Manager client for the one `GetSecretValue` of a cold start, configured from the
@@ -120,6 +165,7 @@ pub fn secrets_manager_client(
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(required(env, AWS_REGION)?))
         .credentials_provider(credentials)
+        .timeout_config(timeouts(SECRET_ATTEMPT, SECRET_OPERATION))
         .http_client(https_client());
     if let Some(url) =
         optional(env, AWS_ENDPOINT_URL_SECRETS_MANAGER).or_else(|| optional(env, AWS_ENDPOINT_URL))

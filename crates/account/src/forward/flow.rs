@@ -45,6 +45,11 @@ pub const SAME_KEY_NOT_A_RETRY_S: i64 = 4;
 const WECHAT_WAIT: Duration = Duration::from_secs(5);
 /// Attempts of the "give up waiting" write before its outcome counts as unknown.
 const GIVE_UP_ATTEMPTS: u32 = 3;
+/// Every store call of the message side ends by then (from the push's arrival), so that its
+/// answer still reaches WeChat within its 5 s whatever the table does.
+const ANSWER_WITHIN: Duration = Duration::from_millis(4_500);
+/// A read started near the deadline still gets this long.
+const MIN_READ: Duration = Duration::from_millis(100);
 
 /// How the message side answered one push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +148,15 @@ impl<T: MessageLog, L: WorkerLauncher> MessageSide<T, L> {
         let started = Instant::now();
         let request = ForwardRequest::new(msg);
         let key = request.idempotency_key.clone();
-        let outcome = self.run(&key, spec, request, started + spec.budget()).await;
+        let outcome = self
+            .run(
+                &key,
+                spec,
+                request,
+                started + spec.budget(),
+                started + ANSWER_WITHIN,
+            )
+            .await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let code = outcome.code();
         match &outcome {
@@ -180,6 +193,7 @@ impl<T: MessageLog, L: WorkerLauncher> MessageSide<T, L> {
         spec: &ForwardSpec,
         request: ForwardRequest,
         deadline: Instant,
+        answer_by: Instant,
     ) -> MessageOutcome {
         let claim = ClaimOf {
             openid: &request.openid,
@@ -187,9 +201,9 @@ impl<T: MessageLog, L: WorkerLauncher> MessageSide<T, L> {
             now_s: self.clock.now_s(),
             life_s: self.record_life_s,
         };
-        match self.table.claim(key, claim).await {
+        match bounded(answer_by, self.table.claim(key, claim)).await {
             Err(error) => MessageOutcome::StoreUnavailable(error),
-            Ok(Claim::Seen) => self.retry(key, deadline).await,
+            Ok(Claim::Seen) => self.retry(key, deadline, answer_by).await,
             Ok(Claim::Claimed) => {
                 let job = ForwardJob {
                     key: key.to_string(),
@@ -202,25 +216,25 @@ impl<T: MessageLog, L: WorkerLauncher> MessageSide<T, L> {
                     }
                     return MessageOutcome::LaunchFailed(error);
                 }
-                self.wait(key, deadline).await
+                self.wait(key, deadline, answer_by).await
             }
         }
     }
 
     /// Polls the item until the worker settles it or the budget is spent, then tries to make
     /// the answer late; losing that write means the worker settled it just before.
-    async fn wait(&self, key: &str, deadline: Instant) -> MessageOutcome {
+    async fn wait(&self, key: &str, deadline: Instant, answer_by: Instant) -> MessageOutcome {
         if let Some(settled) = self.poll(key, deadline).await {
             return settled;
         }
-        self.give_up(key).await
+        self.give_up(key, answer_by).await
     }
 
     /// The item's settled state once it leaves `pending`, or `None` at the deadline.
     async fn poll(&self, key: &str, deadline: Instant) -> Option<MessageOutcome> {
         let mut pause = FIRST_POLL;
         loop {
-            match self.table.state(key).await {
+            match bounded(deadline, self.table.state(key)).await {
                 Ok(Some(MsgState::Pending)) => {}
                 Ok(state) => return Some(settled(state)),
                 // Keep waiting: the write at the deadline decides anyway.
@@ -238,19 +252,19 @@ impl<T: MessageLog, L: WorkerLauncher> MessageSide<T, L> {
     /// `pending → late`, retried while its outcome is unknown: of "the answer is late" and "the
     /// worker answered in time" exactly one must be known before `success` is answered, or the
     /// answer could be stored as passive with nobody left to serve it.
-    async fn give_up(&self, key: &str) -> MessageOutcome {
+    async fn give_up(&self, key: &str, answer_by: Instant) -> MessageOutcome {
         let mut last_error = None;
         for attempt in 0..GIVE_UP_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(FIRST_POLL * 2u32.pow(attempt)).await;
             }
-            let written = match self.table.give_up_waiting(key).await {
+            let written = match bounded(answer_by, self.table.give_up_waiting(key)).await {
                 Ok(Transition::Applied) => return MessageOutcome::Late,
                 Ok(Transition::Lost) => Ok(()),
                 Err(error) => Err(error),
             };
             // Lost, or unknown: the item says which of the two happened, if it can be read.
-            match (written, self.table.state(key).await) {
+            match (written, bounded(answer_by, self.table.state(key)).await) {
                 (_, Ok(Some(MsgState::Late))) => return MessageOutcome::Late,
                 (_, Ok(Some(MsgState::Pending))) => continue,
                 (_, Ok(state)) => return settled(state),
@@ -266,8 +280,8 @@ impl<T: MessageLog, L: WorkerLauncher> MessageSide<T, L> {
         )
     }
 
-    async fn retry(&self, key: &str, deadline: Instant) -> MessageOutcome {
-        let record = match self.table.record(key).await {
+    async fn retry(&self, key: &str, deadline: Instant, answer_by: Instant) -> MessageOutcome {
+        let record = match bounded(answer_by, self.table.record(key)).await {
             Ok(record) => record,
             Err(error) => return MessageOutcome::StoreUnavailable(error),
         };
@@ -287,7 +301,7 @@ impl<T: MessageLog, L: WorkerLauncher> MessageSide<T, L> {
                     _ => MessageOutcome::DuplicateNotAnswered,
                 }
             }
-            Some((Ok(MsgState::Pending), _)) => match self.give_up(key).await {
+            Some((Ok(MsgState::Pending), _)) => match self.give_up(key, answer_by).await {
                 MessageOutcome::Late => MessageOutcome::RetryMarkedLate,
                 MessageOutcome::Passive(reply) => MessageOutcome::RetryAnswered(reply),
                 MessageOutcome::Unresolved(error) => MessageOutcome::Unresolved(error),
@@ -299,6 +313,22 @@ impl<T: MessageLog, L: WorkerLauncher> MessageSide<T, L> {
             )),
             _ => MessageOutcome::RetryDone,
         }
+    }
+}
+
+/// `call`, or a store error once `by` has passed (at least [`MIN_READ`] from now): the SDK's
+/// own timeouts bound each call, this bounds them by what is left of WeChat's wait.
+async fn bounded<T>(
+    by: Instant,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let left = by.saturating_duration_since(Instant::now()).max(MIN_READ);
+    match tokio::time::timeout(left, call).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "no answer from the table within {} ms",
+            left.as_millis()
+        ))),
     }
 }
 

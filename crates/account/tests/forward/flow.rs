@@ -848,3 +848,76 @@ async fn when_the_give_up_outcome_stays_unknown_the_reply_is_held_until_wechat_r
     );
     assert!(sender.sent().is_empty());
 }
+
+/// A table that takes 30 s to answer anything.
+struct Slow(EmbeddedStore);
+
+impl Slow {
+    async fn after<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        call.await
+    }
+}
+
+impl MessageLog for Slow {
+    async fn claim(&self, key: &str, claim: ClaimOf<'_>) -> Result<Claim, table::StoreError> {
+        self.after(self.0.claim(key, claim)).await
+    }
+    async fn record(&self, key: &str) -> Result<Option<MsgRecord>, table::StoreError> {
+        self.after(self.0.record(key)).await
+    }
+    async fn state(&self, key: &str) -> Result<Option<MsgState>, table::StoreError> {
+        self.after(self.0.state(key)).await
+    }
+    async fn answer(&self, key: &str, answer: &Answer) -> Result<Transition, table::StoreError> {
+        self.after(self.0.answer(key, answer)).await
+    }
+    async fn give_up_waiting(&self, key: &str) -> Result<Transition, table::StoreError> {
+        self.after(self.0.give_up_waiting(key)).await
+    }
+    async fn start_sending(
+        &self,
+        key: &str,
+        answer: &Answer,
+    ) -> Result<Transition, table::StoreError> {
+        self.after(self.0.start_sending(key, answer)).await
+    }
+    async fn sent(&self, key: &str) -> Result<Transition, table::StoreError> {
+        self.after(self.0.sent(key)).await
+    }
+    async fn fail(&self, key: &str, reason: &str) -> Result<Transition, table::StoreError> {
+        self.after(self.0.fail(key, reason)).await
+    }
+    async fn no_answer(&self, key: &str) -> Result<Transition, table::StoreError> {
+        self.after(self.0.no_answer(key)).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_table_slower_than_wechats_wait_still_gets_wechat_an_answer_in_time() {
+    let store = EmbeddedStore::in_memory();
+    let sender = RecordingLateSender::new();
+    let rules = Rules::from_toml(
+        "[default]\ntype = \"forward\"\nurl = \"https://service.example/wechat\"\ntimeout_ms = 3500\n",
+    )
+    .unwrap();
+    let service = SlowService {
+        delay: Duration::from_millis(10),
+        text: "never seen",
+    };
+    let worker = Worker::new(store.clone(), service, sender.clone(), &rules);
+    let side = MessageSide::new(
+        Slow(store),
+        InProcessLauncher::new(Arc::new(worker)),
+        clock::system(),
+    );
+    let spec = rules.forward_specs()[0].clone();
+    let started = tokio::time::Instant::now();
+    let outcome = side.handle(&text("oUser", "9003", "hi"), &spec).await;
+    assert_eq!(outcome.code(), "store_unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -3,3 +3,4 @@
 mod contract;
 mod dynamo_smoke;
 mod secrets_manager;
+mod slow_table;
