@@ -66,6 +66,7 @@ impl EmbeddedStore {
             .map_err(|_| StoreError::Unavailable("embedded store lock poisoned".into()))?;
         let (result, changed) = f(&mut items);
         if let (true, Some(path)) = (changed, &self.inner.path) {
+            drop_long_expired(&mut items, now_s());
             persist(path, &items)?;
         }
         Ok(result)
@@ -77,17 +78,39 @@ impl EmbeddedStore {
     }
 }
 
-/// Write to a temporary file and rename, so a crash never leaves a half-written store.
+/// How long past its `ttl` an item may linger before a persisted store drops it. DynamoDB deletes
+/// expired items lazily (typically within days); the domain already treats them as absent, so
+/// dropping them only keeps a long-running `make run` store (every anonymous sign-in leaves a
+/// state item) from growing without bound.
+pub const EXPIRED_KEPT_S: i64 = 3_600;
+
+/// Drop the items whose `ttl` passed more than [`EXPIRED_KEPT_S`] before `now_s`.
+fn drop_long_expired(items: &mut Items, now_s: i64) {
+    items.retain(|_, item| {
+        item.get(crate::TTL)
+            .and_then(Value::as_i64)
+            .is_none_or(|ttl| ttl + EXPIRED_KEPT_S > now_s)
+    });
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Write to a temporary file and rename, so a crash of the process never leaves a half-written
+/// store. Compact and without an fsync: this is the development store, rewritten on every change,
+/// and what a power cut could lose is a token the service fetches again.
 fn persist(path: &Path, items: &Items) -> Result<(), StoreError> {
     let io = |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", path.display()));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
     let tmp = path.with_extension("tmp");
-    let bytes = serde_json::to_vec_pretty(items).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let bytes = serde_json::to_vec(items).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let mut file = owner_only_file(&tmp).map_err(io)?;
     file.write_all(&bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }
 
@@ -108,6 +131,30 @@ fn owner_only_file(path: &Path) -> std::io::Result<std::fs::File> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_persisted_store_drops_items_long_past_their_ttl_when_it_writes() {
+        let dir = std::env::temp_dir().join(format!("embedded-ttl-{}", std::process::id()));
+        let path = dir.join("store.json");
+        let _ = std::fs::remove_file(&path);
+        let store = EmbeddedStore::open(&path).unwrap();
+        let now = now_s();
+        store
+            .transact(|items| {
+                items.insert("old#1".into(), json!({"ttl": now - EXPIRED_KEPT_S - 1}));
+                items.insert("recent#1".into(), json!({"ttl": now - 10}));
+                items.insert("live#1".into(), json!({"ttl": now + 600}));
+                items.insert("kept#1".into(), json!({"v": 1}));
+                ((), true)
+            })
+            .unwrap();
+        let reopened = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(reopened.item_json("old#1").unwrap(), None);
+        for kept in ["recent#1", "live#1", "kept#1"] {
+            assert!(reopened.item_json(kept).unwrap().is_some(), "{kept}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn changes_persist_across_reopen() {
