@@ -21,6 +21,9 @@ use crate::clock::SharedClock;
 pub const TIMESTAMP_HEADER: &str = "X-Forward-Timestamp";
 /// Header with `sha256=<hex of HMAC-SHA256(secret, "<timestamp>.<body>")>`.
 pub const SIGNATURE_HEADER: &str = "X-Forward-Signature";
+/// Header with `sha256=<hex of HMAC-SHA256(secret, "<timestamp>.<url>.<body>")>`, `url` being the
+/// forward rule's URL as written: what a service that shares the secret with another checks.
+pub const URL_SIGNATURE_HEADER: &str = "X-Forward-Url-Signature";
 /// Header with the de-duplication key (also in the body as `idempotency_key`).
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 /// Answers larger than this are refused unread: a reply is a few KiB at most.
@@ -70,12 +73,30 @@ pub trait Forwarder: Send + Sync {
 
 /// `sha256=<hex of HMAC-SHA256(secret, "<timestamp>.<body>")>`.
 pub fn signature(secret: &Secret<String>, timestamp: i64, body: &[u8]) -> String {
+    sign(secret, &[timestamp.to_string().as_bytes(), body])
+}
+
+/// `sha256=<hex of HMAC-SHA256(secret, "<timestamp>.<url>.<body>")>`: the signature bound to the
+/// rule's URL as written, so a request signed for one service cannot be replayed to another
+/// that shares the secret ([`URL_SIGNATURE_HEADER`]).
+pub fn url_signature(secret: &Secret<String>, timestamp: i64, url: &str, body: &[u8]) -> String {
+    sign(
+        secret,
+        &[timestamp.to_string().as_bytes(), url.as_bytes(), body],
+    )
+}
+
+/// HMAC-SHA256 over `parts` joined by `.`.
+fn sign(secret: &Secret<String>, parts: &[&[u8]]) -> String {
     // HMAC takes a key of any length; `new_from_slice` cannot fail for it.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.expose().as_bytes())
         .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"));
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            mac.update(b".");
+        }
+        mac.update(part);
+    }
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
@@ -167,13 +188,16 @@ impl HttpForwarder {
         let body = serde_json::to_vec(request)
             .map_err(|e| ForwardError::Unreachable(format!("cannot encode the message: {e}")))?;
         let timestamp = self.clock.now_s();
+        let url = url.trim();
         let signed = signature(&self.secret, timestamp, &body);
+        let url_signed = url_signature(&self.secret, timestamp, url, &body);
         let mut response = self
             .client
-            .post(url.trim())
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(TIMESTAMP_HEADER, timestamp.to_string())
             .header(SIGNATURE_HEADER, signed)
+            .header(URL_SIGNATURE_HEADER, url_signed)
             .header(IDEMPOTENCY_HEADER, &request.idempotency_key)
             .body(body)
             .send()
@@ -223,6 +247,20 @@ impl Forwarder for HttpForwarder {
 mod tests {
     use super::*;
     use wechat_protocol::reply::Reply;
+
+    #[test]
+    fn the_url_signature_covers_the_url_too() {
+        // python3 -c "import hmac,hashlib; print(hmac.new(b'key', b'1.https://a.example/w.body', hashlib.sha256).hexdigest())"
+        let key = Secret::new("key".to_string());
+        assert_eq!(
+            url_signature(&key, 1, "https://a.example/w", b"body"),
+            "sha256=dcdffe1470614a510ae0f7cc8ba8ea86ed8d799296677df736b4714baf9b7864"
+        );
+        assert_ne!(
+            url_signature(&key, 1, "https://a.example/w", b"body"),
+            url_signature(&key, 1, "https://b.example/w", b"body")
+        );
+    }
 
     #[test]
     fn the_signature_is_hmac_sha256_over_timestamp_dot_body() {

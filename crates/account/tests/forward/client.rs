@@ -7,6 +7,7 @@ use testkit::harness::Logs;
 
 use crate::support::*;
 use account::clock::{self, ManualClock};
+use account::forward::client::url_signature;
 use account::forward::{Answer, ForwardError, ForwardRequest, Forwarder, HttpForwarder, signature};
 use wechat_protocol::reply::Reply;
 use wechat_protocol::secret::Secret;
@@ -159,7 +160,7 @@ async fn the_secret_never_reaches_a_log() {
     assert!(!text.contains(SECRET), "{text}");
 }
 
-/// The example service of docs/forwarding.md ("Connect your own service"), run with Python against the
+/// The example service of docs/forwarding.md ("An example service"), run with Python against the
 /// client: a correct signature is answered, a wrong one refused, an event gets no answer.
 #[tokio::test]
 async fn the_readme_example_service_verifies_the_signature() {
@@ -213,6 +214,53 @@ async fn the_readme_example_service_verifies_the_signature() {
             .forward(&url, &ForwardRequest::new(&click))
             .await,
         Ok(None)
+    );
+
+    // A captured request replayed within the window is refused; so is one signed for another
+    // service's URL with the same secret.
+    let mut fresh = request();
+    fresh.idempotency_key = "a-request-not-sent-before".into();
+    let body = serde_json::to_vec(&fresh).unwrap();
+    let now = clock::system().now_s();
+    let post = |url_signed: String| {
+        reqwest::Client::new()
+            .post(&url)
+            .header("X-Forward-Timestamp", now.to_string())
+            .header("X-Forward-Url-Signature", url_signed)
+            .body(body.clone())
+            .send()
+    };
+    let signed = url_signature(&secret(), now, &url, &body);
+    assert_eq!(post(signed.clone()).await.unwrap().status(), 200);
+    assert_eq!(post(signed).await.unwrap().status(), 409, "a replay");
+    let elsewhere = url_signature(&secret(), now, "https://other.example/wechat", &body);
+    assert_eq!(post(elsewhere).await.unwrap().status(), 401);
+
+    // Odd header values are refused before anything else, and the service keeps serving.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for odd in [
+        "Content-Length: \u{b2}\r\n",
+        "Content-Length: 2\r\nX-Forward-Timestamp: \u{b9}\u{b2}\r\n",
+        "Content-Length: 2\r\nX-Forward-Timestamp: 1\r\nX-Forward-Url-Signature: sha256=\u{e9}\r\n",
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let raw = format!("POST /wechat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{odd}\r\n{{}}");
+        stream.write_all(raw.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer).await;
+        assert!(
+            answer.starts_with("HTTP/1.0 4") || answer.starts_with("HTTP/1.1 4"),
+            "{odd:?}: {answer:?}"
+        );
+    }
+    let mut another = ForwardRequest::new(&click);
+    another.idempotency_key = "another-push".into();
+    assert_eq!(
+        real_time(secret()).forward(&url, &another).await,
+        Ok(None),
+        "still serving"
     );
 }
 
