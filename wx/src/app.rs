@@ -230,7 +230,9 @@ fn local_forwarding(
         tracing::warn!("{refusal}; allowed by the local server only");
     }
     let replay_window = webhook.max_clock_skew_secs;
-    Ok(MessageSide::new(store, launcher, clock).with_replay_window(replay_window))
+    Ok(MessageSide::new(store, launcher, clock)
+        .with_replay_window(replay_window)
+        .with_circuit_reply(account::forward::circuit_reply(env)?))
 }
 
 /// Where the fake WeChat API keeps its state beside the store at `store`:

@@ -95,8 +95,10 @@ pub async fn message() -> Result<Webhook<MessageHandler>, ColdStartError> {
             let sdk = aws::sdk_config().await;
             let table = DynamoTable::new(aws::dynamodb_client(&sdk), table_name);
             let launcher = LambdaLauncher::from_env(&env, aws::event_lambda_client(&sdk))?;
-            let side = MessageSide::new(table, launcher, clock::system());
-            Some(side.with_replay_window(config.max_clock_skew_secs))
+            let side = MessageSide::new(table, launcher, clock::system())
+                .with_replay_window(config.max_clock_skew_secs)
+                .with_circuit_reply(forward::circuit_reply(&env)?);
+            Some(side)
         }
     };
     Ok(Webhook::new(

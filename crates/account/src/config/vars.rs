@@ -67,6 +67,8 @@ pub const LOCAL_INVOKE_KEY: &str = "LOCAL_INVOKE_KEY";
 pub const WECHAT_FORWARD_SECRET: &str = "WECHAT_FORWARD_SECRET";
 pub const FORWARD_LATE_TIMEOUT_MS: &str = "FORWARD_LATE_TIMEOUT_MS";
 pub const WORKER_FUNCTION_NAME: &str = "WORKER_FUNCTION_NAME";
+/// The reply while a forward service's circuit is open (text; unset: `success`).
+pub const FORWARD_CIRCUIT_REPLY: &str = "FORWARD_CIRCUIT_REPLY";
 
 #[cfg(test)]
 mod tests {

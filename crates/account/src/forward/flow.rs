@@ -23,6 +23,7 @@ use wechat_protocol::message::Message;
 use wechat_protocol::reply::Reply;
 
 use super::answer::Answer;
+use super::circuit::{CircuitLog, CircuitView};
 use super::client::{ForwardError, Forwarder};
 use super::late::{LateDelivery, LateSender};
 use super::launch::{ForwardJob, LaunchError, WorkerLauncher};
@@ -79,6 +80,9 @@ pub enum MessageOutcome {
     /// Whether the answer was made late is unknown (the write failed, and so did reading the
     /// item): no answer is given in time, so that WeChat's retry, which finds the item, decides.
     Unresolved(StoreError),
+    /// The service's circuit is open (it timed out repeatedly): the fallback reply, nothing
+    /// forwarded.
+    CircuitOpen(Reply),
     /// The worker could not be started: nothing is sent.
     LaunchFailed(LaunchError),
     /// The table could not be used: `success`, and nothing is forwarded.
@@ -100,6 +104,7 @@ impl MessageOutcome {
             Self::DuplicateAnswered(_) => "duplicate_answered",
             Self::DuplicateNotAnswered => "duplicate_not_answered",
             Self::Unresolved(_) => "unresolved",
+            Self::CircuitOpen(_) => "circuit_open",
             Self::LaunchFailed(_) => "launch_failed",
             Self::StoreUnavailable(_) => "store_unavailable",
         }
@@ -108,9 +113,10 @@ impl MessageOutcome {
     /// The passive reply: the answer when there is one in time, else `success`.
     pub fn reply(&self) -> Reply {
         match self {
-            Self::Passive(reply) | Self::RetryAnswered(reply) | Self::DuplicateAnswered(reply) => {
-                reply.clone()
-            }
+            Self::Passive(reply)
+            | Self::RetryAnswered(reply)
+            | Self::DuplicateAnswered(reply)
+            | Self::CircuitOpen(reply) => reply.clone(),
             _ => Reply::Success,
         }
     }
@@ -123,9 +129,13 @@ pub struct MessageSide<T, L> {
     clock: SharedClock,
     /// How long a `msg#` item lives: past every replay the webhook's signature check accepts.
     record_life_s: i64,
+    /// What this container last read of each service's circuit.
+    circuits: CircuitView,
+    /// The reply while a service's circuit is open (`FORWARD_CIRCUIT_REPLY`, else `success`).
+    circuit_reply: Reply,
 }
 
-impl<T: MessageLog, L: WorkerLauncher> MessageSide<T, L> {
+impl<T: MessageLog + CircuitLog, L: WorkerLauncher> MessageSide<T, L> {
     /// With the webhook's default replay window; see [`Self::with_replay_window`].
     pub fn new(table: T, launcher: L, clock: SharedClock) -> Self {
         Self {
@@ -133,7 +143,15 @@ impl<T: MessageLog, L: WorkerLauncher> MessageSide<T, L> {
             launcher,
             clock,
             record_life_s: record_life_s(DEFAULT_MAX_CLOCK_SKEW_SECS),
+            circuits: CircuitView::default(),
+            circuit_reply: Reply::Success,
         }
+    }
+
+    /// Answer `reply` instead of `success` while a service's circuit is open.
+    pub fn with_circuit_reply(mut self, reply: Reply) -> Self {
+        self.circuit_reply = reply;
+        self
     }
 
     /// Keep each push's item for as long as the webhook accepts a replay of it
@@ -148,6 +166,12 @@ impl<T: MessageLog, L: WorkerLauncher> MessageSide<T, L> {
         let started = Instant::now();
         let request = ForwardRequest::new(msg);
         let key = request.idempotency_key.clone();
+        let now_s = self.clock.now_s();
+        if self.circuits.is_open(&self.table, &spec.url, now_s).await {
+            let outcome = MessageOutcome::CircuitOpen(self.circuit_reply.clone());
+            tracing::warn!(outcome = outcome.code(), %key, "the service timed out repeatedly; answered the fallback without forwarding");
+            return outcome;
+        }
         let outcome = self
             .run(
                 &key,
@@ -427,7 +451,7 @@ pub struct Worker<T, F, S> {
     specs: Vec<ForwardSpec>,
 }
 
-impl<T: MessageLog, F: Forwarder, S: LateSender> Worker<T, F, S> {
+impl<T: MessageLog + CircuitLog, F: Forwarder, S: LateSender> Worker<T, F, S> {
     /// `rules` are the deployment's reply rules (the message function's): their forward actions
     /// are the services this worker forwards to.
     pub fn new(table: T, forwarder: F, sender: S, rules: &Rules) -> Self {
@@ -490,7 +514,9 @@ impl<T: MessageLog, F: Forwarder, S: LateSender> Worker<T, F, S> {
             Ok(spec) => spec,
             Err(reason) => return WorkerOutcome::Refused { reason },
         };
-        match self.forwarder.forward(&spec.url, &job.request).await {
+        let forwarded = self.forwarder.forward(&spec.url, &job.request).await;
+        self.report_to_circuit(&spec.url, &forwarded).await;
+        match forwarded {
             Err(error) => match self.table.fail(key, &error.to_string()).await {
                 Ok(_) => WorkerOutcome::ForwardFailed(error),
                 Err(store) => WorkerOutcome::StoreUnavailable(store),
@@ -501,6 +527,30 @@ impl<T: MessageLog, F: Forwarder, S: LateSender> Worker<T, F, S> {
                 Err(error) => WorkerOutcome::StoreUnavailable(error),
             },
             Ok(Some(answer)) => self.deliver(key, &record.openid, answer).await,
+        }
+    }
+
+    /// A timeout counts towards opening the service's circuit, an answer in time resets it; the
+    /// circuit protects capacity, so a failure to record either is logged and ignored.
+    async fn report_to_circuit(&self, url: &str, forwarded: &Result<Option<Answer>, ForwardError>) {
+        let now_s = crate::clock::system().now_s();
+        let recorded = match forwarded {
+            Err(ForwardError::Timeout(_)) => match self.table.timed_out(url, now_s).await {
+                Ok(true) => {
+                    tracing::warn!(
+                        open_s = super::circuit::OPEN_S,
+                        "the service timed out {} times in a row: its circuit is open",
+                        super::circuit::TRIP_AFTER
+                    );
+                    Ok(())
+                }
+                other => other.map(|_| ()),
+            },
+            Err(_) => Ok(()),
+            Ok(_) => self.table.answered(url, now_s).await,
+        };
+        if let Err(error) = recorded {
+            tracing::warn!(%error, "could not record the service's health for its circuit");
         }
     }
 

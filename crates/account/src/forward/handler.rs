@@ -7,6 +7,7 @@ use std::future::Future;
 use wechat_protocol::message::Message;
 use wechat_protocol::reply::{MessageHandler, Reply};
 
+use super::circuit::CircuitLog;
 use super::flow::MessageSide;
 use super::launch::WorkerLauncher;
 use super::record::MessageLog;
@@ -30,7 +31,7 @@ impl<T, L> ForwardingRules<T, L> {
     }
 }
 
-impl<T: MessageLog, L: WorkerLauncher> ForwardingRules<T, L> {
+impl<T: MessageLog + CircuitLog, L: WorkerLauncher> ForwardingRules<T, L> {
     async fn answer(&self, msg: &Message) -> Reply {
         match self.rules.action_for(msg) {
             None => Reply::Success,
@@ -49,7 +50,7 @@ impl<T: MessageLog, L: WorkerLauncher> ForwardingRules<T, L> {
     }
 }
 
-impl<T: MessageLog, L: WorkerLauncher> MessageHandler for ForwardingRules<T, L> {
+impl<T: MessageLog + CircuitLog, L: WorkerLauncher> MessageHandler for ForwardingRules<T, L> {
     fn reply(&self, msg: &Message) -> impl Future<Output = Reply> + Send {
         self.answer(msg)
     }

@@ -19,6 +19,7 @@
 //!   static rules as before and runs the flow for forward rules.
 
 pub mod answer;
+pub mod circuit;
 pub mod client;
 pub mod flow;
 pub mod handler;
@@ -29,12 +30,13 @@ pub mod request;
 
 use std::time::Duration;
 
+use wechat_protocol::reply::Reply;
 use wechat_protocol::secret::Secret;
 
 use crate::config::vars::{
-    FORWARD_LATE_TIMEOUT_MS, WECHAT_ENCODING_AES_KEY, WECHAT_FORWARD_SECRET,
+    FORWARD_CIRCUIT_REPLY, FORWARD_LATE_TIMEOUT_MS, WECHAT_ENCODING_AES_KEY, WECHAT_FORWARD_SECRET,
 };
-use crate::config::{ConfigError, Env, parsed_or, required};
+use crate::config::{ConfigError, Env, optional, parsed_or, required};
 use crate::webhook::WebhookConfig;
 
 pub use answer::Answer;
@@ -49,7 +51,9 @@ pub use record::{
 pub use request::{ForwardRequest, dedup_key};
 
 /// `FORWARD_LATE_TIMEOUT_MS` when unset: how long the worker waits for the service.
-pub const DEFAULT_LATE_TIMEOUT_MS: u64 = 20_000;
+/// 12 s: long enough for most assistants, short enough that a hung service does not hold a
+/// worker (and account concurrency) per push for long.
+pub const DEFAULT_LATE_TIMEOUT_MS: u64 = 12_000;
 /// Bounds of `FORWARD_LATE_TIMEOUT_MS`; the worker's Lambda timeout must exceed the value.
 pub const LATE_TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u64> = 1_000..=120_000;
 /// The shortest `WECHAT_FORWARD_SECRET` accepted: a short key can be guessed from one request.
@@ -74,12 +78,23 @@ pub fn check_pushes_are_encrypted(webhook: &WebhookConfig) -> Result<(), ConfigE
     }
 }
 
+/// `FORWARD_CIRCUIT_REPLY`: the text users get while a service's circuit is open; unset:
+/// `success` (WeChat shows nothing).
+pub fn circuit_reply(env: &impl Env) -> Result<Reply, ConfigError> {
+    match optional(env, FORWARD_CIRCUIT_REPLY) {
+        None => Ok(Reply::Success),
+        Some(text) => Reply::text(text)
+            .checked()
+            .map_err(|e| ConfigError::new(FORWARD_CIRCUIT_REPLY, e.to_string())),
+    }
+}
+
 /// What the forward client and the worker read from the environment.
 #[derive(Debug, Clone)]
 pub struct ForwardConfig {
     /// `WECHAT_FORWARD_SECRET` (required, at least [`MIN_SECRET_LEN`] characters): the HMAC key.
     pub secret: Secret<String>,
-    /// `FORWARD_LATE_TIMEOUT_MS` (default 20000): the worker's wait for the service.
+    /// `FORWARD_LATE_TIMEOUT_MS` (default 12000): the worker's wait for the service.
     pub late_timeout: Duration,
 }
 
@@ -159,7 +174,7 @@ mod tests {
         assert!(!err.to_string().contains("shortsecret"), "{err}");
         let config =
             ForwardConfig::from_env(&[(WECHAT_FORWARD_SECRET, "0123456789abcdef-long")]).unwrap();
-        assert_eq!(config.late_timeout, Duration::from_secs(20));
+        assert_eq!(config.late_timeout, Duration::from_secs(12));
         assert!(!format!("{config:?}").contains("0123456789abcdef"));
         let err = ForwardConfig::from_env(&[
             (WECHAT_FORWARD_SECRET, "0123456789abcdef-long"),

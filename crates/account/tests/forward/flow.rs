@@ -9,6 +9,7 @@ use testkit::harness::Logs;
 
 use crate::support::*;
 use account::clock;
+use account::forward::circuit::CircuitLog;
 use account::forward::record::{Claim, ClaimOf};
 use account::forward::{
     Answer, ForwardingRules, HttpForwarder, InProcessLauncher, LambdaLauncher, LateDelivery,
@@ -754,6 +755,31 @@ impl MessageLog for Faulty {
     }
 }
 
+impl CircuitLog for Faulty {
+    async fn is_open(&self, url: &str, now_s: i64) -> Result<bool, table::StoreError> {
+        self.inner.is_open(url, now_s).await
+    }
+    async fn timed_out(&self, url: &str, now_s: i64) -> Result<bool, table::StoreError> {
+        self.inner.timed_out(url, now_s).await
+    }
+    async fn answered(&self, url: &str, now_s: i64) -> Result<(), table::StoreError> {
+        self.inner.answered(url, now_s).await
+    }
+}
+
+/// A service a test expects never to be called.
+struct NeverCalled;
+
+impl account::forward::Forwarder for NeverCalled {
+    async fn forward(
+        &self,
+        _url: &str,
+        _request: &account::forward::ForwardRequest,
+    ) -> Result<Option<Answer>, account::forward::ForwardError> {
+        panic!("the service was called through an open circuit")
+    }
+}
+
 /// An in-process service that answers `text` after `delay` (on tokio's clock).
 struct SlowService {
     delay: Duration,
@@ -893,6 +919,18 @@ impl MessageLog for Slow {
     }
 }
 
+impl CircuitLog for Slow {
+    async fn is_open(&self, url: &str, now_s: i64) -> Result<bool, table::StoreError> {
+        self.after(self.0.is_open(url, now_s)).await
+    }
+    async fn timed_out(&self, url: &str, now_s: i64) -> Result<bool, table::StoreError> {
+        self.after(self.0.timed_out(url, now_s)).await
+    }
+    async fn answered(&self, url: &str, now_s: i64) -> Result<(), table::StoreError> {
+        self.after(self.0.answered(url, now_s)).await
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_table_slower_than_wechats_wait_still_gets_wechat_an_answer_in_time() {
     let store = EmbeddedStore::in_memory();
@@ -920,4 +958,67 @@ async fn a_table_slower_than_wechats_wait_still_gets_wechat_an_answer_in_time() 
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn a_service_that_keeps_timing_out_is_given_a_pause_and_users_the_fallback() {
+    let service = ScriptedService::start().await;
+    let sender = RecordingLateSender::new();
+    let store = EmbeddedStore::in_memory();
+    let rules = Rules::from_toml(&format!(
+        "[default]\ntype = \"forward\"\nurl = \"{}\"\ntimeout_ms = 0\n",
+        service.url
+    ))
+    .unwrap();
+    // The worker waits 300 ms for the service, which takes 2 s: every call times out.
+    service.answer(2_000, 200, r#"{"type":"text","content":"too late"}"#);
+    let forwarder =
+        HttpForwarder::new(secret(), Duration::from_millis(300), clock::system()).unwrap();
+    let worker = Arc::new(Worker::new(
+        store.clone(),
+        forwarder,
+        sender.clone(),
+        &rules,
+    ));
+    let side = MessageSide::new(
+        store.clone(),
+        InProcessLauncher::new(worker),
+        clock::system(),
+    )
+    .with_circuit_reply(Reply::text("busy, try again in a minute"));
+    let spec = rules.forward_specs()[0].clone();
+    for n in 0..account::forward::circuit::TRIP_AFTER {
+        let msg = text("oUser", &format!("77{n}"), "hi");
+        assert_eq!(side.handle(&msg, &spec).await, MessageOutcome::Late);
+        let key = account::forward::dedup_key(&msg);
+        for _ in 0..50 {
+            if matches!(
+                store.state(&key).await.unwrap(),
+                Some(MsgState::Failed { .. })
+            ) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let calls = service.calls();
+    assert_eq!(calls, account::forward::circuit::TRIP_AFTER as usize);
+    // Open: the next push (on a container that has not read the circuit yet; one that has
+    // trusts its read for a few seconds) gets the fallback at once, and no worker calls the
+    // service.
+    let worker = Worker::new(store.clone(), NeverCalled, sender.clone(), &rules);
+    let fresh = MessageSide::new(
+        store.clone(),
+        InProcessLauncher::new(Arc::new(worker)),
+        clock::system(),
+    )
+    .with_circuit_reply(Reply::text("busy, try again in a minute"));
+    let msg = text("oUser", "7799", "hi");
+    assert_eq!(
+        fresh.handle(&msg, &spec).await,
+        MessageOutcome::CircuitOpen(Reply::text("busy, try again in a minute"))
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(service.calls(), calls);
+    assert!(sender.sent().is_empty());
 }
