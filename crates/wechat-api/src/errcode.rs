@@ -2,6 +2,11 @@
 //! reacts to it ([`ErrClass`]) and, for credential errors, what the operator must fix.
 //! Everything that sorts an `errcode` (the token fetcher, the token client, the sns client, the
 //! fake WeChat API) reads this table.
+//!
+//! A code can mean two things by [`Context`]: 40001 answered to the token fetch
+//! (`/cgi-bin/token`, `/cgi-bin/stable_token`) says the AppSecret is wrong; answered to a call
+//! made with an access_token it says that token is invalid, most often because a newer fetch
+//! elsewhere replaced it. [`meaning`] gives the one that fits the call.
 
 /// How callers react to an error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,12 +34,34 @@ pub struct ErrCode {
     pub class: ErrClass,
     /// WeChat's own `errmsg` for it.
     pub errmsg: &'static str,
-    /// What it means, for log lines and error texts.
+    /// What it means answered to a call made with an access_token (every call but the token
+    /// fetch), for log lines and error texts.
     pub meaning: &'static str,
+    /// What it means answered to the token fetch, when that differs from [`Self::meaning`].
+    pub fetch_meaning: Option<&'static str>,
     /// Set when a credential call (fetching the access_token) answering this code means the
     /// app's configuration is wrong: what to change. 40001 is such a code on the token endpoint,
     /// and an invalid access_token everywhere else.
     pub config_fix: Option<&'static str>,
+}
+
+/// Which call an error code answered: its meaning can depend on it (40001).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// The token fetch itself: `GET /cgi-bin/token` or `POST /cgi-bin/stable_token`.
+    TokenFetch,
+    /// A call made with an access_token (`?access_token=…`).
+    WithToken,
+}
+
+impl ErrCode {
+    /// What the code means answered to a call in `context`.
+    pub fn meaning_in(&self, context: Context) -> &'static str {
+        match (context, self.fetch_meaning) {
+            (Context::TokenFetch, Some(meaning)) => meaning,
+            _ => self.meaning,
+        }
+    }
 }
 
 const fn row(
@@ -49,6 +76,7 @@ const fn row(
         class,
         errmsg,
         meaning,
+        fetch_meaning: None,
         config_fix,
     }
 }
@@ -58,15 +86,18 @@ use ErrClass::*;
 /// Every error code the code reacts to by name.
 pub const TABLE: &[ErrCode] = &[
     row(-1, Busy, "system error", "WeChat is busy", None),
-    row(
-        40001,
-        AccessTokenInvalid,
-        "invalid credential, access_token is invalid or not latest",
-        "invalid credential: the AppSecret is wrong or belongs to another account",
-        Some(
+    ErrCode {
+        code: 40001,
+        class: AccessTokenInvalid,
+        errmsg: "invalid credential, access_token is invalid or not latest",
+        meaning: "the access_token is invalid or was replaced by a newer fetch elsewhere (another server or tool using the AppSecret)",
+        fetch_meaning: Some(
+            "invalid credential: the AppSecret is wrong or belongs to another account",
+        ),
+        config_fix: Some(
             "set WECHAT_APP_SECRET to this account's AppSecret (mp.weixin.qq.com > Settings and Development > Basic Configuration)",
         ),
-    ),
+    },
     row(
         40003,
         Other,
@@ -337,15 +368,20 @@ pub fn lookup(code: i64) -> Option<&'static ErrCode> {
     TABLE.iter().find(|row| row.code == code)
 }
 
+/// What `code` means answered to a call in `context` (`None` for codes not in the table).
+pub fn meaning(code: i64, context: Context) -> Option<&'static str> {
+    lookup(code).map(|row| row.meaning_in(context))
+}
+
 /// How to react to `code` (`Other` for codes not in the table).
 pub fn class(code: i64) -> ErrClass {
     lookup(code).map_or(Other, |row| row.class)
 }
 
-/// What a credential error means and what to fix, for the error log line; `None` when `code`
-/// does not mean the app's configuration is wrong.
+/// What a credential error means answered to the token fetch and what to fix, for the error
+/// log line; `None` when `code` does not mean the app's configuration is wrong.
 pub fn config_advice(code: i64) -> Option<(&'static str, &'static str)> {
-    lookup(code).and_then(|row| Some((row.meaning, row.config_fix?)))
+    lookup(code).and_then(|row| Some((row.meaning_in(Context::TokenFetch), row.config_fix?)))
 }
 
 #[cfg(test)]
@@ -371,5 +407,25 @@ mod tests {
         assert_eq!(class(40001), AccessTokenInvalid);
         assert_eq!(config_advice(45009), None);
         assert_eq!(class(123_456), Other);
+    }
+
+    #[test]
+    fn only_the_token_fetch_blames_the_appsecret_for_40001() {
+        let fetch = meaning(40001, Context::TokenFetch).unwrap();
+        assert!(fetch.contains("AppSecret is wrong"), "{fetch}");
+        assert_eq!(config_advice(40001).unwrap().0, fetch);
+        let with_token = meaning(40001, Context::WithToken).unwrap();
+        assert_eq!(
+            with_token,
+            "the access_token is invalid or was replaced by a newer fetch elsewhere (another server or tool using the AppSecret)"
+        );
+        assert!(!with_token.contains("is wrong"), "{with_token}");
+        assert_eq!(lookup(40001).unwrap().meaning, with_token);
+        // Codes with one meaning read the same in both contexts.
+        assert_eq!(
+            meaning(40164, Context::TokenFetch),
+            meaning(40164, Context::WithToken)
+        );
+        assert_eq!(meaning(123_456, Context::WithToken), None);
     }
 }

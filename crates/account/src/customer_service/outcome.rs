@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use wechat_api::errcode::{self, ErrClass};
+use wechat_api::errcode::{self, Context, ErrClass};
 use wechat_api::{Ack, ApiError};
 use wechat_protocol::secret::fingerprint;
 
@@ -115,7 +115,9 @@ impl fmt::Display for SendOutcome {
             ),
             Self::TokenUnavailable { reason, .. } => write!(f, "not sent: {reason}"),
             Self::Rejected { errcode, errmsg } => {
-                let meaning = errcode::lookup(*errcode).map_or(errmsg.as_str(), |r| r.meaning);
+                // A send is made with the access_token: 40001 is a replaced token here, not a
+                // wrong AppSecret (what it means answered to the token fetch).
+                let meaning = errcode::meaning(*errcode, Context::WithToken).unwrap_or(errmsg);
                 write!(f, "not sent: WeChat refused it with {errcode} ({meaning})")
             }
             Self::WeChatUnavailable(e) => write!(f, "not known to be sent: {e}"),
@@ -213,6 +215,19 @@ mod tests {
         assert_eq!(
             SendOutcome::of(Err(CallError::Api(ApiError::HttpStatus(502))), 1),
             SendOutcome::WeChatUnavailable(ApiError::HttpStatus(502))
+        );
+    }
+
+    #[test]
+    fn a_token_rejected_after_the_refresh_is_not_blamed_on_the_appsecret() {
+        let text = SendOutcome::Rejected {
+            errcode: 40001,
+            errmsg: "invalid credential, access_token is invalid or not latest".into(),
+        }
+        .to_string();
+        assert_eq!(
+            text,
+            "not sent: WeChat refused it with 40001 (the access_token is invalid or was replaced by a newer fetch elsewhere (another server or tool using the AppSecret))"
         );
     }
 }

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use wechat_api::ApiError;
+use wechat_api::errcode::{self, Context};
 use wechat_protocol::secret::Secret;
 
 use super::{AccessToken, TokenError, TokenService};
@@ -65,13 +66,53 @@ impl<T: TokenSource> TokenSource for Arc<T> {
     }
 }
 
-/// Why a call made through [`TokenClient::call_with_token`] failed.
-#[derive(Debug, thiserror::Error)]
+/// Why a call made through [`TokenClient::call_with_token`] failed. WeChat's answer reads with
+/// what its code means for a call made with an access_token (40001: the token is invalid or
+/// was replaced by a fetch elsewhere, not a wrong AppSecret).
+#[derive(Debug)]
 pub enum CallError {
-    #[error("no access_token: {0}")]
-    Token(#[from] TokenError),
-    #[error(transparent)]
-    Api(#[from] ApiError),
+    Token(TokenError),
+    Api(ApiError),
+}
+
+impl From<TokenError> for CallError {
+    fn from(e: TokenError) -> Self {
+        Self::Token(e)
+    }
+}
+
+impl From<ApiError> for CallError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Token(e) => write!(f, "no access_token: {e}"),
+            Self::Api(e) => match with_token_meaning(e) {
+                Some(meaning) => write!(f, "{e} ({meaning})"),
+                None => write!(f, "{e}"),
+            },
+        }
+    }
+}
+
+impl std::error::Error for CallError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Token(e) => Some(e),
+            Self::Api(e) => e.source(),
+        }
+    }
+}
+
+/// What WeChat's error code means for a call made with an access_token, if the table knows it.
+fn with_token_meaning(error: &ApiError) -> Option<&'static str> {
+    error
+        .errcode()
+        .and_then(|code| errcode::meaning(code, Context::WithToken))
 }
 
 /// A credential kept for the life of the container and handed out while it has more than
@@ -192,6 +233,7 @@ impl<S: TokenSource> TokenClient<S> {
         };
         tracing::warn!(
             errcode = error.errcode(),
+            meaning = with_token_meaning(&error),
             token = %token.fingerprint(),
             "WeChat rejected the access_token; reporting it stale and retrying once"
         );
@@ -200,7 +242,7 @@ impl<S: TokenSource> TokenClient<S> {
         if replacement.value == token.value {
             tracing::warn!(
                 token = %token.fingerprint(),
-                "no replacement for the rejected access_token is available yet"
+                "no replacement for the rejected access_token: the token service kept it (see its outcome)"
             );
             return Err(CallError::Api(error));
         }
@@ -214,5 +256,35 @@ impl<S: TokenSource> TokenClient<S> {
 impl<S: TicketSource> TicketSource for TokenClient<S> {
     async fn jsapi_ticket(&self) -> Result<JsapiTicket, TokenError> {
         self.tickets.get_or(self.source.jsapi_ticket()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejected_call_reads_with_what_its_code_means_for_a_call_made_with_a_token() {
+        let error = CallError::Api(ApiError::WeChat {
+            errcode: 40001,
+            errmsg: "invalid credential, access_token is invalid or not latest".into(),
+        });
+        let text = error.to_string();
+        assert!(
+            text.contains(
+                "the access_token is invalid or was replaced by a newer fetch elsewhere (another server or tool using the AppSecret)"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("AppSecret is wrong"), "{text}");
+        assert_eq!(
+            CallError::Api(ApiError::Timeout).to_string(),
+            ApiError::Timeout.to_string()
+        );
+        let unknown = CallError::Api(ApiError::WeChat {
+            errcode: 99_999,
+            errmsg: "m".into(),
+        });
+        assert_eq!(unknown.to_string(), "WeChat answered errcode 99999: m");
     }
 }

@@ -296,6 +296,7 @@ impl Kept for TicketRecord {
         tracing::warn!(
             app_id = %engine.app_id(),
             errcode,
+            meaning = super::wechat::with_token_meaning(errcode),
             token = %token.fingerprint(),
             "WeChat rejected the access_token asking for a jsapi_ticket; reporting it stale and retrying once"
         );
@@ -305,8 +306,8 @@ impl Kept for TicketRecord {
                 .fetch_ticket(&replacement.value, engine.fetch_deadline_ms())
                 .await
                 .into(),
-            // The token was not replaced (fetched too recently, no forced refresh allowed, none
-            // left): asking again would be rejected the same way.
+            // The token was not replaced (WeChat accepts it on a check, it could not be checked,
+            // no forced refresh allowed, none left): asking again would be rejected the same way.
             _ => FetchStep::Failed(FetchFailure::AccessTokenRejected { errcode }),
         })
     }

@@ -8,8 +8,11 @@
 //! fetch at once (a lease in the table), every write is conditional (an older refresh never
 //! overwrites a newer token), and callers whose API call failed with 40001/40014/42001 report the
 //! failing token instead of fetching themselves: fifty reports of the same stale token cause one
-//! fetch, and a token fetched less than a minute ago is not replaced on a report at all. The
-//! jsapi_ticket goes through the same logic, with its own item, lease and quota.
+//! fetch. A report of a token fetched less than a minute ago is checked first with one call
+//! that spends no token quota: replaced at once when WeChat rejects it (someone fetched a token
+//! outside this service), refused when WeChat accepts it. The jsapi_ticket goes through the same
+//! logic, with its own item, lease and quota (a ticket cannot be checked: a report of one fetched
+//! less than a minute ago is refused).
 
 mod client;
 mod credential;
@@ -40,12 +43,14 @@ pub use invocation::{
     TokenAnswer, handle_invocation,
 };
 pub use remote::{LambdaTokenSource, RefreshFunction};
-pub use service::{ScheduleReport, TokenService, china_day, next_china_midnight_ms};
+pub use service::{
+    STALE_CHECK_MEMORY_MS, ScheduleReport, TokenService, china_day, next_china_midnight_ms,
+};
 pub use stored::{Lease, QuotaRecord, TTL_GRACE_S, TicketRecord, TokenRecord};
 pub use ticket::{JsapiTicket, TicketReport, TicketSource};
 pub use wechat::{
     FORCE_REFRESH_DAILY_LIMIT, FORCE_REFRESH_MIN_INTERVAL_MS, FetchFailure, FetchMode, Fetched,
-    RetryPolicy, TokenApi, TokenFetcher, config_errcode_advice,
+    RetryPolicy, TOKEN_CHECK_PATH, TokenApi, TokenCheck, TokenFetcher, config_errcode_advice,
 };
 
 /// A token with less than this left is not handed out: a call made with it could outlive it.
@@ -96,9 +101,11 @@ pub struct TokenConfig {
     /// `TOKEN_FETCH_ATTEMPTS` (default 3) and `TOKEN_RETRY_BACKOFF_MS` (default 300, doubling):
     /// the bounded retries when WeChat answers -1 (system busy) or 45011 (too frequent).
     pub retry: RetryPolicy,
-    /// `TOKEN_STALE_MIN_AGE_SECS` (default 60): a stale report of a token (or ticket) fetched
-    /// less than this ago fetches nothing (`recently_refreshed`), so get + report rounds cannot
-    /// drain the daily quota. 0 turns the throttle off.
+    /// `TOKEN_STALE_MIN_AGE_SECS` (default 60): a stale report of a token fetched less than
+    /// this ago is checked with WeChat before anything is fetched (`confirmed_stale`: fetched at
+    /// once; `still_valid`: refused), and one of a ticket fetched less than this ago fetches
+    /// nothing (`recently_refreshed`), so get + report rounds cannot drain the daily quota. 0
+    /// turns the throttle (and the check) off: every report of the stored token fetches.
     pub stale_min_age: Duration,
 }
 
@@ -165,9 +172,19 @@ pub enum RefreshOutcome {
     Unchanged,
     /// The reported stale token had already been replaced; the newer one is current.
     AlreadyReplaced,
-    /// The reported stale token was fetched less than `TOKEN_STALE_MIN_AGE_SECS` ago: it is kept
-    /// and nothing was fetched (reports cannot drain the quota).
+    /// The reported stale credential was fetched less than `TOKEN_STALE_MIN_AGE_SECS` ago and
+    /// could not be checked (a ticket; or a token while WeChat gave no verdict, or another token
+    /// was checked less than [`STALE_CHECK_MEMORY_MS`] ago): it is kept and nothing was fetched
+    /// (reports cannot drain the quota).
     RecentlyRefreshed,
+    /// The reported stale token was fetched less than `TOKEN_STALE_MIN_AGE_SECS` ago, and WeChat
+    /// accepts it (a check call now, or one less than [`STALE_CHECK_MEMORY_MS`] ago): the report
+    /// was false; the token is kept and nothing was fetched.
+    StillValid,
+    /// The reported stale token was fetched less than `TOKEN_STALE_MIN_AGE_SECS` ago, and WeChat
+    /// rejects it on a check call: a fetch outside this service (another server or tool using
+    /// the AppSecret) replaced it. A new one was fetched and stored at once.
+    ConfirmedStale,
     /// Another refresher held the lease; this one waited and used the token it stored.
     LostRaceUsedWinner,
     /// Another refresher held the lease and gave it back without storing what this one needed
@@ -205,6 +222,8 @@ impl RefreshOutcome {
             Self::Unchanged => "unchanged",
             Self::AlreadyReplaced => "already_replaced",
             Self::RecentlyRefreshed => "recently_refreshed",
+            Self::StillValid => "still_valid",
+            Self::ConfirmedStale => "confirmed_stale",
             Self::LostRaceUsedWinner => "lost_race_used_winner",
             Self::OtherRefresherFinished => "other_refresher_finished",
             Self::LeaseBusy => "lease_busy",
@@ -269,7 +288,8 @@ impl fmt::Display for RefreshOutcome {
             }
             Self::AccessTokenRejected { errcode } => write!(
                 f,
-                "WeChat rejected the access_token ({errcode}) even after a refresh"
+                "WeChat rejected the access_token ({errcode}: {}) even after a refresh",
+                wechat::with_token_meaning(*errcode)
             ),
             other => f.write_str(other.code()),
         }

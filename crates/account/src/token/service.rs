@@ -1,20 +1,22 @@
 //! The refresh engine of the central control service, one for both credentials it keeps (the
 //! access_token and the jsapi_ticket, generic over [`Kept`]): when to fetch, who may fetch (a
 //! lease per credential), how a fetched credential is stored (compare-and-swap on the version),
-//! what the quota allows, how often a stale report may cause a fetch, and what a refresher that
-//! lost the race does (waits for the winner's credential instead of fetching). Every path ends in
-//! a [`RefreshOutcome`] with the record stored afterwards ([`Refresh`]).
+//! what the quota allows, how often a stale report may cause a fetch (a report of a token
+//! fetched less than `TOKEN_STALE_MIN_AGE_SECS` ago is checked with WeChat first), and what a
+//! refresher that lost the race does (waits for the winner's credential instead of fetching).
+//! Every path ends in a [`RefreshOutcome`] with the record stored afterwards ([`Refresh`]).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use table::StoreError;
 use wechat_api::WeChatHttp;
+use wechat_protocol::secret::Secret;
 
 use super::credential::{FetchStep, Fetching, Kept};
 use super::wechat::{
     FORCE_REFRESH_DAILY_LIMIT, FORCE_REFRESH_MIN_INTERVAL_MS, FetchFailure, FetchMode, Fetched,
-    TokenFetcher,
+    TOKEN_CHECK_PATH, TokenCheck, TokenFetcher, with_token_meaning,
 };
 use super::{AccessToken, RefreshOutcome, RefreshReport, TokenConfig, TokenError};
 use crate::clock::SharedClock;
@@ -29,6 +31,10 @@ const CHINA_OFFSET_MS: i64 = 8 * 3_600_000;
 const MAX_LEASE_ROUNDS: u32 = 3;
 /// Conditional writes of the quota item retried when another instance wrote in between.
 const MAX_QUOTA_WRITES: u32 = 3;
+/// How long an instance remembers its last check of a reported token, and the least time
+/// between two of its checks: a flood of reports costs at most one check call per this long
+/// per instance (and, when the checks say "rejected", at most one fetch).
+pub const STALE_CHECK_MEMORY_MS: i64 = 5_000;
 
 /// The China-time (UTC+8) day of `now_ms`, in days since 1970-01-01: WeChat's quotas count per it.
 pub fn china_day(now_ms: i64) -> i64 {
@@ -49,6 +55,8 @@ enum Need<'a> {
     Margin,
     /// One other than this, which failed a call (the passive path).
     Replacing(&'a str),
+    /// One other than this, which WeChat rejected on a check: however young it is.
+    ReplacingRejected(&'a str),
 }
 
 enum Decision {
@@ -75,6 +83,24 @@ enum QuotaUpdate<E> {
     Refused(E),
     /// Other instances kept writing in between.
     Contended,
+}
+
+/// An instance's last check of a reported token.
+struct LastCheck {
+    token: Secret<String>,
+    at_ms: i64,
+    verdict: Verdict,
+}
+
+/// What a check of a reported token found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Accepted,
+    Rejected {
+        errcode: i64,
+    },
+    /// The check got no verdict, or was not made (another token was checked too recently).
+    Unchecked,
 }
 
 /// How a refresh ended: its outcome and the credential's record stored afterwards.
@@ -108,6 +134,9 @@ pub struct TokenService<S> {
     fetcher: TokenFetcher,
     store: S,
     clock: SharedClock,
+    /// The last check of a reported token; held across the check call, so concurrent reports
+    /// wait for one check instead of each making one.
+    last_check: tokio::sync::Mutex<Option<LastCheck>>,
 }
 
 impl<S> std::fmt::Debug for TokenService<S> {
@@ -134,6 +163,7 @@ impl<S: TokenStore> TokenService<S> {
             fetcher,
             store,
             clock,
+            last_check: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -158,12 +188,112 @@ impl<S: TokenStore> TokenService<S> {
     }
 
     /// The passive path: a call failed with `stale` (40001/40014/42001). A new token is fetched
-    /// (stable API: forced, within WeChat's limits) only if `stale` is still the stored token and
-    /// was fetched at least `TOKEN_STALE_MIN_AGE_SECS` ago, so any number of reports of the same
-    /// token cause one fetch, and reports cannot drain the quota.
+    /// (stable API: forced, within WeChat's limits) only if `stale` is still the stored token, so
+    /// any number of reports of the same token cause one fetch. A token fetched less than
+    /// `TOKEN_STALE_MIN_AGE_SECS` ago is first checked with one call that spends no token quota
+    /// ([`TokenFetcher::check_token`]): rejected, it is replaced at once (`confirmed_stale`: a
+    /// fetch outside this service replaced it); accepted, the report is refused (`still_valid`).
+    /// Each instance checks at most once per [`STALE_CHECK_MEMORY_MS`] and answers reports of
+    /// the token it checked from that check meanwhile, so false reports cannot drain the quota
+    /// nor turn into a flood of calls; a report that gets no check is refused
+    /// (`recently_refreshed`).
     pub async fn refresh_stale(&self, stale: &str) -> Result<RefreshReport, TokenError> {
-        let refresh = self.refresh::<TokenRecord>(Need::Replacing(stale)).await?;
+        let now = self.clock.now_ms();
+        let stored = self.read::<TokenRecord>().await?;
+        let young = stored
+            .as_ref()
+            .filter(|record| record.is_usable_at(now) && record.value().expose() == stale)
+            .filter(|record| self.is_too_young_to_replace(*record, now));
+        let need = match young {
+            None => Need::Replacing(stale),
+            Some(record) => match self.check_reported(record).await {
+                Verdict::Accepted => {
+                    return Ok(self.report(Refresh {
+                        outcome: RefreshOutcome::StillValid,
+                        current: stored,
+                    }));
+                }
+                Verdict::Rejected { .. } => Need::ReplacingRejected(stale),
+                Verdict::Unchecked => Need::Replacing(stale),
+            },
+        };
+        let refresh = self.refresh::<TokenRecord>(need).await?;
         Ok(self.report(refresh))
+    }
+
+    /// Whether WeChat accepts the reported token `record` (the stored one, fetched less than
+    /// `TOKEN_STALE_MIN_AGE_SECS` ago): asked with one check call, unless this instance checked
+    /// less than [`STALE_CHECK_MEMORY_MS`] ago (then that check's verdict for the same token,
+    /// [`Verdict::Unchecked`] for another). Each check is logged once, with fingerprints only.
+    async fn check_reported(&self, record: &TokenRecord) -> Verdict {
+        let app_id = self.config.wechat.app_id.as_str();
+        let token = super::fingerprint(record.value().expose());
+        let mut last = self.last_check.lock().await;
+        let now = self.clock.now_ms();
+        if let Some(check) = last
+            .as_ref()
+            .filter(|check| now - check.at_ms < STALE_CHECK_MEMORY_MS)
+        {
+            let verdict = if check.token == record.access_token {
+                check.verdict
+            } else {
+                Verdict::Unchecked
+            };
+            tracing::debug!(app_id, %token, ?verdict, "stale report answered from the last check");
+            return verdict;
+        }
+        let age_s = (now - record.fetched_at_ms()).div_euclid(1000);
+        let verdict = match self.fetcher.check_token(&record.access_token).await {
+            TokenCheck::Accepted => {
+                tracing::warn!(
+                    app_id,
+                    %token,
+                    age_s,
+                    outcome = RefreshOutcome::StillValid.code(),
+                    check = TOKEN_CHECK_PATH,
+                    "a stale report of a token WeChat still accepts: refused, nothing fetched"
+                );
+                Verdict::Accepted
+            }
+            TokenCheck::Rejected { errcode } => {
+                tracing::error!(
+                    app_id,
+                    %token,
+                    age_s,
+                    errcode,
+                    meaning = with_token_meaning(errcode),
+                    outcome = RefreshOutcome::ConfirmedStale.code(),
+                    check = TOKEN_CHECK_PATH,
+                    "WeChat rejects the token this service fetched {age_s} s ago: a token fetch outside this service replaced it (keep this service the only one using the AppSecret); fetching a new one at once"
+                );
+                Verdict::Rejected { errcode }
+            }
+            TokenCheck::Unknown(e) => {
+                tracing::warn!(
+                    app_id,
+                    %token,
+                    age_s,
+                    error = %e,
+                    outcome = RefreshOutcome::RecentlyRefreshed.code(),
+                    check = TOKEN_CHECK_PATH,
+                    "could not check the reported token with WeChat; keeping it, nothing fetched"
+                );
+                Verdict::Unchecked
+            }
+        };
+        *last = Some(LastCheck {
+            token: record.access_token.clone(),
+            at_ms: now,
+            verdict,
+        });
+        verdict
+    }
+
+    /// Whether a stale report of `stored` must not cause a fetch on its own: it was fetched less
+    /// than `TOKEN_STALE_MIN_AGE_SECS` before `now`.
+    fn is_too_young_to_replace<R: Kept>(&self, stored: &R, now: i64) -> bool {
+        let min_age = self.config.stale_min_age.as_millis() as i64;
+        now - stored.fetched_at_ms() < min_age
     }
 
     /// The current jsapi_ticket, fetching one first (with the current token) if none usable is
@@ -301,16 +431,20 @@ impl<S: TokenStore> TokenService<S> {
                 }
             }
             Need::Replacing(stale) if stored.value().expose() == stale => {
-                let min_age = self.config.stale_min_age.as_millis() as i64;
-                if now - stored.fetched_at_ms() < min_age {
-                    // Not refetched: otherwise every round of get + report would be a fetch,
-                    // and with `classic` the daily quota would be gone within the hour.
+                if self.is_too_young_to_replace(stored, now) {
+                    // Not refetched unchecked: otherwise every round of get + report would be a
+                    // fetch, and with `classic` the daily quota would be gone within the hour.
                     Decision::Keep(RefreshOutcome::RecentlyRefreshed)
                 } else {
                     Decision::Fetch(FetchMode::Force)
                 }
             }
-            Need::Replacing(_) => Decision::Keep(RefreshOutcome::AlreadyReplaced),
+            Need::ReplacingRejected(stale) if stored.value().expose() == stale => {
+                Decision::Fetch(FetchMode::Force)
+            }
+            Need::Replacing(_) | Need::ReplacingRejected(_) => {
+                Decision::Keep(RefreshOutcome::AlreadyReplaced)
+            }
         }
     }
 
@@ -338,7 +472,7 @@ impl<S: TokenStore> TokenService<S> {
             });
         }
         let outcome = match R::fetch(self, mode).await? {
-            FetchStep::Fetched(fetched) => return self.store_fetched(fetched, stored).await,
+            FetchStep::Fetched(fetched) => return self.store_fetched(fetched, stored, need).await,
             FetchStep::Failed(failure) => {
                 let forced = R::spends_forced_refresh(self.fetcher.api(), mode);
                 self.record_failure::<R>(failure, forced, now).await?
@@ -385,11 +519,13 @@ impl<S: TokenStore> TokenService<S> {
         Ok(None)
     }
 
-    /// Store a fetched credential over `stored`, unless WeChat handed back the same one.
+    /// Store a fetched credential over `stored`, unless WeChat handed back the same one; `need`
+    /// is what the fetch was for.
     async fn store_fetched<R: Kept>(
         &self,
         fetched: Fetched,
         stored: Option<R>,
+        need: Need<'_>,
     ) -> Result<Refresh<R>, TokenError> {
         let now = self.clock.now_ms();
         let usable = stored.as_ref().filter(|s| s.is_usable_at(now));
@@ -400,9 +536,10 @@ impl<S: TokenStore> TokenService<S> {
                 current: stored,
             });
         }
-        let outcome = match usable {
-            Some(_) => RefreshOutcome::Refreshed,
-            None => RefreshOutcome::Fresh,
+        let outcome = match (usable, need) {
+            (Some(_), Need::ReplacingRejected(_)) => RefreshOutcome::ConfirmedStale,
+            (Some(_), _) => RefreshOutcome::Refreshed,
+            (None, _) => RefreshOutcome::Fresh,
         };
         let expires_at_ms = fetched.expires_at_ms(now);
         let version = stored.as_ref().map_or(1, |s| s.version() + 1);

@@ -2,13 +2,14 @@
 //! (`POST /cgi-bin/stable_token`, default) or the classic one (`GET /cgi-bin/token`), and the
 //! jsapi_ticket (`GET /cgi-bin/ticket/getticket?type=jsapi`, with an access_token), both with the
 //! same bounded retries for WeChat's "busy" answers and WeChat's error codes sorted into what the
-//! service must do about them.
+//! service must do about them; and the check of whether WeChat still accepts a token
+//! (`GET /cgi-bin/get_api_domain_ip`), which tells a true stale report from a false one.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use wechat_api::errcode::{self, ErrClass};
-use wechat_api::{ApiError, Endpoint, Method, WeChatHttp};
+use wechat_api::errcode::{self, Context, ErrClass};
+use wechat_api::{Ack, ApiError, Endpoint, Method, WeChatHttp};
 use wechat_protocol::secret::Secret;
 
 use crate::clock::SharedClock;
@@ -108,6 +109,32 @@ pub(crate) struct TicketAnswer {
     expires_in: i64,
 }
 
+/// `GET /cgi-bin/get_api_domain_ip?access_token=…`: the IP addresses of WeChat's API domain
+/// (`{"ip_list": [...]}`). A call made with the access_token that spends none of the token
+/// endpoints' quota: the service's check of whether WeChat still accepts a token.
+#[derive(Serialize)]
+struct ApiDomainIpRequest {}
+
+impl Endpoint for ApiDomainIpRequest {
+    const METHOD: Method = Method::Get;
+    const PATH: &'static str = "/cgi-bin/get_api_domain_ip";
+    type Answer = Ack;
+}
+
+/// The path of the call that checks a token, for tests and documentation.
+pub const TOKEN_CHECK_PATH: &str = ApiDomainIpRequest::PATH;
+
+/// What one check call said of a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// WeChat answered the call: the token works.
+    Accepted,
+    /// WeChat rejected the token (40001/40014/42001).
+    Rejected { errcode: i64 },
+    /// No verdict: a timeout, an HTTP error, busy, or another errcode.
+    Unknown(ApiError),
+}
+
 /// Why no credential came back, sorted by what the service does about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchFailure {
@@ -118,7 +145,7 @@ pub enum FetchFailure {
     #[error("WeChat's daily quota is exhausted (errcode 45009)")]
     QuotaExhausted,
     /// The access_token a jsapi_ticket was asked with was rejected (40001/40014/42001).
-    #[error("WeChat rejected the access_token (errcode {errcode})")]
+    #[error("WeChat rejected the access_token (errcode {errcode}: {})", with_token_meaning(*errcode))]
     AccessTokenRejected { errcode: i64 },
     /// -1 or 45011 through every allowed attempt.
     #[error("WeChat stayed busy (errcode {errcode}) through {attempts} attempts")]
@@ -144,6 +171,11 @@ pub fn config_errcode_advice(errcode: i64) -> (&'static str, &'static str) {
         "unknown configuration error",
         "check the WeChat error code table",
     ))
+}
+
+/// What `errcode` means answered to a call made with an access_token.
+pub(crate) fn with_token_meaning(errcode: i64) -> &'static str {
+    errcode::meaning(errcode, Context::WithToken).unwrap_or("the access_token was rejected")
 }
 
 /// Fetches tokens for one app. Build it once; cheap to share.
@@ -207,6 +239,22 @@ impl TokenFetcher {
         })
         .await
         .map_err(|e| self.classify_ticket_error(e))
+    }
+
+    /// Ask WeChat once whether it accepts `access_token`, with a call that spends no token
+    /// quota. Never retried: a check that gets no verdict is [`TokenCheck::Unknown`].
+    pub async fn check_token(&self, access_token: &Secret<String>) -> TokenCheck {
+        match self
+            .http
+            .call_with_token(&ApiDomainIpRequest {}, access_token)
+            .await
+        {
+            Ok(Ack {}) => TokenCheck::Accepted,
+            Err(e) if e.is_access_token_invalid() => TokenCheck::Rejected {
+                errcode: e.errcode().unwrap_or_default(),
+            },
+            Err(e) => TokenCheck::Unknown(e),
+        }
     }
 
     /// Run `call` until it answers something other than busy, the attempts are used up, or the
@@ -498,5 +546,55 @@ mod tests {
             .unwrap_err();
         assert_eq!(failure, FetchFailure::Configuration { errcode: 40125 });
         assert_eq!(double.requests().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_token_check_is_one_call_to_get_api_domain_ip_with_the_token() {
+        let answers = std::sync::Mutex::new(vec![
+            r#"<html>bad gateway</html>"#,
+            r#"{"errcode":-1,"errmsg":"system error"}"#,
+            r#"{"errcode":42001,"errmsg":"access_token expired"}"#,
+            r#"{"errcode":40001,"errmsg":"invalid credential"}"#,
+            r#"{"ip_list":["101.226.103.0/25"]}"#,
+        ]);
+        let double = InProcessWeChat::new(move |_| ok(answers.lock().unwrap().pop().unwrap()));
+        let clock: SharedClock = Arc::new(ManualClock::at_ms(0));
+        let fetcher = fetcher(&double, TokenApi::Classic, clock);
+        let token = Secret::new("TOKEN-A".to_string());
+        assert_eq!(fetcher.check_token(&token).await, TokenCheck::Accepted);
+        assert_eq!(
+            fetcher.check_token(&token).await,
+            TokenCheck::Rejected { errcode: 40001 }
+        );
+        assert_eq!(
+            fetcher.check_token(&token).await,
+            TokenCheck::Rejected { errcode: 42001 }
+        );
+        // Busy and unreadable answers give no verdict, and are not retried.
+        assert!(matches!(
+            fetcher.check_token(&token).await,
+            TokenCheck::Unknown(ApiError::WeChat { errcode: -1, .. })
+        ));
+        assert!(matches!(
+            fetcher.check_token(&token).await,
+            TokenCheck::Unknown(ApiError::Malformed(_))
+        ));
+        let requests = double.requests();
+        assert_eq!(requests.len(), 5);
+        assert!(requests.iter().all(|r| r.path == TOKEN_CHECK_PATH
+            && r.method == Method::Get
+            && r.query == "access_token=TOKEN-A"));
+    }
+
+    #[test]
+    fn a_rejected_token_reads_as_replaced_not_as_a_wrong_appsecret() {
+        let text = FetchFailure::AccessTokenRejected { errcode: 40001 }.to_string();
+        assert!(
+            text.contains("replaced by a newer fetch elsewhere"),
+            "{text}"
+        );
+        assert!(!text.contains("AppSecret is wrong"), "{text}");
+        let (meaning, _) = config_errcode_advice(40001);
+        assert!(meaning.contains("AppSecret is wrong"), "{meaning}");
     }
 }

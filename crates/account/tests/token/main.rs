@@ -5,4 +5,5 @@ mod customer_service;
 mod dynamo;
 mod menu_api;
 mod service;
+mod stale_check;
 mod ticket;
