@@ -249,7 +249,12 @@ fn wx(dir: &Path, encrypted: bool) -> Command {
 /// `wx` as a newcomer runs it after a fresh clone: nothing of the developer's own WeChat,
 /// local-server or logging settings, and no `.env` (the directory is fresh).
 fn newcomer(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wx"));
+    newcomers(env!("CARGO_BIN_EXE_wx"), dir)
+}
+
+/// `program` in `dir` with a newcomer's environment (see [`newcomer`]).
+fn newcomers(program: &str, dir: &Path) -> Command {
+    let mut command = Command::new(program);
     command.current_dir(dir);
     for (name, _) in std::env::vars() {
         if name.starts_with("WECHAT_")
@@ -921,4 +926,240 @@ fn get_json(url: &str) -> Value {
     stream.read_to_string(&mut answer).unwrap();
     let (_, json) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
     serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"))
+}
+
+/// The line before a fenced block of commands whose output, in `# ` lines, the test checks.
+const CHECKED_OUTPUT: &str = "<!-- output checked by wx/tests/cli.rs -->";
+/// The line before a fenced block that is the banner of `LOCAL_FAKE_WECHAT=true make run`.
+const CHECKED_BANNER: &str = "<!-- banner checked by wx/tests/cli.rs -->";
+/// The documents with checked blocks.
+const CHECKED_DOCS: [&str; 3] = ["README.md", "docs/cli.md", "docs/console.md"];
+
+/// A checked block of a document.
+#[derive(Debug)]
+struct DocBlock {
+    /// `README.md:63`: where its fence opens.
+    at: String,
+    banner: bool,
+    lines: Vec<String>,
+}
+
+/// The checked blocks of `doc`, in order.
+fn checked_blocks(doc: &str) -> Vec<DocBlock> {
+    let text = std::fs::read_to_string(repo().join(doc)).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut blocks = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let banner = match line.trim() {
+            CHECKED_OUTPUT => false,
+            CHECKED_BANNER => true,
+            _ => continue,
+        };
+        let fence = lines.get(i + 1).copied().unwrap_or_default();
+        assert!(
+            fence.starts_with("```"),
+            "{doc}:{}: a checked block's marker must be followed by its fence",
+            i + 1
+        );
+        let body: Vec<String> = lines[i + 2..]
+            .iter()
+            .take_while(|l| !l.starts_with("```"))
+            .map(|l| l.to_string())
+            .collect();
+        blocks.push(DocBlock {
+            at: format!("{doc}:{}", i + 2),
+            banner,
+            lines: body,
+        });
+    }
+    blocks
+}
+
+/// A line's shape: every run of 6 or more hex digits with a digit in it (fingerprints, keys,
+/// timestamps) becomes `#`, every other run of digits `0`; the rest stays as it is.
+fn shape(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let hex_end = (i..chars.len())
+            .find(|&j| !matches!(chars[j], '0'..='9' | 'a'..='f'))
+            .unwrap_or(chars.len());
+        let run = &chars[i..hex_end];
+        if run.len() >= 6 && run.iter().any(char::is_ascii_digit) {
+            out.push('#');
+            i = hex_end;
+        } else if chars[i].is_ascii_digit() {
+            let end = (i..chars.len())
+                .find(|&j| !chars[j].is_ascii_digit())
+                .unwrap_or(chars.len());
+            out.push('0');
+            i = end;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Whether `actual` has the shape of `expected`, where `…` in `expected` stands for anything.
+fn same_shape(expected: &str, actual: &str) -> bool {
+    let actual = shape(actual);
+    let parts: Vec<String> = expected.split('…').map(shape).collect();
+    let (first, rest) = parts.split_first().unwrap();
+    let Some(mut tail) = actual.strip_prefix(first.as_str()) else {
+        return false;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return tail.is_empty();
+    };
+    for part in middle {
+        match tail.find(part.as_str()) {
+            Some(at) => tail = &tail[at + part.len()..],
+            None => return false,
+        }
+    }
+    tail.len() >= last.len() && tail.ends_with(last.as_str())
+}
+
+/// Whether the `actual` lines have the shapes of the `expected` ones, where a line that is only
+/// `…` stands for any number of lines.
+fn same_lines(expected: &[String], actual: &[String]) -> bool {
+    match expected.split_first() {
+        None => actual.is_empty(),
+        Some((wild, rest)) if wild.trim() == "…" => {
+            (0..=actual.len()).any(|skip| same_lines(rest, &actual[skip..]))
+        }
+        Some((line, rest)) => actual
+            .split_first()
+            .is_some_and(|(first, others)| same_shape(line, first) && same_lines(rest, others)),
+    }
+}
+
+#[test]
+fn shapes_ignore_numbers_and_hex_digits_and_ellipses_stand_for_anything() {
+    assert!(same_shape(
+        "access_token 3f2a9c1d expires at 1767225600 (in 1h 59m)",
+        "access_token 51229aab expires at 1796322673 (in 1h 58m)"
+    ));
+    assert!(!same_shape(
+        "access_token 3f2a9c1d expires at 1767225600 (in 1h 59m)",
+        "access_token 51229aab expires 1796322673 (in 1h 58m)"
+    ));
+    assert!(same_shape(
+        "{\"a\":\"…\",\"b\":…}",
+        "{\"a\":\"x y\",\"b\":17}"
+    ));
+    assert!(!same_shape("{\"a\":\"…\"}", "{\"a\":\"x\",\"c\":1}"));
+    assert!(same_shape("… tail", "head and tail"));
+    assert!(!same_shape("headless", "head"));
+    let lines = |text: &str| text.lines().map(String::from).collect::<Vec<_>>();
+    assert!(same_lines(&lines("a\n…\nz"), &lines("a\nb\nc\nz")));
+    assert!(same_lines(&lines("a\n…\nz"), &lines("a\nz")));
+    assert!(!same_lines(&lines("a\nz"), &lines("a\nb\nz")));
+}
+
+/// The blocks of `doc` marked as checked: the banner block against `banner`, the command blocks
+/// run in one shell (so a variable set in one block is there in the next) in `server`'s
+/// directory, each block's output against its `# ` lines. Returns the mismatches.
+fn check_doc(doc: &str, server: &Server, banner: &str) -> Vec<String> {
+    let blocks = checked_blocks(doc);
+    let mut problems = Vec::new();
+    let compare = |at: &str, expected: &[String], actual: &[String], problems: &mut Vec<String>| {
+        if !same_lines(expected, actual) {
+            problems.push(format!(
+                "{at}: the documented output\n  {}\nis not what the program printed\n  {}",
+                expected.join("\n  "),
+                actual.join("\n  ")
+            ));
+        }
+    };
+    let banner_lines: Vec<String> = banner.lines().map(String::from).collect();
+    let wx = env!("CARGO_BIN_EXE_wx");
+    // What a terminal shows: stderr with stdout, and no progress meter of curl (which draws it
+    // only when its output is not a terminal).
+    let mut script = String::from("exec 2>&1\ncurl() { command curl -sS \"$@\"; }\n");
+    let mut expected = Vec::new();
+    for block in blocks.iter() {
+        if block.banner {
+            compare(&block.at, &block.lines, &banner_lines, &mut problems);
+            continue;
+        }
+        let mut outputs = Vec::new();
+        for line in &block.lines {
+            match line.strip_prefix("# ") {
+                // The output a command above printed, perhaps without a final newline.
+                Some(output) => {
+                    outputs.push(output.to_string());
+                    script.push_str("echo\n");
+                }
+                None => {
+                    let line = line
+                        .replace("cargo run -q -p wx --", &format!("'{wx}'"))
+                        .replace("http://localhost:3000", &server.url);
+                    script.push_str(&line);
+                    script.push('\n');
+                }
+            }
+        }
+        script.push_str("echo\necho '@@@ end of block'\n");
+        expected.push((block.at.clone(), outputs));
+    }
+    if expected.is_empty() {
+        return problems;
+    }
+    let output = newcomers("bash", &server.dir)
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("bash: {e}"));
+    let printed = text(&output.stdout);
+    let mut printed_blocks = printed.split("@@@ end of block\n");
+    for (at, outputs) in expected {
+        let actual: Vec<String> = printed_blocks
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(String::from)
+            .collect();
+        compare(&at, &outputs, &actual, &mut problems);
+    }
+    problems
+}
+
+#[test]
+fn the_docs_examples_print_what_the_docs_say() {
+    let server = Server::start_with(
+        "docs",
+        Setup {
+            quick_start: true,
+            ..Setup::default()
+        },
+    );
+    // The examples name files of the project by their path in it.
+    std::fs::create_dir_all(server.dir.join("examples")).unwrap();
+    std::fs::copy(
+        repo().join("examples/menu.toml"),
+        server.dir.join("examples/menu.toml"),
+    )
+    .unwrap();
+    // The banner is complete once its last line is out.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.stdout().contains("Development defaults") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let banner = server.stdout();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for doc in CHECKED_DOCS {
+        checked += checked_blocks(doc).len();
+        problems.extend(check_doc(doc, &server, &banner));
+    }
+    assert!(
+        checked >= 6,
+        "only {checked} checked blocks: were markers lost?"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
