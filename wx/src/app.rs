@@ -118,6 +118,8 @@ impl App {
             ] {
                 env.insert(name.into(), value);
             }
+            // Under `make run` the developer sees what a late answer delivered, in the log.
+            testkit::fake_wechat::lock(&fake.state().custom).log_deliveries = true;
             WeChatApi::Fake(fake)
         } else if optional(env, WECHAT_APP_SECRET).is_some() {
             WeChatApi::Real

@@ -152,11 +152,16 @@ pub fn find(dir: &Path, url: Option<&str>, port: Option<u16>) -> Result<Option<R
     }
 }
 
+/// The servers whose run files are below `dir` and that answer.
+pub fn running(dir: &Path) -> Vec<RunInfo> {
+    all(dir).into_iter().filter(answers).collect()
+}
+
 /// The servers other than the one on `port` whose run files are below `dir` and that answer.
 pub fn others_running(dir: &Path, port: u16) -> Vec<RunInfo> {
-    all(dir)
+    running(dir)
         .into_iter()
-        .filter(|info| info.port() != Some(port) && answers(info))
+        .filter(|info| info.port() != Some(port))
         .collect()
 }
 

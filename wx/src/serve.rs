@@ -70,18 +70,20 @@ pub async fn run(config: Config) -> Result<(), Box<dyn Error>> {
         safe_mode: Some(safe_mode(&env).0.to_string()),
         default_token: defaulted.contains(&WECHAT_TOKEN),
     };
-    if let Err(e) = run_file::write(&run_file, &info) {
-        tracing::warn!(error = %e, file = %run_file.display(), "cannot write the run file; `wx --local` commands need --local URL and LOCAL_INVOKE_KEY");
-    }
+    print_banner(&env, &defaulted, &base, &store_path, &app, &run_file);
     for other in run_file::others_running(Path::new(""), address.port()) {
         tracing::warn!(
             other = %other.url,
             "another local server runs in this directory: `wx … --local` now needs --local=URL \
-             to pick one, and both write the same store files unless LOCAL_STORE differs"
+             to pick one, and both write the same store files unless LOCAL_STORE differs (give \
+             this one its own, e.g. LOCAL_STORE=.local/store-{}.json)",
+            address.port()
         );
     }
-
-    print_banner(&env, &defaulted, &base, &store_path, &app, &run_file);
+    // Last: the run file tells `wx` (and the CLI tests) that the server is up, banner printed.
+    if let Err(e) = run_file::write(&run_file, &info) {
+        tracing::warn!(error = %e, file = %run_file.display(), "cannot write the run file; `wx --local` commands need --local URL and LOCAL_INVOKE_KEY");
+    }
     if let Some(tokens) = &app.tokens {
         let every = Duration::from_secs(parsed_or(&env, LOCAL_REFRESH_INTERVAL_SECS, 300)?.max(1));
         tokio::spawn(refresh_on_schedule(tokens.clone(), every));

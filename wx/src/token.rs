@@ -114,7 +114,7 @@ pub async fn refresh_function(
 
 /// `problem` (a deployed stack's setting is missing), with the way to the local server instead.
 pub fn needs_a_stack(problem: &str) -> String {
-    let running = run_file::all(Path::new("."));
+    let running = run_file::running(Path::new("."));
     let local = match running.first() {
         Some(info) => format!(
             "a local server runs here ({}): add --local to use it",

@@ -649,7 +649,13 @@ fn verify_url_with_the_development_token_prints_no_warning() {
 #[test]
 fn a_second_server_on_another_port_leaves_the_first_ones_run_file_alone() {
     let first = Server::start("two-servers", false);
-    let mut second = Server::start_in(first.dir.clone(), first.setup.clone());
+    // Its own store, as its warning advises: two servers writing one store file overwrite each
+    // other's items (a refresh lease of one keeps the other waiting).
+    let mut setup = first.setup.clone();
+    setup
+        .env
+        .push(("LOCAL_STORE".into(), ".local/store-second.json".into()));
+    let mut second = Server::start_in(first.dir.clone(), setup);
     assert_ne!(first.run_file(), second.run_file());
     assert!(first.run_file().exists() && second.run_file().exists());
     assert!(

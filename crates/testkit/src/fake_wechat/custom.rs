@@ -14,7 +14,8 @@
 //! [`super::FakeWeChat::calls`] only.
 //!
 //! What it delivers is what a user would see in WeChat, so under `make run` it is shown: each
-//! delivered message is logged at info with its content, and `GET /fake/custom/messages`
+//! delivered message is logged at info with its content ([`CustomState::log_deliveries`], which
+//! `wx serve` turns on), and `GET /fake/custom/messages`
 //! ([`MESSAGES_PATH`], the fake's own, not WeChat's) lists them as JSON, oldest first.
 
 use std::collections::{HashMap, HashSet};
@@ -46,6 +47,9 @@ pub struct CustomState {
     delivered_per_user: HashMap<String, u32>,
     /// Messages accepted per user before 45047 (WeChat: 5 per interaction); `None`: no limit.
     pub limit_per_user: Option<u32>,
+    /// Log each delivered message with its content, at info (`wx serve` turns it on; off in
+    /// tests, whose log captures check that the code under test never logs a message's text).
+    pub log_deliveries: bool,
 }
 
 impl CustomState {
@@ -115,7 +119,7 @@ pub fn handle(state: &FakeState, req: &FakeRequest) -> Option<FakeResponse> {
         None if req.body.trim_ascii().is_empty() => 44002,
         None => custom.judge(&body),
     };
-    if errcode == 0 {
+    if errcode == 0 && custom.log_deliveries {
         // The fake is local only: the content is what the user would read, so show it.
         let text = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default();
         let (touser, msgtype) = (text("touser"), text("msgtype"));
@@ -258,6 +262,7 @@ mod tests {
     async fn delivered_messages_are_logged_with_their_content_and_listed_oldest_first() {
         let (logs, _guard) = Logs::capture_at(tracing::Level::INFO);
         let fake = FakeWeChat::start().await;
+        lock(&fake.state().custom).log_deliveries = true;
         let token = token(&fake).await;
         let text = json!({"touser": "o_user", "msgtype": "text", "text": {"content": "You said: hello\nbye"}});
         assert_eq!(send(&fake, &token, text.clone()).await["errcode"], 0);
@@ -291,6 +296,18 @@ mod tests {
         assert!(logs.contains("You said: hello"), "{logs}");
         assert!(logs.contains("MEDIA_1"), "{logs}");
         assert!(logs.contains("touser=\"o_user\""), "{logs}");
+    }
+
+    #[tokio::test]
+    async fn by_default_a_delivery_is_not_logged_but_still_listed() {
+        let (logs, _guard) = Logs::capture_at(tracing::Level::INFO);
+        let fake = FakeWeChat::start().await;
+        let token = token(&fake).await;
+        let text =
+            json!({"touser": "o_user", "msgtype": "text", "text": {"content": "quiet words"}});
+        assert_eq!(send(&fake, &token, text).await["errcode"], 0);
+        assert!(!logs.text().contains("quiet words"), "{}", logs.text());
+        assert_eq!(lock(&fake.state().custom).delivered().len(), 1);
     }
 
     #[test]
