@@ -111,9 +111,10 @@ $(E2E_TOOLS): tests/e2e/requirements.txt | $(VENV_PY)
 	touch $@
 
 # apt-get only when a package is missing (CI and developers run as root here; no browser
-# download works, so the browser and its driver come from Debian).
+# download works, so the browser and its driver come from Debian). Not echoed: it says what it
+# installs, and nothing when everything is there.
 browser:
-	missing=$$(for p in $(E2E_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	@missing=$$(for p in $(E2E_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q '^install ok installed$$' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing $$missing"; \

@@ -14,7 +14,7 @@ use account::clock::{self, SharedClock};
 use account::compose::Web;
 use account::config::vars::{
     JSSDK_SCRIPT_URL, LOCAL_FAKE_WECHAT, WECHAT_API_BASE, WECHAT_APP_ID, WECHAT_APP_SECRET,
-    WECHAT_OPEN_BASE,
+    WECHAT_OPEN_BASE, WECHAT_TOKEN,
 };
 use account::config::{Env, flag_or, optional};
 use account::customer_service::CustomerService;
@@ -32,6 +32,7 @@ use lambda_http::{Body, Request, Response};
 use table::embedded::EmbeddedStore;
 use testkit::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat, jweixin};
 
+use crate::config::DEV_TOKEN;
 use crate::invoke::{InvokeKey, answer_invoke_request};
 
 pub type LocalTokenService = TokenService<EmbeddedStore>;
@@ -93,7 +94,7 @@ impl App {
         invoke_key: InvokeKey,
     ) -> Result<Self, Box<dyn std::error::Error>> {
         let wechat_api = if flag_or(env, LOCAL_FAKE_WECHAT, false)? {
-            let app_id = optional(env, WECHAT_APP_ID).unwrap_or_else(|| FAKE_APP_ID.into());
+            let app_id = account::config::app_id(env)?.unwrap_or_else(|| FAKE_APP_ID.into());
             let secret = optional(env, WECHAT_APP_SECRET).unwrap_or_else(|| FAKE_APP_SECRET.into());
             let addr = ([127, 0, 0, 1], 0).into();
             // Beside a persisted store, the fake keeps what WeChat remembers (the tokens and
@@ -117,6 +118,8 @@ impl App {
             ] {
                 env.insert(name.into(), value);
             }
+            // Under `make run` the developer sees what a late answer delivered, in the log.
+            testkit::fake_wechat::lock(&fake.state().custom).log_deliveries = true;
             WeChatApi::Fake(fake)
         } else if optional(env, WECHAT_APP_SECRET).is_some() {
             WeChatApi::Real
@@ -164,10 +167,13 @@ impl App {
                 Some(local_forwarding(env, &rules, store, late_channel, clock)?)
             }
         };
-        let webhook = Webhook::new(
-            WebhookConfig::from_env(env)?,
-            ForwardingRules::new(rules, forwarding),
-        );
+        // The development default token is short on purpose and the banner says it is a
+        // default: no warning about its length on every start.
+        let webhook_config = match optional(env, WECHAT_TOKEN).as_deref() {
+            Some(DEV_TOKEN) => WebhookConfig::read(env)?,
+            _ => WebhookConfig::from_env(env)?,
+        };
+        let webhook = Webhook::new(webhook_config, ForwardingRules::new(rules, forwarding));
         Ok(Self {
             webhook,
             web,

@@ -17,7 +17,7 @@ use crate::env;
 pub const DEV_DEFAULTS: &[(&str, &str)] = &[
     (HOST, "127.0.0.1"),
     (PORT, "3000"),
-    (WECHAT_TOKEN, "devtoken"),
+    (WECHAT_TOKEN, DEV_TOKEN),
     (LOCAL_STORE, DEFAULT_STORE),
     (LOCAL_REFRESH_INTERVAL_SECS, "300"),
     (TABLE_NAME, "local"),
@@ -28,6 +28,8 @@ pub const DEV_DEFAULTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The webhook token when nothing sets `WECHAT_TOKEN` (what the quick start signs with).
+pub const DEV_TOKEN: &str = "devtoken";
 pub const DOTENV_FILE: &str = ".env";
 pub const DEFAULT_STORE: &str = ".local/store.json";
 pub const DEFAULT_FAKE_STORE: &str = ".local/store-fake.json";

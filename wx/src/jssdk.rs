@@ -2,12 +2,10 @@
 //! jsapi_ticket from the refresh function (Lambda Invoke, or `--local`), exactly as the oauth
 //! function's `/jssdk/config` signs them. For checking a page by hand, or signing a static page.
 
-use account::config::optional;
 use account::config::vars::WECHAT_APP_ID;
 use account::jssdk::{JssdkConfig, page_url, sign_page};
 use clap::Args;
 use serde::Serialize;
-use testkit::fake_wechat::FAKE_APP_ID;
 use wechat_protocol::secret::fingerprint;
 
 use crate::config::Config;
@@ -56,12 +54,15 @@ pub async fn run(config: &Config, out: &Output, args: JssdkArgs) -> Result<(), C
         allowed.push(page_origin(&url)?);
     }
     let page = page_url::signable(&url, &allowed).map_err(|e| CliError::Message(e.to_string()))?;
-    let (function, running) = refresh_function(config, &via).await?;
-    let app_id = match (optional(&config.env, WECHAT_APP_ID), running) {
-        (Some(app_id), _) => app_id,
-        // `wx serve` with the fake WeChat API issues tickets for the fake's app.
-        (None, Some(info)) if info.wechat_api.is_some() => FAKE_APP_ID.to_string(),
-        (None, _) => {
+    let (function, local) = refresh_function(config, &via).await?;
+    // The server's AppID from its run file when wx has none of its own (the fake's under
+    // `LOCAL_FAKE_WECHAT=true make run`).
+    let app_id = match (
+        account::config::app_id(&config.env)?,
+        local.and_then(|server| server.info?.app_id),
+    ) {
+        (Some(app_id), _) | (None, Some(app_id)) => app_id,
+        (None, None) => {
             return Err(CliError::Message(format!(
                 "{WECHAT_APP_ID} is not set: wx.config needs the account's AppID"
             )));

@@ -1,7 +1,8 @@
 //! `wx`, the operator CLI of the account: the local development server (`wx serve`, what
 //! `make run` runs), WeChat's pushes and server-URL check played against any webhook
 //! (`wx push`, `wx verify-url`), the access_token from the central service (`wx token`), and the
-//! custom menu from a file (`wx menu`), and JS-SDK signatures for a page (`wx jssdk sign`).
+//! custom menu from a file (`wx menu`), JS-SDK signatures for a page (`wx jssdk sign`), and new
+//! random settings for the console (`wx keygen`).
 //!
 //! Every subcommand reads the same configuration (the environment, then `.env`, then the local
 //! server's development defaults), prints text by default and JSON with `--json`, and exits 1 with
@@ -13,6 +14,7 @@ mod env;
 mod error;
 mod invoke;
 mod jssdk;
+mod keygen;
 mod menu;
 mod push;
 mod run_file;
@@ -58,6 +60,9 @@ enum Command {
     Menu(menu::MenuArgs),
     /// JS-SDK: sign a page URL for wx.config with the account's jsapi_ticket
     Jssdk(jssdk::JssdkArgs),
+    /// New random settings: an EncodingAESKey (aes-key) or a Token (token)
+    #[command(subcommand)]
+    Keygen(keygen::KeygenCommand),
 }
 
 #[tokio::main]
@@ -94,6 +99,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Token(command) => token::run(&config, &out, command).await,
         Command::Menu(args) => menu::run(&config, &out, args).await,
         Command::Jssdk(args) => jssdk::run(&config, &out, args).await,
+        Command::Keygen(command) => keygen::run(&out, command),
     }
 }
 

@@ -7,8 +7,8 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
-use account::config::WeChatApiConfig;
 use account::config::vars::WECHAT_API_BASE;
+use account::config::{WeChatApiConfig, optional};
 use account::menu::{self, Change, Menu, MenuError, Violation};
 use account::rules::Rules;
 use account::token::{RefreshFunction, TokenClient};
@@ -17,7 +17,7 @@ use serde::Serialize;
 use wechat_api::WeChatHttp;
 
 use crate::config::Config;
-use crate::token::{Via, refresh_function};
+use crate::token::{LocalServer, Via, refresh_function};
 use crate::{CliError, Output};
 
 #[derive(Debug, Args)]
@@ -53,11 +53,12 @@ struct Api {
 }
 
 async fn api(config: &Config, via: &Via) -> Result<Api, CliError> {
-    let (function, running) = refresh_function(config, via).await?;
-    // With --local, WeChat is whatever the local server talks to (the fake with LOCAL_FAKE_WECHAT).
+    let (function, local) = refresh_function(config, via).await?;
     let mut env = config.env.clone();
-    if let Some(base) = running.and_then(|info| info.wechat_api) {
-        env.insert(WECHAT_API_BASE.into(), base);
+    if let Some(server) = local {
+        // With --local, WeChat is whatever the local server talks to (the fake with
+        // LOCAL_FAKE_WECHAT), never the real API by default: the token comes from that server.
+        env.insert(WECHAT_API_BASE.into(), local_wechat_api(config, &server)?);
     }
     let api = WeChatApiConfig::from_env(&env)?;
     let http = WeChatHttp::new(&api.api_base, api.http_timeout)
@@ -66,6 +67,30 @@ async fn api(config: &Config, via: &Via) -> Result<Api, CliError> {
         http,
         tokens: TokenClient::new(function),
     })
+}
+
+/// The WeChat API the local server `server` uses, from its run file; without one (a server
+/// started in another directory), only an explicit `WECHAT_API_BASE`.
+fn local_wechat_api(config: &Config, server: &LocalServer) -> Result<String, CliError> {
+    match &server.info {
+        Some(info) => info.wechat_api.clone().ok_or_else(|| {
+            CliError::Message(format!(
+                "the local server at {} runs no token service (no WECHAT_APP_SECRET and no \
+                 LOCAL_FAKE_WECHAT), so menu calls cannot be made through it: start it with \
+                 LOCAL_FAKE_WECHAT=true for the bundled fake",
+                server.url
+            ))
+        }),
+        None => optional(&config.env, WECHAT_API_BASE).ok_or_else(|| {
+            CliError::Message(format!(
+                "no run file of the local server at {} in this directory, so wx does not know \
+                 which WeChat API it uses (the bundled fake's URL changes every run): run wx in \
+                 the server's directory, or set {WECHAT_API_BASE} to the WeChat API its banner \
+                 prints",
+                server.url
+            ))
+        }),
+    }
 }
 
 /// What `diff`, `apply` and `check` print with `--json`.
@@ -157,9 +182,9 @@ async fn plan(
             text.push_str(&match (apply, plan.applied) {
                 (true, true) => format!("applied {} ({} changes)\n", plan.file, plan.changes.len()),
                 _ => format!(
-                    "{} changes; `wx menu apply {}` makes them\n",
+                    "{} changes; `{}` makes them\n",
                     plan.changes.len(),
-                    plan.file
+                    apply_command(&plan.file, via)
                 ),
             });
         }
@@ -167,6 +192,15 @@ async fn plan(
         text
     });
     Ok(())
+}
+
+/// The command that applies `file` where `diff` looked: against the same local server, if any.
+fn apply_command(file: &str, via: &Via) -> String {
+    match via.local.as_deref() {
+        None => format!("wx menu apply {file}"),
+        Some("") => format!("wx menu apply {file} --local"),
+        Some(url) => format!("wx menu apply {file} --local={url}"),
+    }
 }
 
 /// Read and check `file`; with `--json`, the violations are printed as JSON too.
@@ -238,4 +272,25 @@ fn tree(menu: &Menu) -> String {
             format!("{indent}{path} {}\n", button.summary())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_follow_up_of_a_diff_goes_where_the_diff_looked() {
+        let via = |local: Option<&str>| Via {
+            local: local.map(String::from),
+        };
+        assert_eq!(apply_command("m.toml", &via(None)), "wx menu apply m.toml");
+        assert_eq!(
+            apply_command("m.toml", &via(Some(""))),
+            "wx menu apply m.toml --local"
+        );
+        assert_eq!(
+            apply_command("m.toml", &via(Some("http://localhost:3001"))),
+            "wx menu apply m.toml --local=http://localhost:3001"
+        );
+    }
 }

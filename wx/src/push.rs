@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use account::config::required;
 use account::config::vars::{WECHAT_APP_ID, WECHAT_ENCODING_AES_KEY, WECHAT_TOKEN};
-use account::config::{optional, required};
 use clap::Args;
 use serde::Serialize;
 use wechat_protocol::crypto::MessageCrypto;
@@ -15,6 +15,8 @@ use wechat_protocol::message::EventType;
 use wechat_protocol::wechat_side::{self, Account, Content, Envelope, Mode, ReceivedReply};
 
 use crate::config::Config;
+use crate::run_file::{self, RunInfo};
+use crate::token::local_server;
 use crate::{CliError, Output};
 
 /// The openid pushes come from unless `--from` names one.
@@ -23,8 +25,18 @@ pub const TEST_OPENID: &str = "o_wx_cli_test_user_000000000";
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// The webhook URL, e.g. http://localhost:3000/wechat or the stack's WebhookUrl
-    #[arg(long)]
-    url: String,
+    #[arg(long, required_unless_present = "local")]
+    url: Option<String>,
+    /// Push to the local server's webhook (`wx serve`; its URL and AppID from its run file in
+    /// .local/, or the server at URL)
+    #[arg(
+        long,
+        value_name = "URL",
+        num_args = 0..=1,
+        default_missing_value = "",
+        conflicts_with = "url"
+    )]
+    local: Option<String>,
     /// Encrypt the push (safe mode; needs WECHAT_ENCODING_AES_KEY and WECHAT_APP_ID)
     #[arg(long)]
     encrypt: bool,
@@ -91,11 +103,26 @@ struct ReplyReport {
 pub async fn push(config: &Config, out: &Output, args: PushArgs) -> Result<(), CliError> {
     let env = &config.env;
     let token = required(env, WECHAT_TOKEN)?;
-    if config.is_default(WECHAT_TOKEN) {
-        tracing::warn!(
-            "WECHAT_TOKEN is not set: signing with the local server's default (devtoken)"
-        );
-    }
+    // The local server this push goes to, when it is one with a run file here: its AppID is the
+    // default for wx too, as `make run` defaults it (the fake's) without wx being told.
+    let (url, server) = match (&args.local, &args.url) {
+        (Some(local), _) => {
+            let server = local_server(config, local)?;
+            (format!("{}/wechat", server.url), server.info)
+        }
+        (None, Some(url)) => {
+            let base = url.strip_suffix("/wechat").unwrap_or(url);
+            let server = run_file::find(std::path::Path::new("."), Some(base), None)
+                .ok()
+                .flatten();
+            (url.clone(), server)
+        }
+        (None, None) => unreachable!("clap requires --url or --local"),
+    };
+    let app_id = match account::config::app_id(env)? {
+        Some(app_id) => Some(app_id),
+        None => server.as_ref().and_then(|info| info.app_id.clone()),
+    };
     let mode = match (args.encrypt, args.compat) {
         (false, _) => Mode::Plaintext,
         (true, false) => Mode::Safe,
@@ -103,15 +130,24 @@ pub async fn push(config: &Config, out: &Output, args: PushArgs) -> Result<(), C
     };
     let crypto = match mode {
         Mode::Plaintext => None,
-        _ => Some(
-            MessageCrypto::new(
-                &required(env, WECHAT_ENCODING_AES_KEY)?,
-                &required(env, WECHAT_APP_ID)?,
-            )
-            .map_err(|e| {
+        _ => {
+            let key = required(env, WECHAT_ENCODING_AES_KEY).map_err(|e| {
+                CliError::Message(format!(
+                    "{e} (--encrypt seals the push with the server's EncodingAESKey: set it in .env \
+                     for wx and the server alike; `wx keygen aes-key` makes one)"
+                ))
+            })?;
+            let app_id = app_id.as_deref().ok_or_else(|| {
+                CliError::Message(format!(
+                    "{WECHAT_APP_ID} is required with --encrypt (the AppID is sealed into the \
+                     push), and no local server's run file names one: set it, or use --local \
+                     against `make run`"
+                ))
+            })?;
+            Some(MessageCrypto::new(&key, app_id).map_err(|e| {
                 account::config::ConfigError::new(WECHAT_ENCODING_AES_KEY, e.to_string())
-            })?,
-        ),
+            })?)
+        }
     };
     let content = content(&args)?;
     let now = now_s();
@@ -119,7 +155,7 @@ pub async fn push(config: &Config, out: &Output, args: PushArgs) -> Result<(), C
         to_user: args
             .to
             .clone()
-            .or_else(|| optional(env, WECHAT_APP_ID))
+            .or_else(|| app_id.clone())
             .unwrap_or_else(|| "gh_account".into()),
         from_user: args.from.clone(),
         create_time: now,
@@ -136,26 +172,36 @@ pub async fn push(config: &Config, out: &Output, args: PushArgs) -> Result<(), C
     let client = client(args.timeout)?;
     let started = Instant::now();
     let response = client
-        .post(&args.url)
+        .post(&url)
         .query(&signed.query)
         .header("content-type", "text/xml; charset=utf-8")
         .body(signed.body)
         .send()
         .await
-        .map_err(|e| CliError::http(&args.url, &e))?;
+        .map_err(|e| CliError::http(&url, &e))?;
     let status = response.status().as_u16();
     let body = response
         .text()
         .await
-        .map_err(|e| CliError::http(&args.url, &e))?;
+        .map_err(|e| CliError::http(&url, &e))?;
     let elapsed = started.elapsed();
     if status != 200 {
-        return Err(CliError::Message(format!(
-            "{} answered HTTP {status} after {} ms: {}",
-            args.url,
+        let sent = Sent {
+            mode,
+            token_defaulted: config.is_default(WECHAT_TOKEN),
+            app_id: app_id.as_deref(),
+            server: server.as_ref(),
+        };
+        let mut message = format!(
+            "{url} answered HTTP {status} after {} ms: {}",
             elapsed.as_millis(),
             first_line(&body)
-        )));
+        );
+        if let Some(hint) = refusal_hint(status, &body, &sent) {
+            message.push('\n');
+            message.push_str(&hint);
+        }
+        return Err(CliError::Message(message));
     }
     let reply = wechat_side::open_reply(&account, mode, &body)?;
     let reply = match reply {
@@ -177,7 +223,7 @@ pub async fn push(config: &Config, out: &Output, args: PushArgs) -> Result<(), C
         }
     };
     let report = PushReport {
-        url: args.url.clone(),
+        url,
         mode: mode.name(),
         status,
         elapsed_ms: elapsed.as_millis(),
@@ -185,6 +231,90 @@ pub async fn push(config: &Config, out: &Output, args: PushArgs) -> Result<(), C
     };
     out.emit(&report, || human_push(&report, &content));
     Ok(())
+}
+
+/// What wx sent, for explaining a refusal.
+struct Sent<'a> {
+    mode: Mode,
+    /// Whether wx signed with the development default token (nothing set `WECHAT_TOKEN`).
+    token_defaulted: bool,
+    app_id: Option<&'a str>,
+    /// The run file of the local server pushed to, if it is one.
+    server: Option<&'a RunInfo>,
+}
+
+/// Where a local server logs why it refused a push.
+const SERVER_LOG: &str = "the server's log (for `make run`, its terminal) says which";
+
+/// The likely causes of a webhook's refusal, from its answer (the webhook names the check that
+/// failed, never more: a safe-mode failure is one answer whatever its cause, so that it cannot
+/// serve as a decryption oracle) and what wx knows about the server.
+fn refusal_hint(status: u16, body: &str, sent: &Sent<'_>) -> Option<String> {
+    let token_source = match sent.token_defaulted {
+        true => "the development default devtoken (nothing sets WECHAT_TOKEN for wx)",
+        false => "WECHAT_TOKEN as set for wx (environment or .env)",
+    };
+    let server_token = match sent.server {
+        Some(info) if info.default_token && sent.token_defaulted => {
+            " The local server uses devtoken too, so check the clocks and the URL."
+        }
+        Some(info) if info.default_token => {
+            " The local server uses the development default devtoken: unset WECHAT_TOKEN for wx, or set the same for both."
+        }
+        Some(_) if sent.token_defaulted => {
+            " The local server was started with its own WECHAT_TOKEN: set the same for wx."
+        }
+        _ => "",
+    };
+    let body = body.trim();
+    let hint = match (status, body) {
+        (403, "invalid signature") => format!(
+            "hint: the signature did not match: wx signed with {token_source}, which must be the \
+             server's WECHAT_TOKEN (the console's Token for a deployed stack).{server_token}"
+        ),
+        (403, "invalid encrypted message") => match sent.server {
+            Some(info) if info.safe_mode.as_deref() == Some("off") => {
+                "hint: the local server has no EncodingAESKey (its banner says `Safe mode: off`), \
+                 so it cannot open an encrypted push: set WECHAT_ENCODING_AES_KEY in .env (`wx \
+                 keygen aes-key` makes one) and restart it, or push without --encrypt"
+                    .to_string()
+            }
+            Some(RunInfo {
+                app_id: Some(theirs),
+                ..
+            }) if sent.app_id.is_some_and(|ours| ours != theirs) => format!(
+                "hint: wx sealed the push for the AppID {}, but the local server runs as \
+                 {theirs}: set WECHAT_APP_ID={theirs} for wx, or unset it",
+                sent.app_id.unwrap_or_default()
+            ),
+            _ => {
+                let sealed_for = sent
+                    .app_id
+                    .map(|app_id| format!(" (wx sealed it for {app_id})"))
+                    .unwrap_or_default();
+                format!(
+                    "hint: the server could not open the encrypted push. Likely causes: another \
+                     WECHAT_ENCODING_AES_KEY than the server's, another WECHAT_APP_ID{sealed_for}, \
+                     or another WECHAT_TOKEN (the push's msg_signature); {SERVER_LOG} \
+                     (`encrypted push refused`)"
+                )
+            }
+        },
+        (403, "plaintext messages are not accepted") => "hint: the server has an EncodingAESKey \
+             and accepts encrypted pushes only: add --encrypt (with its WECHAT_ENCODING_AES_KEY)"
+            .to_string(),
+        (403, "timestamp outside the allowed window") => "hint: this machine's clock and the \
+             server's differ by more than WECHAT_MAX_CLOCK_SKEW_SECS (300 s by default)"
+            .to_string(),
+        (404, _) => "hint: nothing answers at this path: the webhook is at /wechat \
+             (e.g. http://localhost:3000/wechat)"
+            .to_string(),
+        _ if sent.mode != Mode::Plaintext && status == 403 => {
+            format!("hint: {SERVER_LOG}.")
+        }
+        _ => return None,
+    };
+    Some(hint)
 }
 
 /// WeChat drops a reply not addressed back to the user by the account.
@@ -258,7 +388,10 @@ fn human_push(report: &PushReport, content: &Content) -> String {
                 "reply: plaintext\n"
             });
             let width = reply.fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+            // A value's further lines start under its first, not at the left margin.
+            let continuation = format!("\n{}", " ".repeat(width + 4));
             for (name, value) in &reply.fields {
+                let value = value.replace('\n', &continuation);
                 text.push_str(&format!("  {name:width$}  {value}\n"));
             }
         }
@@ -277,11 +410,6 @@ struct VerifyReport {
 
 pub async fn verify_url(config: &Config, out: &Output, args: VerifyArgs) -> Result<(), CliError> {
     let token = required(&config.env, WECHAT_TOKEN)?;
-    if config.is_default(WECHAT_TOKEN) {
-        tracing::warn!(
-            "WECHAT_TOKEN is not set: signing with the local server's default (devtoken)"
-        );
-    }
     let echostr = random_u64()?.to_string();
     let nonce = random_u64()?.to_string();
     let query = wechat_side::verification_query(&token, now_s(), &nonce, &echostr);
@@ -301,12 +429,16 @@ pub async fn verify_url(config: &Config, out: &Output, args: VerifyArgs) -> Resu
     // The console accepts the exact echostr only (no whitespace, no quotes).
     if status != 200 || body != echostr {
         return Err(CliError::Message(format!(
-            "{} failed the check: HTTP {status} in {elapsed} ms, {} (check WECHAT_TOKEN: it must be the console's Token)",
+            "{} failed the check: HTTP {status} in {elapsed} ms, {} (check WECHAT_TOKEN: it must be the console's Token; wx signed with {})",
             args.url,
             if status == 200 {
                 "the body is not the echostr".to_string()
             } else {
                 format!("body {:?}", first_line(&body))
+            },
+            match config.is_default(WECHAT_TOKEN) {
+                true => "the development default devtoken, as nothing sets it for wx",
+                false => "the one set for wx in the environment or .env",
             }
         )));
     }
@@ -345,4 +477,122 @@ fn random_u64() -> Result<u64, CliError> {
 fn first_line(body: &str) -> String {
     let line = body.lines().next().unwrap_or_default();
     line.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(safe_mode: &str, app_id: &str, default_token: bool) -> RunInfo {
+        RunInfo {
+            url: "http://localhost:3000".into(),
+            invoke_key: "k".repeat(32),
+            wechat_api: None,
+            app_id: Some(app_id.into()),
+            safe_mode: Some(safe_mode.into()),
+            default_token,
+        }
+    }
+
+    fn hint(body: &str, mode: Mode, app_id: Option<&str>, server: Option<&RunInfo>) -> String {
+        let sent = Sent {
+            mode,
+            token_defaulted: false,
+            app_id,
+            server,
+        };
+        refusal_hint(403, body, &sent).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_refused_encrypted_push_is_explained_by_what_the_local_server_says_about_itself() {
+        const OURS: &str = "wx0123456789abcdef";
+        const THEIRS: &str = "wxfa4e000000000001";
+        let plain = local("off", THEIRS, true);
+        let text = hint(
+            "invalid encrypted message",
+            Mode::Safe,
+            Some(OURS),
+            Some(&plain),
+        );
+        assert!(text.contains("no EncodingAESKey"), "{text}");
+        assert!(text.contains("wx keygen aes-key"), "{text}");
+
+        let keyed = local("required", THEIRS, true);
+        let text = hint(
+            "invalid encrypted message",
+            Mode::Safe,
+            Some(OURS),
+            Some(&keyed),
+        );
+        assert!(
+            text.contains(&format!("set WECHAT_APP_ID={THEIRS}")),
+            "{text}"
+        );
+
+        // Any other server: every likely cause, and where the exact one is logged.
+        let text = hint("invalid encrypted message", Mode::Safe, Some(OURS), None);
+        for cause in [
+            "WECHAT_ENCODING_AES_KEY",
+            "WECHAT_APP_ID",
+            OURS,
+            "WECHAT_TOKEN",
+            "log",
+        ] {
+            assert!(text.contains(cause), "{cause} missing: {text}");
+        }
+    }
+
+    #[test]
+    fn other_refusals_name_the_setting_to_check() {
+        let text = hint("invalid signature", Mode::Plaintext, None, None);
+        assert!(text.contains("WECHAT_TOKEN"), "{text}");
+        let server = local("off", "wxfa4e000000000001", true);
+        let text = hint("invalid signature", Mode::Plaintext, None, Some(&server));
+        assert!(text.contains("development default devtoken"), "{text}");
+        let text = hint(
+            "plaintext messages are not accepted",
+            Mode::Plaintext,
+            None,
+            None,
+        );
+        assert!(text.contains("--encrypt"), "{text}");
+        let text = hint(
+            "timestamp outside the allowed window",
+            Mode::Plaintext,
+            None,
+            None,
+        );
+        assert!(text.contains("clock"), "{text}");
+        let sent = Sent {
+            mode: Mode::Plaintext,
+            token_defaulted: true,
+            app_id: None,
+            server: None,
+        };
+        assert_eq!(refusal_hint(500, "internal error", &sent), None);
+    }
+
+    #[test]
+    fn a_multi_line_value_continues_under_its_first_line() {
+        let report = PushReport {
+            url: "http://localhost:3000/wechat".into(),
+            mode: "plaintext",
+            status: 200,
+            elapsed_ms: 3,
+            reply: Some(ReplyReport {
+                encrypted: false,
+                fields: vec![
+                    ("MsgType".into(), "text".into()),
+                    ("Content".into(), "first line\nsecond line".into()),
+                ],
+                xml: String::new(),
+            }),
+        };
+        let text = human_push(&report, &Content::Text("hi".into()));
+        assert!(
+            text.ends_with("  Content  first line\n           second line\n"),
+            "{text}"
+        );
+    }
 }

@@ -16,15 +16,20 @@ use account::config::vars::{
     DEMO_PAGE_ENABLED, HOST, JSSDK_ALLOWED_ORIGINS, LOCAL_FAKE_WECHAT, LOCAL_INVOKE_KEY,
     LOCAL_REFRESH_INTERVAL_SECS, LOCAL_STORE, PORT, PUBLIC_BASE_URL, WECHAT_API_BASE,
 };
-use account::config::vars::{WECHAT_ENCODING_AES_KEY, WECHAT_REQUIRE_ENCRYPTION, WECHAT_TOKEN};
+use account::config::vars::{
+    WECHAT_APP_ID, WECHAT_ENCODING_AES_KEY, WECHAT_FORWARD_SECRET, WECHAT_REQUIRE_ENCRYPTION,
+    WECHAT_TOKEN,
+};
 use account::config::{flag_or, optional, parsed_or};
 use table::embedded::EmbeddedStore;
 use tokio::net::TcpListener;
 
+use testkit::fake_wechat::{FAKE_APP_ID, custom};
+
 use crate::app::{App, LocalTokenService, WeChatApi};
 use crate::config::{Config, DEFAULT_FAKE_STORE, DEFAULT_STORE};
 use crate::invoke::{InvokeKey, MIN_KEY_LEN};
-use crate::run_file::{self, RUN_FILE, RunInfo};
+use crate::run_file::{self, RunInfo};
 
 /// Serve until Ctrl-C or SIGTERM.
 pub async fn run(config: Config) -> Result<(), Box<dyn Error>> {
@@ -53,19 +58,32 @@ pub async fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let store = EmbeddedStore::open(&store_path)?;
     let app = Arc::new(App::build(&mut env, store, invoke_key).await?);
 
-    let run_file = Path::new(RUN_FILE);
+    // One run file per port: a second server on another port leaves the first one's alone.
+    let run_file = run_file::path_for(Path::new(""), address.port());
     let info = RunInfo {
         url: format!("http://localhost:{}", address.port()),
         invoke_key: app.invoke_key.expose().to_string(),
         wechat_api: app.tokens.as_ref().map(|_| {
             optional(&env, WECHAT_API_BASE).unwrap_or_else(|| wechat_api::DEFAULT_API_BASE.into())
         }),
+        app_id: optional(&env, WECHAT_APP_ID),
+        safe_mode: Some(safe_mode(&env).0.to_string()),
+        default_token: defaulted.contains(&WECHAT_TOKEN),
     };
-    if let Err(e) = run_file::write(run_file, &info) {
-        tracing::warn!(error = %e, file = RUN_FILE, "cannot write the run file; `wx --local` commands need --local URL and LOCAL_INVOKE_KEY");
+    print_banner(&env, &defaulted, &base, &store_path, &app, &run_file);
+    for other in run_file::others_running(Path::new(""), address.port()) {
+        tracing::warn!(
+            other = %other.url,
+            "another local server runs in this directory: `wx … --local` now needs --local=URL \
+             to pick one, and both write the same store files unless LOCAL_STORE differs (give \
+             this one its own, e.g. LOCAL_STORE=.local/store-{}.json)",
+            address.port()
+        );
     }
-
-    print_banner(&env, &defaulted, &base, &store_path, &app);
+    // Last: the run file tells `wx` (and the CLI tests) that the server is up, banner printed.
+    if let Err(e) = run_file::write(&run_file, &info) {
+        tracing::warn!(error = %e, file = %run_file.display(), "cannot write the run file; `wx --local` commands need --local URL and LOCAL_INVOKE_KEY");
+    }
     if let Some(tokens) = &app.tokens {
         let every = Duration::from_secs(parsed_or(&env, LOCAL_REFRESH_INTERVAL_SECS, 300)?.max(1));
         tokio::spawn(refresh_on_schedule(tokens.clone(), every));
@@ -78,9 +96,10 @@ pub async fn run(config: Config) -> Result<(), Box<dyn Error>> {
         () = server => Ok(()),
         signal = stop_signal() => signal.map(|name| eprintln!("\n{name}: local server stopped")),
     };
-    // Only this run's file: another server may have started in this directory since.
-    if run_file::read(run_file).is_some_and(|current| current == info) {
-        run_file::remove(run_file);
+    // Only this run's file, and only if it is still this run's: a server started on this port
+    // after this one stopped listening may have replaced it.
+    if run_file::read(&run_file).is_some_and(|current| current == info) {
+        run_file::remove(&run_file);
     }
     Ok(stopped?)
 }
@@ -190,81 +209,160 @@ fn display_host(host: &str) -> &str {
     }
 }
 
+/// The webhook's safe mode, mirroring its own rule (with a key, encrypted pushes only unless
+/// opted out): the run file's code (`off`, `required`, `optional`) and the banner's text.
+fn safe_mode(env: &HashMap<String, String>) -> (&'static str, &'static str) {
+    let key_set = optional(env, WECHAT_ENCODING_AES_KEY).is_some();
+    match (key_set, flag_or(env, WECHAT_REQUIRE_ENCRYPTION, key_set)) {
+        (false, _) => ("off", "off (plaintext mode)"),
+        (true, Ok(false)) => (
+            "optional",
+            "on, plaintext pushes accepted too (WECHAT_REQUIRE_ENCRYPTION=false: migration only)",
+        ),
+        (true, _) => (
+            "required",
+            "on (EncodingAESKey set: encrypted pushes only, 兼容模式 or 安全模式)",
+        ),
+    }
+}
+
 fn print_banner(
     env: &HashMap<String, String>,
     defaulted: &[&str],
     base: &str,
     store: &str,
     app: &App,
+    run_file: &Path,
 ) {
+    print!("{}", banner(env, defaulted, base, store, app, run_file));
+}
+
+/// The banner's lines, each ending in a newline.
+fn banner(
+    env: &HashMap<String, String>,
+    defaulted: &[&str],
+    base: &str,
+    store: &str,
+    app: &App,
+    run_file: &Path,
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut line = |text: String| {
+        let _ = writeln!(out, "{text}");
+    };
     let token = env
         .get(WECHAT_TOKEN)
         .map(String::as_str)
         .unwrap_or_default();
-    // Mirrors the webhook's own rule: with a key, encrypted pushes only unless opted out.
-    let key_set = optional(env, WECHAT_ENCODING_AES_KEY).is_some();
-    let safe_mode = match (key_set, flag_or(env, WECHAT_REQUIRE_ENCRYPTION, key_set)) {
-        (false, _) => "off (plaintext mode)",
-        (true, Ok(false)) => {
-            "on, plaintext pushes accepted too (WECHAT_REQUIRE_ENCRYPTION=false: migration only)"
-        }
-        (true, _) => "on (EncodingAESKey set: encrypted pushes only, 兼容模式 or 安全模式)",
-    };
-    println!("WeChat Official Account backend (local development server)");
-    println!("  Webhook URL:   {base}/wechat");
+    let run_file = run_file.display();
+    line("WeChat Official Account backend (local development server)".into());
+    line(format!("  Webhook URL:   {base}/wechat"));
     // The local token is printed on purpose: it is what the developer pastes into the sandbox.
-    println!("  Token:         {token}");
-    println!("  Safe mode:     {safe_mode}");
-    println!("  Store:         {store} (embedded; survives restarts)");
+    line(format!("  Token:         {token}"));
+    line(format!("  Safe mode:     {}", safe_mode(env).1));
+    line(match (optional(env, WECHAT_APP_ID), &app.wechat_api) {
+        (Some(id), WeChatApi::Fake(_)) if id == FAKE_APP_ID => {
+            format!("  App ID:        {id} (the bundled fake's; set WECHAT_APP_ID for another)")
+        }
+        (Some(id), _) => format!("  App ID:        {id} (WECHAT_APP_ID)"),
+        (None, _) => {
+            "  App ID:        not set (WECHAT_APP_ID; needed with an EncodingAESKey)".into()
+        }
+    });
+    line(format!(
+        "  Store:         {store} (embedded; survives restarts)"
+    ));
     match &app.wechat_api {
         WeChatApi::Fake(fake) => {
-            println!(
+            line(format!(
                 "  WeChat API:    bundled fake at {} (LOCAL_FAKE_WECHAT)",
                 fake.base_url()
-            );
+            ));
         }
         WeChatApi::Real => {
             let api = optional(env, WECHAT_API_BASE)
                 .unwrap_or_else(|| wechat_api::DEFAULT_API_BASE.into());
-            println!(
+            line(format!(
                 "  WeChat API:    {api} (real; this machine's IP must be on the account's whitelist)"
-            );
+            ));
         }
         WeChatApi::Off => {
-            println!(
+            line(
                 "  WeChat API:    off: no WECHAT_APP_SECRET, so token refresh and OAuth are off"
+                    .into(),
             );
-            println!(
+            line(
                 "                 (set it, or LOCAL_FAKE_WECHAT=true to use the bundled fake)"
+                    .into(),
             );
         }
     }
+    let forward_urls = app.webhook.handler().rules().forward_urls();
+    if forward_urls.is_empty() {
+        line("  Forwarding:    off (no forward rule in the reply rules)".into());
+    } else {
+        line(format!(
+            "  Forwarding:    on, to {}",
+            forward_urls.join(", ")
+        ));
+        // A development default is printed on purpose: the service must be given the same value.
+        line(match defaulted.contains(&WECHAT_FORWARD_SECRET) {
+            true => format!(
+                "                 signed with WECHAT_FORWARD_SECRET={} (a development default: \
+                 give your service the same)",
+                env.get(WECHAT_FORWARD_SECRET)
+                    .map(String::as_str)
+                    .unwrap_or_default()
+            ),
+            false => "                 signed with WECHAT_FORWARD_SECRET (as set; give your \
+                      service the same)"
+                .into(),
+        });
+        line(match &app.wechat_api {
+            WeChatApi::Fake(fake) => format!(
+                "                 late answers: the fake's customer-service API, listed at \
+                 {}{} and in this log",
+                fake.base_url(),
+                custom::MESSAGES_PATH
+            ),
+            WeChatApi::Real => {
+                "                 late answers: WeChat's customer-service API (real users)".into()
+            }
+            WeChatApi::Off => {
+                "                 late answers: cannot be sent (no token service; see above)".into()
+            }
+        });
+    }
     if app.tokens.is_some() {
-        println!("  access_token:  refreshed in the background; get it as callers of the refresh");
-        println!("                 function do: cargo run -p wx -- token get --local");
+        line(
+            "  access_token:  refreshed in the background; get it as callers of the refresh".into(),
+        );
+        line("                 function do: cargo run -p wx -- token get --local".into());
         // The key is printed on purpose: other local clients (LambdaTokenSource) need it.
-        println!(
+        line(format!(
             "  Lambda Invoke: {base}/2015-03-31/functions/refresh/invocations, loopback only, with"
-        );
-        println!(
-            "                 header X-Local-Invoke-Key: {} (new every run; also in {RUN_FILE})",
+        ));
+        line(format!(
+            "                 header X-Local-Invoke-Key: {} (new every run; also in {run_file})",
             app.invoke_key.expose()
-        );
+        ));
     }
     if app.web.is_some() {
-        println!(
+        line(format!(
             "  OAuth:         {base}/oauth/authorize?scope=snsapi_userinfo&return_to=/oauth/me"
-        );
-    }
-    if app.web.is_some() {
-        println!("  Demo page:     {base}/demo (sign-in, profile, wx.config)");
+        ));
+        line(format!(
+            "  Demo page:     {base}/demo (sign-in, profile, wx.config)"
+        ));
     }
     if !defaulted.is_empty() {
-        println!(
+        line(format!(
             "  Development defaults in use (not for production): {}",
             defaulted.join(", ")
-        );
+        ));
     }
+    out
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::io::{IsTerminal, Read};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use account::config::vars::{LOCAL_INVOKE_KEY, TOKEN_FUNCTION_NAME};
+use account::config::vars::{LOCAL_INVOKE_KEY, PORT, TOKEN_FUNCTION_NAME};
 use account::config::{optional, required};
 use account::token::{AccessToken, Invocation, RefreshFunction};
 use clap::{Args, Subcommand};
@@ -19,7 +19,7 @@ use serde::Serialize;
 use wechat_protocol::secret::Secret;
 
 use crate::config::Config;
-use crate::run_file::{self, RUN_FILE, RunInfo};
+use crate::run_file::{self, RUN_FILES, RunInfo};
 use crate::{CliError, Output};
 
 #[derive(Debug, Subcommand)]
@@ -49,43 +49,82 @@ pub struct TokenArgs {
 #[derive(Debug, Clone, Args)]
 pub struct Via {
     /// Ask the local server (`wx serve`) instead of the deployed refresh function; URL defaults
-    /// to the running server's (from .local/run.json)
+    /// to the server running in this directory (from its .local/run-PORT.json)
     #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "", global = true)]
     pub local: Option<String>,
 }
 
-/// The refresh function to ask, and the local server's details when it is the local one.
+/// The local server a `--local` command talks to: its URL, and its run file when there is one
+/// in this directory (a server started elsewhere has none here).
+#[derive(Debug, Clone)]
+pub struct LocalServer {
+    pub url: String,
+    pub info: Option<RunInfo>,
+}
+
+/// `--local` (`local` empty: the server whose run file is here) or `--local=URL`.
+pub fn local_server(config: &Config, local: &str) -> Result<LocalServer, CliError> {
+    let url = Some(local.trim().trim_end_matches('/')).filter(|url| !url.is_empty());
+    // `PORT` set for wx too (in .env, say) picks the server on that port.
+    let port = match config.is_default(PORT) {
+        true => None,
+        false => optional(&config.env, PORT)
+            .and_then(|port| port.parse::<u16>().ok())
+            .filter(|port| *port != 0),
+    };
+    let info = run_file::find(Path::new("."), url, port).map_err(CliError::Message)?;
+    let url = match (url, &info) {
+        (Some(url), _) => url.to_string(),
+        (None, Some(info)) => info.url.clone(),
+        (None, None) => {
+            return Err(CliError::Message(format!(
+                "no local server found (no {RUN_FILES} here): start `make run` in this directory, or pass --local URL"
+            )));
+        }
+    };
+    Ok(LocalServer { url, info })
+}
+
+/// The refresh function to ask, and the local server when it is the local one.
 pub async fn refresh_function(
     config: &Config,
     via: &Via,
-) -> Result<(RefreshFunction, Option<RunInfo>), CliError> {
+) -> Result<(RefreshFunction, Option<LocalServer>), CliError> {
     let Some(local) = &via.local else {
-        let name = required(&config.env, TOKEN_FUNCTION_NAME)?;
+        let name = required(&config.env, TOKEN_FUNCTION_NAME)
+            .map_err(|e| CliError::Message(needs_a_stack(&e.to_string())))?;
         let sdk = account::aws::sdk_config().await;
         let lambda = account::aws::lambda_client(&sdk, None);
         return Ok((RefreshFunction::new(lambda, name), None));
     };
-    let running = run_file::read(Path::new(RUN_FILE));
-    let url = match (local.is_empty(), &running) {
-        (false, _) => local.clone(),
-        (true, Some(info)) => info.url.clone(),
-        (true, None) => {
-            return Err(CliError::Message(format!(
-                "no local server found ({RUN_FILE} is missing): start `make run` in this directory, or pass --local URL"
-            )));
-        }
-    };
+    let server = local_server(config, local)?;
     let key = optional(&config.env, LOCAL_INVOKE_KEY)
-        .or_else(|| running.as_ref().map(|info| info.invoke_key.clone()))
+        .or_else(|| server.info.as_ref().map(|info| info.invoke_key.clone()))
         .ok_or_else(|| {
             CliError::Message(format!(
-                "no invoke key: set {LOCAL_INVOKE_KEY} to the X-Local-Invoke-Key the `wx serve` banner prints"
+                "no invoke key for {}: set {LOCAL_INVOKE_KEY} to the X-Local-Invoke-Key its `wx serve` banner prints",
+                server.url
             ))
         })?;
     let sdk = account::aws::local_sdk_config().await;
-    let lambda = account::aws::lambda_client_with_key(&sdk, Some(&url), Some(Secret::new(key)));
-    let info = running.filter(|info| info.url == url);
-    Ok((RefreshFunction::new(lambda, "refresh"), info))
+    let lambda =
+        account::aws::lambda_client_with_key(&sdk, Some(&server.url), Some(Secret::new(key)));
+    Ok((RefreshFunction::new(lambda, "refresh"), Some(server)))
+}
+
+/// `problem` (a deployed stack's setting is missing), with the way to the local server instead.
+pub fn needs_a_stack(problem: &str) -> String {
+    let running = run_file::running(Path::new("."));
+    let local = match running.first() {
+        Some(info) => format!(
+            "a local server runs here ({}): add --local to use it",
+            info.url
+        ),
+        None => "against the local server (`make run`), add --local".to_string(),
+    };
+    format!(
+        "{problem}: it names the deployed stack's refresh function (its RefreshFunctionName output); {local}"
+    )
 }
 
 /// What `wx token --json` prints.

@@ -3,7 +3,7 @@
 //! modes, the URL check, the token through the guarded Invoke emulation, and the menu.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -21,20 +21,58 @@ struct Server {
     dir: PathBuf,
     child: Child,
     url: String,
+    setup: Setup,
+}
+
+/// How a server and the `wx` commands run against it are configured.
+#[derive(Debug, Clone, Default)]
+struct Setup {
+    /// With this test's EncodingAESKey.
     encrypted: bool,
+    /// As a newcomer runs the quick start: nothing set but `LOCAL_FAKE_WECHAT=true` for the
+    /// server (no token, AppID or rules of this test's own).
+    quick_start: bool,
+    /// Set for the server and every command.
+    env: Vec<(String, String)>,
+}
+
+impl Setup {
+    fn command(&self, dir: &Path) -> Command {
+        let mut command = match self.quick_start {
+            true => newcomer(dir),
+            false => wx(dir, self.encrypted),
+        };
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
 }
 
 impl Server {
     fn start(name: &str, encrypted: bool) -> Self {
+        Self::start_with(
+            name,
+            Setup {
+                encrypted,
+                ..Setup::default()
+            },
+        )
+    }
+
+    fn start_with(name: &str, setup: Setup) -> Self {
         let dir = std::env::temp_dir().join(format!("wx-cli-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let (child, url) = serve(&dir, encrypted);
+        Self::start_in(dir, setup)
+    }
+
+    /// Another server in `dir`, beside any that runs there already.
+    fn start_in(dir: PathBuf, setup: Setup) -> Self {
+        let (child, url) = serve(&dir, &setup);
         Self {
             dir,
             child,
             url,
-            encrypted,
+            setup,
         }
     }
 
@@ -43,17 +81,59 @@ impl Server {
     fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        std::fs::remove_file(self.dir.join(".local/run.json")).unwrap();
-        (self.child, self.url) = serve(&self.dir, self.encrypted);
+        // Killed, not stopped: its run file stays, as after a crash.
+        std::fs::remove_file(self.run_file()).unwrap();
+        (self.child, self.url) = serve(&self.dir, &self.setup);
+    }
+
+    /// Stop the server as Ctrl-C in its terminal would (SIGINT), and wait for it to exit.
+    fn interrupt(&mut self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "wx serve exited with {status}");
+    }
+
+    /// What the server printed on stdout (the banner) and stderr (its log) so far.
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(self.output_file("out")).unwrap_or_default()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.output_file("err")).unwrap_or_default()
+    }
+
+    fn output_file(&self, stream: &str) -> PathBuf {
+        let port = self.url.rsplit(':').next().unwrap();
+        self.dir.join(format!("serve-{port}.{stream}"))
+    }
+
+    /// `.local/run-PORT.json` of this server.
+    fn run_file(&self) -> PathBuf {
+        let port = self.url.rsplit(':').next().unwrap();
+        self.dir.join(format!(".local/run-{port}.json"))
+    }
+
+    /// What the server wrote in its run file.
+    fn run_info(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.run_file()).unwrap()).unwrap()
     }
 
     fn webhook(&self) -> String {
         format!("{}/wechat", self.url)
     }
 
+    /// `wx` in the server's directory with its configuration.
+    fn wx(&self) -> Command {
+        self.setup.command(&self.dir)
+    }
+
     /// Run `wx args…` in the server's directory with its configuration.
     fn run(&self, args: &[&str]) -> Output {
-        wx(&self.dir, self.encrypted).args(args).output().unwrap()
+        self.wx().args(args).output().unwrap()
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -74,31 +154,58 @@ impl Server {
     }
 }
 
-/// `wx serve` with the bundled fake WeChat API in `dir`, and its URL once it runs.
+/// `wx serve` with the bundled fake WeChat API in `dir`, and its URL once it runs. Its stdout
+/// and stderr go to `serve-PORT.out` and `serve-PORT.err` in `dir` (renamed once the port is
+/// known).
 // The caller owns the child and waits on it (`Server`'s drop and restart).
 #[allow(clippy::zombie_processes)]
-fn serve(dir: &Path, encrypted: bool) -> (Child, String) {
-    let mut command = wx(dir, encrypted);
+fn serve(dir: &Path, setup: &Setup) -> (Child, String) {
+    let (out, err) = (dir.join("serve-new.out"), dir.join("serve-new.err"));
+    let mut command = setup.command(dir);
     command
         .arg("serve")
         .env("PORT", "0")
         .env("LOCAL_FAKE_WECHAT", "true")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap());
+    let before = run_files(dir);
     let child = command.spawn().unwrap();
-    let run_file = dir.join(".local/run.json");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(url) = std::fs::read_to_string(&run_file)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .and_then(|v| v["url"].as_str().map(String::from))
+        // The new server's run file: `.local/run-PORT.json`, one per server.
+        if let Some(url) = run_files(dir)
+            .into_iter()
+            .filter(|file| !before.contains(file))
+            .find_map(|file| {
+                std::fs::read_to_string(file)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                    .and_then(|v| v["url"].as_str().map(String::from))
+            })
         {
+            let port = url.rsplit(':').next().unwrap();
+            std::fs::rename(&out, dir.join(format!("serve-{port}.out"))).unwrap();
+            std::fs::rename(&err, dir.join(format!("serve-{port}.err"))).unwrap();
             return (child, url);
         }
         assert!(Instant::now() < deadline, "wx serve did not start in 30 s");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The run files in `dir/.local`.
+fn run_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir.join(".local")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            name.starts_with("run-") && name.ends_with(".json")
+        })
+        .collect()
 }
 
 impl Drop for Server {
@@ -135,6 +242,28 @@ fn wx(dir: &Path, encrypted: bool) -> Command {
         );
     if encrypted {
         command.env("WECHAT_ENCODING_AES_KEY", KEY);
+    }
+    command
+}
+
+/// `wx` as a newcomer runs it after a fresh clone: nothing of the developer's own WeChat,
+/// local-server or logging settings, and no `.env` (the directory is fresh).
+fn newcomer(dir: &Path) -> Command {
+    newcomers(env!("CARGO_BIN_EXE_wx"), dir)
+}
+
+/// `program` in `dir` with a newcomer's environment (see [`newcomer`]).
+fn newcomers(program: &str, dir: &Path) -> Command {
+    let mut command = Command::new(program);
+    command.current_dir(dir);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("WECHAT_")
+            || name.starts_with("LOCAL_")
+            || name.starts_with("JSSDK_")
+            || ["TOKEN_FUNCTION_NAME", "PORT", "HOST", "RUST_LOG"].contains(&name.as_str())
+        {
+            command.env_remove(name);
+        }
     }
     command
 }
@@ -326,9 +455,7 @@ fn after_a_restart_the_stored_token_and_ticket_still_work_with_the_fake_wechat_a
     // The ticket the store kept still passes the new fake's jweixin check.
     let page = format!("{}/demo", server.url);
     let signed = throttled(&server, &["jssdk", "sign", &page, "--local"]);
-    let run: Value =
-        serde_json::from_str(&std::fs::read_to_string(server.dir.join(".local/run.json")).unwrap())
-            .unwrap();
+    let run = server.run_info();
     let verdict = post_json(
         &format!("{}/fake/jssdk/verify", run["wechat_api"].as_str().unwrap()),
         &serde_json::json!({
@@ -379,9 +506,7 @@ fn jssdk_sign_signs_a_page_with_the_ticket_the_fake_issued_and_refuses_other_dom
 
     // The fake's stand-in for jweixin checks signatures against the tickets it issued: this one
     // passes there, and the same fields for another page do not.
-    let run: Value =
-        serde_json::from_str(&std::fs::read_to_string(server.dir.join(".local/run.json")).unwrap())
-            .unwrap();
+    let run = server.run_info();
     let fake = run["wechat_api"].as_str().unwrap();
     let verify = |url: &str| {
         post_json(
@@ -427,4 +552,620 @@ fn post_json(url: &str, body: &Value) -> Value {
     stream.read_to_string(&mut answer).unwrap();
     let (_, json) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
     serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"))
+}
+
+#[test]
+fn an_encrypted_push_to_the_local_server_needs_only_a_key_from_wx_keygen() {
+    let dir = std::env::temp_dir().join(format!("wx-cli-keygen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = newcomer(&dir).args(["keygen", "aes-key"]).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let key = text(&output.stdout).trim().to_string();
+    assert_eq!(key.len(), 43, "{key}");
+    assert!(key.bytes().all(|b| b.is_ascii_alphanumeric()), "{key}");
+    assert!(text(&output.stderr).contains("WECHAT_ENCODING_AES_KEY"));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // `make run` with only that key in .env: the fake's AppID, the development token.
+    let server = Server::start_with(
+        "keygen",
+        Setup {
+            quick_start: true,
+            env: vec![("WECHAT_ENCODING_AES_KEY".into(), key)],
+            ..Setup::default()
+        },
+    );
+    assert!(
+        server
+            .stdout()
+            .contains("  App ID:        wxfa4e000000000001 (the bundled fake's"),
+        "{}",
+        server.stdout()
+    );
+    // wx takes the server's AppID from its run file: no WECHAT_APP_ID needed, and no warning.
+    let output = server.run(&["push", "--local", "--encrypt", "--text", "hello"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stderr), "");
+    assert!(
+        text(&output.stdout).contains("reply: encrypted, signature and decryption ok"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    // Another AppID: the server answers its one answer for every safe-mode failure, and wx says
+    // which AppID the server runs as.
+    let output = server
+        .wx()
+        .env("WECHAT_APP_ID", APP_ID)
+        .args(["push", "--local", "--encrypt", "--text", "hello"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("HTTP 403"), "{stderr}");
+    assert!(stderr.contains("invalid encrypted message"), "{stderr}");
+    assert!(
+        stderr.contains("set WECHAT_APP_ID=wxfa4e000000000001"),
+        "{stderr}"
+    );
+    // The server logged the exact cause, as the hint says.
+    assert!(
+        server.log().contains("encrypted push refused"),
+        "{}",
+        server.log()
+    );
+
+    // Plaintext to a server with a key: the hint names --encrypt.
+    let output = server.run(&["push", "--local", "--text", "hello"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("add --encrypt"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn verify_url_with_the_development_token_prints_no_warning() {
+    let server = Server::start_with(
+        "quiet",
+        Setup {
+            quick_start: true,
+            ..Setup::default()
+        },
+    );
+    let output = server.run(&["verify-url", &server.webhook()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stderr), "");
+    // Nor does the server warn about the length of its development default token.
+    assert!(
+        !server.log().contains("shorter than 32"),
+        "{}",
+        server.log()
+    );
+    assert!(server.stdout().contains("  Token:         devtoken"));
+}
+
+#[test]
+fn a_second_server_on_another_port_leaves_the_first_ones_run_file_alone() {
+    let first = Server::start("two-servers", false);
+    // Its own store, as its warning advises: two servers writing one store file overwrite each
+    // other's items (a refresh lease of one keeps the other waiting).
+    let mut setup = first.setup.clone();
+    setup
+        .env
+        .push(("LOCAL_STORE".into(), ".local/store-second.json".into()));
+    let mut second = Server::start_in(first.dir.clone(), setup);
+    assert_ne!(first.run_file(), second.run_file());
+    assert!(first.run_file().exists() && second.run_file().exists());
+    assert!(
+        second
+            .log()
+            .contains("another local server runs in this directory"),
+        "{}",
+        second.log()
+    );
+
+    // Two servers: `--local` alone asks which, `--local=URL` picks one.
+    let output = first.run(&["token", "get", "--local"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("2 local servers"), "{stderr}");
+    assert!(
+        stderr.contains(&first.url) && stderr.contains(&second.url),
+        "{stderr}"
+    );
+    let local = format!("--local={}", second.url);
+    first.json(&["token", "get", &local]);
+    assert_eq!(first.json(&["menu", "show", &local]), Value::Null);
+
+    // Stopping the second removes its own file only; `--local` finds the first again.
+    second.interrupt();
+    assert!(!second.run_file().exists());
+    assert!(first.run_file().exists());
+    first.json(&["token", "get", "--local"]);
+    assert_eq!(first.json(&["menu", "show", "--local"]), Value::Null);
+}
+
+#[test]
+fn a_local_server_without_a_run_file_here_gets_no_menu_calls_to_the_real_wechat_api() {
+    let server = Server::start("elsewhere", false);
+    let key = server.run_info()["invoke_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Another directory: no run file says which WeChat API that server uses.
+    let elsewhere = std::env::temp_dir().join(format!("wx-cli-another-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let local = format!("--local={}", server.url);
+    let output = wx(&elsewhere, false)
+        .env("LOCAL_INVOKE_KEY", &key)
+        // Unreachable, so a call that went there anyway would fail differently.
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .args(["menu", "show", &local])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("WECHAT_API_BASE"), "{stderr}");
+    assert!(!stderr.contains("api.weixin.qq.com"), "{stderr}");
+    // The token itself still comes from that server.
+    let output = wx(&elsewhere, false)
+        .env("LOCAL_INVOKE_KEY", &key)
+        .args(["--json", "token", "get", &local])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let _ = std::fs::remove_dir_all(&elsewhere);
+}
+
+#[test]
+fn commands_that_need_a_stack_say_that_local_exists_and_a_local_diff_says_how_to_apply_locally() {
+    let server = Server::start("hints", false);
+    for args in [
+        &["token", "get"][..],
+        &["menu", "show"][..],
+        &["jssdk", "sign", "http://localhost:3000/demo"][..],
+    ] {
+        let output = server.run(args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("TOKEN_FUNCTION_NAME"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("a local server runs here ({})", server.url)),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("add --local"), "{args:?}: {stderr}");
+    }
+    let example = repo().join("examples/menu.toml");
+    let output = server.run(&["menu", "diff", example.to_str().unwrap(), "--local"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "3 changes; `wx menu apply {} --local` makes them",
+            example.display()
+        )),
+        "{stdout}"
+    );
+}
+
+/// A forward service on loopback for one test: answers every call with `status` and `body`,
+/// and counts the calls.
+fn forward_service(
+    status: u16,
+    body: &'static str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/wechat", listener.local_addr().unwrap());
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = calls.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            // The request: headers, then Content-Length bytes.
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buffer[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            let (name, value) = l.split_once(':')?;
+                            name.eq_ignore_ascii_case("content-length")
+                                .then(|| value.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if rest.len() >= length {
+                        break;
+                    }
+                }
+            }
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, calls)
+}
+
+/// The late answers the fake WeChat API delivered (`GET /fake/custom/messages`), once there are
+/// `count` of them, or after 10 s.
+fn delivered(server: &Server, count: usize) -> Vec<Value> {
+    let fake = server.run_info()["wechat_api"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = get_json(&format!("{fake}/fake/custom/messages"));
+        let messages = listed["messages"].as_array().cloned().unwrap_or_default();
+        if messages.len() >= count || Instant::now() > deadline {
+            return messages;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_banner_names_the_forward_url_and_secret_and_a_late_answer_is_shown_where_it_went() {
+    let (url, calls) = forward_service(200, r#"{"type":"text","content":"a late hello"}"#);
+    let dir = std::env::temp_dir().join(format!("wx-cli-forward-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // timeout_ms = 0: every answer comes late, as a customer-service message.
+    let rules = dir.join("forward.toml");
+    std::fs::write(
+        &rules,
+        format!("[default]\ntype = \"forward\"\nurl = \"{url}\"\ntimeout_ms = 0\n"),
+    )
+    .unwrap();
+    // As `make run` logs: at info.
+    let setup = Setup {
+        quick_start: true,
+        env: vec![("WECHAT_REPLY_RULES".into(), rules.display().to_string())],
+        ..Setup::default()
+    };
+    let server = Server::start_in(dir, setup);
+    let banner = server.stdout();
+    assert!(
+        banner.contains(&format!("  Forwarding:    on, to {url}\n")),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(
+            "signed with WECHAT_FORWARD_SECRET=local-development-only-forward-secret-000 (a development default"
+        ),
+        "{banner}"
+    );
+    assert!(banner.contains("/fake/custom/messages"), "{banner}");
+
+    let report = server.json(&["push", "--local", "--text", "hi"]);
+    assert_eq!(report["reply"], Value::Null, "answered late: success now");
+    let messages = delivered(&server, 1);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["msgtype"], "text");
+    assert_eq!(messages[0]["body"]["text"]["content"], "a late hello");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // And the server's log shows what the user got.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log().contains("a late hello") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        server.log().contains("customer-service message delivered"),
+        "{}",
+        server.log()
+    );
+    assert!(server.log().contains("a late hello"), "{}", server.log());
+}
+
+#[test]
+fn a_service_that_refuses_the_signature_is_logged_with_the_forward_secret_to_check() {
+    let (url, calls) = forward_service(401, "");
+    let dir = std::env::temp_dir().join(format!("wx-cli-refused-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("forward.toml");
+    std::fs::write(
+        &rules,
+        format!("[default]\ntype = \"forward\"\nurl = \"{url}\"\n"),
+    )
+    .unwrap();
+    let setup = Setup {
+        env: vec![
+            ("WECHAT_REPLY_RULES".into(), rules.display().to_string()),
+            (
+                "WECHAT_FORWARD_SECRET".into(),
+                "a-secret-the-service-does-not-know".into(),
+            ),
+        ],
+        ..Setup::default()
+    };
+    let server = Server::start_in(dir, setup);
+    // A secret that is set is not printed.
+    assert!(
+        server
+            .stdout()
+            .contains("signed with WECHAT_FORWARD_SECRET (as set"),
+        "{}",
+        server.stdout()
+    );
+    assert!(
+        !server
+            .stdout()
+            .contains("a-secret-the-service-does-not-know")
+    );
+    server.json(&["push", "--local", "--text", "hi"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("HTTP 401") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.log();
+    assert!(log.contains("the service answered HTTP 401 ("), "{log}");
+    assert!(log.contains("WECHAT_FORWARD_SECRET"), "{log}");
+    assert!(!log.contains("a-secret-the-service-does-not-know"), "{log}");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// GET a loopback `http://` URL and read the JSON answer (see [`post_json`]).
+fn get_json(url: &str) -> Value {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("a loopback http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (_, json) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"))
+}
+
+/// The line before a fenced block of commands whose output, in `# ` lines, the test checks.
+const CHECKED_OUTPUT: &str = "<!-- output checked by wx/tests/cli.rs -->";
+/// The line before a fenced block that is the banner of `LOCAL_FAKE_WECHAT=true make run`.
+const CHECKED_BANNER: &str = "<!-- banner checked by wx/tests/cli.rs -->";
+/// The documents with checked blocks.
+const CHECKED_DOCS: [&str; 3] = ["README.md", "docs/cli.md", "docs/console.md"];
+
+/// A checked block of a document.
+#[derive(Debug)]
+struct DocBlock {
+    /// `README.md:63`: where its fence opens.
+    at: String,
+    banner: bool,
+    lines: Vec<String>,
+}
+
+/// The checked blocks of `doc`, in order.
+fn checked_blocks(doc: &str) -> Vec<DocBlock> {
+    let text = std::fs::read_to_string(repo().join(doc)).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut blocks = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let banner = match line.trim() {
+            CHECKED_OUTPUT => false,
+            CHECKED_BANNER => true,
+            _ => continue,
+        };
+        let fence = lines.get(i + 1).copied().unwrap_or_default();
+        assert!(
+            fence.starts_with("```"),
+            "{doc}:{}: a checked block's marker must be followed by its fence",
+            i + 1
+        );
+        let body: Vec<String> = lines[i + 2..]
+            .iter()
+            .take_while(|l| !l.starts_with("```"))
+            .map(|l| l.to_string())
+            .collect();
+        blocks.push(DocBlock {
+            at: format!("{doc}:{}", i + 2),
+            banner,
+            lines: body,
+        });
+    }
+    blocks
+}
+
+/// A line's shape: every run of 6 or more hex digits with a digit in it (fingerprints, keys,
+/// timestamps) becomes `#`, every other run of digits `0`; the rest stays as it is.
+fn shape(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let hex_end = (i..chars.len())
+            .find(|&j| !matches!(chars[j], '0'..='9' | 'a'..='f'))
+            .unwrap_or(chars.len());
+        let run = &chars[i..hex_end];
+        if run.len() >= 6 && run.iter().any(char::is_ascii_digit) {
+            out.push('#');
+            i = hex_end;
+        } else if chars[i].is_ascii_digit() {
+            let end = (i..chars.len())
+                .find(|&j| !chars[j].is_ascii_digit())
+                .unwrap_or(chars.len());
+            out.push('0');
+            i = end;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Whether `actual` has the shape of `expected`, where `…` in `expected` stands for anything.
+fn same_shape(expected: &str, actual: &str) -> bool {
+    let actual = shape(actual);
+    let parts: Vec<String> = expected.split('…').map(shape).collect();
+    let (first, rest) = parts.split_first().unwrap();
+    let Some(mut tail) = actual.strip_prefix(first.as_str()) else {
+        return false;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return tail.is_empty();
+    };
+    for part in middle {
+        match tail.find(part.as_str()) {
+            Some(at) => tail = &tail[at + part.len()..],
+            None => return false,
+        }
+    }
+    tail.len() >= last.len() && tail.ends_with(last.as_str())
+}
+
+/// Whether the `actual` lines have the shapes of the `expected` ones, where a line that is only
+/// `…` stands for any number of lines.
+fn same_lines(expected: &[String], actual: &[String]) -> bool {
+    match expected.split_first() {
+        None => actual.is_empty(),
+        Some((wild, rest)) if wild.trim() == "…" => {
+            (0..=actual.len()).any(|skip| same_lines(rest, &actual[skip..]))
+        }
+        Some((line, rest)) => actual
+            .split_first()
+            .is_some_and(|(first, others)| same_shape(line, first) && same_lines(rest, others)),
+    }
+}
+
+#[test]
+fn shapes_ignore_numbers_and_hex_digits_and_ellipses_stand_for_anything() {
+    assert!(same_shape(
+        "access_token 3f2a9c1d expires at 1767225600 (in 1h 59m)",
+        "access_token 51229aab expires at 1796322673 (in 1h 58m)"
+    ));
+    assert!(!same_shape(
+        "access_token 3f2a9c1d expires at 1767225600 (in 1h 59m)",
+        "access_token 51229aab expires 1796322673 (in 1h 58m)"
+    ));
+    assert!(same_shape(
+        "{\"a\":\"…\",\"b\":…}",
+        "{\"a\":\"x y\",\"b\":17}"
+    ));
+    assert!(!same_shape("{\"a\":\"…\"}", "{\"a\":\"x\",\"c\":1}"));
+    assert!(same_shape("… tail", "head and tail"));
+    assert!(!same_shape("headless", "head"));
+    let lines = |text: &str| text.lines().map(String::from).collect::<Vec<_>>();
+    assert!(same_lines(&lines("a\n…\nz"), &lines("a\nb\nc\nz")));
+    assert!(same_lines(&lines("a\n…\nz"), &lines("a\nz")));
+    assert!(!same_lines(&lines("a\nz"), &lines("a\nb\nz")));
+}
+
+/// The blocks of `doc` marked as checked: the banner block against `banner`, the command blocks
+/// run in one shell (so a variable set in one block is there in the next) in `server`'s
+/// directory, each block's output against its `# ` lines. Returns the mismatches.
+fn check_doc(doc: &str, server: &Server, banner: &str) -> Vec<String> {
+    let blocks = checked_blocks(doc);
+    let mut problems = Vec::new();
+    let compare = |at: &str, expected: &[String], actual: &[String], problems: &mut Vec<String>| {
+        if !same_lines(expected, actual) {
+            problems.push(format!(
+                "{at}: the documented output\n  {}\nis not what the program printed\n  {}",
+                expected.join("\n  "),
+                actual.join("\n  ")
+            ));
+        }
+    };
+    let banner_lines: Vec<String> = banner.lines().map(String::from).collect();
+    let wx = env!("CARGO_BIN_EXE_wx");
+    // What a terminal shows: stderr with stdout, and no progress meter of curl (which draws it
+    // only when its output is not a terminal).
+    let mut script = String::from("exec 2>&1\ncurl() { command curl -sS \"$@\"; }\n");
+    let mut expected = Vec::new();
+    for block in blocks.iter() {
+        if block.banner {
+            compare(&block.at, &block.lines, &banner_lines, &mut problems);
+            continue;
+        }
+        let mut outputs = Vec::new();
+        for line in &block.lines {
+            match line.strip_prefix("# ") {
+                // The output a command above printed, perhaps without a final newline.
+                Some(output) => {
+                    outputs.push(output.to_string());
+                    script.push_str("echo\n");
+                }
+                None => {
+                    let line = line
+                        .replace("cargo run -q -p wx --", &format!("'{wx}'"))
+                        .replace("http://localhost:3000", &server.url);
+                    script.push_str(&line);
+                    script.push('\n');
+                }
+            }
+        }
+        script.push_str("echo\necho '@@@ end of block'\n");
+        expected.push((block.at.clone(), outputs));
+    }
+    if expected.is_empty() {
+        return problems;
+    }
+    let output = newcomers("bash", &server.dir)
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("bash: {e}"));
+    let printed = text(&output.stdout);
+    let mut printed_blocks = printed.split("@@@ end of block\n");
+    for (at, outputs) in expected {
+        let actual: Vec<String> = printed_blocks
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(String::from)
+            .collect();
+        compare(&at, &outputs, &actual, &mut problems);
+    }
+    problems
+}
+
+#[test]
+fn the_docs_examples_print_what_the_docs_say() {
+    let server = Server::start_with(
+        "docs",
+        Setup {
+            quick_start: true,
+            ..Setup::default()
+        },
+    );
+    // The examples name files of the project by their path in it.
+    std::fs::create_dir_all(server.dir.join("examples")).unwrap();
+    std::fs::copy(
+        repo().join("examples/menu.toml"),
+        server.dir.join("examples/menu.toml"),
+    )
+    .unwrap();
+    // The banner is complete once its last line is out.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.stdout().contains("Development defaults") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let banner = server.stdout();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for doc in CHECKED_DOCS {
+        checked += checked_blocks(doc).len();
+        problems.extend(check_doc(doc, &server, &banner));
+    }
+    assert!(
+        checked >= 6,
+        "only {checked} checked blocks: were markers lost?"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }

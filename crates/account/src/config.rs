@@ -9,7 +9,10 @@ mod wechat;
 use std::fmt;
 use std::str::FromStr;
 
-pub use wechat::{DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_OPEN_BASE, WeChatApiConfig, WeChatAppConfig};
+pub use wechat::{
+    DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_OPEN_BASE, WeChatApiConfig, WeChatAppConfig, app_id,
+    is_app_id, required_app_id,
+};
 
 /// A configuration problem found at start-up. The message always names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +94,7 @@ pub fn flag_or(env: &impl Env, name: &'static str, default: bool) -> Result<bool
         Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(false),
         Some(v) => Err(ConfigError::new(
             name,
-            format!("expected true or false, got {v:?}"),
+            format!("expected true, false, 1, 0, yes, no, on or off (any case), got {v:?}"),
         )),
     }
 }
@@ -131,6 +134,11 @@ mod tests {
     fn flags_accept_common_spellings_and_reject_others() {
         assert!(flag_or(&[("F", "Yes")], "F", false).unwrap());
         assert!(!flag_or(&[("F", "off")], "F", true).unwrap());
-        assert!(flag_or(&[("F", "maybe")], "F", true).is_err());
+        let err = flag_or(&[("F", "maybe")], "F", true)
+            .unwrap_err()
+            .to_string();
+        for spelling in ["true", "false", "1", "0", "yes", "no", "on", "off"] {
+            assert!(err.contains(spelling), "{spelling} missing: {err}");
+        }
     }
 }

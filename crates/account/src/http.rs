@@ -59,6 +59,13 @@ pub fn xml(body: impl Into<String>) -> Response<Body> {
     )
 }
 
+/// The font stack of every HTML page (the demo page, the sign-in error pages). It names a CJK
+/// font for each platform (PingFang SC on Apple's, Noto Sans CJK SC on Linux, Microsoft YaHei on
+/// Windows), each with Latin letters of its own, so the English lines of a bilingual page are
+/// set in the same font as the Chinese ones; with a bare `sans-serif`, Linux picks another font
+/// for `lang="en"` text than for Chinese.
+pub const FONT_FAMILY: &str = "-apple-system,BlinkMacSystemFont,\"PingFang SC\",\"Noto Sans CJK SC\",\"Microsoft YaHei\",sans-serif";
+
 pub fn html(status: StatusCode, body: impl Into<String>) -> Response<Body> {
     respond(status, "text/html; charset=utf-8", Body::Text(body.into()))
 }

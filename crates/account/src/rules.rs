@@ -91,6 +91,15 @@ impl<'de> Deserialize<'de> for Action {
                 timeout_ms,
             }));
         }
+        // serde's own message would list the passive replies only, not `forward`.
+        if let Some(kind) = kind.as_deref().map(str::trim)
+            && !Reply::TYPES.contains(&kind)
+        {
+            return Err(D::Error::custom(format!(
+                "unknown reply type {kind:?}, expected one of: {}, forward",
+                Reply::TYPES.join(", ")
+            )));
+        }
         // Through the trait, which checks the reply (see `Reply`).
         <Reply as Deserialize>::deserialize(value)
             .map(Self::Reply)
@@ -284,22 +293,41 @@ impl Rules {
     /// Whether any rule (or `welcome`, `default`) forwards: only then does the message function
     /// need the table, the worker and their AWS clients.
     pub fn has_forward(&self) -> bool {
-        !self.forward_specs().is_empty()
+        self.actions()
+            .any(|action| matches!(action, Action::Forward(_)))
     }
 
     /// Every forward action of the rules: the only services the worker forwards to.
     pub fn forward_specs(&self) -> Vec<ForwardSpec> {
+        self.actions()
+            .filter_map(|action| match action {
+                Action::Forward(spec) => Some(spec.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The URLs the forward rules call, each once, in file order (welcome and default first).
+    pub fn forward_urls(&self) -> Vec<&str> {
+        let mut urls: Vec<&str> = Vec::new();
+        for action in self.actions() {
+            if let Action::Forward(spec) = action
+                && !urls.contains(&spec.url.as_str())
+            {
+                urls.push(&spec.url);
+            }
+        }
+        urls
+    }
+
+    /// Every rule's action: welcome, default, keywords, events, message types.
+    fn actions(&self) -> impl Iterator<Item = &Action> {
         self.welcome
             .iter()
             .chain(self.default.iter())
             .chain(self.exact.iter().chain(&self.contains).map(|(_, a)| a))
             .chain(self.events.iter().map(|rule| &rule.action))
             .chain(self.msg_types.iter().map(|(_, a)| a))
-            .filter_map(|action| match action {
-                Action::Forward(spec) => Some(spec.clone()),
-                _ => None,
-            })
-            .collect()
     }
 
     fn action_for_text(&self, content: &str) -> Option<&Action> {
@@ -698,6 +726,17 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_reply_type_is_refused_with_every_type_including_forward() {
+        let err = Rules::from_toml("[welcome]\ntype = \"txt\"\ncontent = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown reply type \"txt\""), "{err}");
+        for kind in Reply::TYPES.iter().chain(&["forward"]) {
+            assert!(err.contains(kind), "{kind} missing: {err}");
+        }
+    }
+
+    #[test]
     fn a_news_reply_with_nine_articles_is_refused() {
         let articles = "[[default.articles]]\ntitle = \"t\"\nurl = \"https://x\"\n".repeat(9);
         let err = Rules::from_toml(&format!("[default]\ntype = \"news\"\n{articles}")).unwrap_err();
@@ -757,6 +796,14 @@ mod tests {
             }))
         );
         assert_eq!(rules.reply_for(&text("bot")), Reply::Success);
+        assert_eq!(
+            rules.forward_urls(),
+            [
+                "https://bot.example.com/wechat",
+                "http://127.0.0.1:9000/hook"
+            ]
+        );
+        assert!(Rules::bundled().unwrap().forward_urls().is_empty());
         assert!(!Rules::bundled().unwrap().has_forward());
         assert!(!super::tests::rules().has_forward());
     }

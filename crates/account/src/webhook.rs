@@ -53,9 +53,26 @@ pub struct WebhookConfig {
 }
 
 impl WebhookConfig {
+    /// The configuration, with a warning in the log when the token is shorter than 32
+    /// characters.
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let config = Self::read(env)?;
+        if config.token_is_short() {
+            // One observed signature lets anyone brute-force a short token offline (SHA-1).
+            tracing::warn!(
+                variable = WECHAT_TOKEN,
+                length = config.token.expose().len(),
+                "the token is shorter than 32 characters; a random 32-character token resists offline guessing"
+            );
+        }
+        Ok(config)
+    }
+
+    /// [`Self::from_env`] without the short-token warning: for the local server, which runs
+    /// with its development default token (its banner says so) unless told otherwise.
+    pub fn read(env: &impl Env) -> Result<Self, ConfigError> {
         let token = Secret::new(token(env)?);
-        let app_id = optional(env, WECHAT_APP_ID);
+        let app_id = crate::config::app_id(env)?;
         let crypto = match optional(env, WECHAT_ENCODING_AES_KEY) {
             None => None,
             Some(key) => {
@@ -96,6 +113,13 @@ impl WebhookConfig {
     }
 }
 
+impl WebhookConfig {
+    /// Whether the token is shorter than the 32 characters the console allows.
+    pub fn token_is_short(&self) -> bool {
+        self.token.expose().len() < *TOKEN_LENGTHS.end()
+    }
+}
+
 /// Shortest and longest Token the WeChat console accepts.
 pub const TOKEN_LENGTHS: std::ops::RangeInclusive<usize> = 3..=32;
 
@@ -114,14 +138,6 @@ fn token(env: &impl Env) -> Result<String, ConfigError> {
                 token.chars().count()
             ),
         ));
-    }
-    if token.len() < *TOKEN_LENGTHS.end() {
-        // One observed signature lets anyone brute-force a short token offline (SHA-1).
-        tracing::warn!(
-            variable = WECHAT_TOKEN,
-            length = token.len(),
-            "the token is shorter than 32 characters; a random 32-character token resists offline guessing"
-        );
     }
     Ok(token)
 }
@@ -532,6 +548,12 @@ mod tests {
             WebhookConfig::from_env(&[(WECHAT_TOKEN, full.as_str())]).unwrap();
         });
         assert!(!logs.contains("shorter than 32"), "{logs}");
+        // Reading without the warning (the local server with its development default).
+        let logs = logs_of(|| {
+            let config = WebhookConfig::read(&[(WECHAT_TOKEN, "abc123")]).unwrap();
+            assert!(config.token_is_short());
+        });
+        assert!(!logs.contains("shorter than 32"), "{logs}");
     }
 
     #[test]
@@ -547,7 +569,7 @@ mod tests {
         let key = "tooshortkey";
         let err = WebhookConfig::from_env(&[
             (WECHAT_TOKEN, "token"),
-            (WECHAT_APP_ID, "wx1"),
+            (WECHAT_APP_ID, "wx0123456789abcdef"),
             (WECHAT_ENCODING_AES_KEY, key),
         ])
         .unwrap_err();
@@ -570,13 +592,16 @@ mod tests {
     fn safe_mode_settings_are_read() {
         let config = WebhookConfig::from_env(&[
             (WECHAT_TOKEN, "token"),
-            (WECHAT_APP_ID, "wx1"),
+            (WECHAT_APP_ID, "wx0123456789abcdef"),
             (WECHAT_ENCODING_AES_KEY, KEY),
             (WECHAT_MAX_CLOCK_SKEW_SECS, "60"),
             (WECHAT_REQUIRE_ENCRYPTION, "yes"),
         ])
         .unwrap();
-        assert_eq!(config.crypto.as_ref().map(|c| c.app_id()), Some("wx1"));
+        assert_eq!(
+            config.crypto.as_ref().map(|c| c.app_id()),
+            Some("wx0123456789abcdef")
+        );
         assert_eq!(config.max_clock_skew_secs, 60);
         assert!(config.require_encryption);
     }
@@ -585,7 +610,7 @@ mod tests {
     fn a_key_means_encrypted_pushes_only_unless_explicitly_opted_out() {
         let safe = [
             (WECHAT_TOKEN, "token"),
-            (WECHAT_APP_ID, "wx1"),
+            (WECHAT_APP_ID, "wx0123456789abcdef"),
             (WECHAT_ENCODING_AES_KEY, KEY),
         ];
         assert!(WebhookConfig::from_env(&safe).unwrap().require_encryption);

@@ -32,7 +32,11 @@ const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
 pub enum CryptoError {
     #[error("the EncodingAESKey must be {ENCODING_AES_KEY_LEN} characters, got {0}")]
     KeyLength(usize),
-    #[error("the EncodingAESKey is not valid base64")]
+    #[error(
+        "the EncodingAESKey is not valid base64: its {ENCODING_AES_KEY_LEN} characters may only be \
+         the letters A-Z and a-z and the digits 0-9 (the console's alphabet; base64's + and / are \
+         accepted too)"
+    )]
     KeyEncoding,
     #[error("the AppId is empty")]
     EmptyAppId,
@@ -50,6 +54,37 @@ pub enum CryptoError {
     AppIdMismatch,
     #[error("the operating system's random source failed")]
     Random,
+}
+
+/// A new EncodingAESKey from the operating system's random source: [`ENCODING_AES_KEY_LEN`]
+/// characters of A-Z, a-z and 0-9, as the console's 随机生成 makes them (a key of 256 bits,
+/// base64 without its padding). The last character is one of the 16 that leave no bits after the
+/// 256th, so strict base64 decoders accept the key too.
+pub fn generate_encoding_aes_key() -> Result<String, CryptoError> {
+    const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    // The characters whose base64 value is a multiple of 4: its last two bits are padding.
+    const LAST: &[u8] = b"AEIMQUYcgkosw048";
+    let mut key = String::with_capacity(ENCODING_AES_KEY_LEN);
+    while key.len() < ENCODING_AES_KEY_LEN {
+        let batch: [u8; 64] = crate::random::bytes().map_err(|_| CryptoError::Random)?;
+        for byte in batch {
+            let last = key.len() == ENCODING_AES_KEY_LEN - 1;
+            // Rejection sampling: only bytes below a multiple of the alphabet's size, so every
+            // character is equally likely.
+            let (alphabet, limit) = if last {
+                (LAST, 256 - 256 % LAST.len())
+            } else {
+                (ALPHANUMERIC, 256 - 256 % ALPHANUMERIC.len())
+            };
+            if usize::from(byte) < limit {
+                key.push(char::from(alphabet[usize::from(byte) % alphabet.len()]));
+                if key.len() == ENCODING_AES_KEY_LEN {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(key)
 }
 
 /// Encrypts and decrypts messages for one account (EncodingAESKey and AppId).
@@ -341,6 +376,30 @@ mod tests {
             MessageCrypto::new(KEY, "").unwrap_err(),
             CryptoError::EmptyAppId
         );
+    }
+
+    #[test]
+    fn a_bad_keys_error_names_the_allowed_characters() {
+        let text = CryptoError::KeyEncoding.to_string();
+        assert!(
+            text.contains("A-Z") && text.contains("a-z") && text.contains("0-9"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn generated_keys_are_43_alphanumerics_that_decode_strictly_and_differ() {
+        let strict = GeneralPurpose::new(&alphabet::STANDARD, GeneralPurposeConfig::new());
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let key = generate_encoding_aes_key().unwrap();
+            assert_eq!(key.len(), ENCODING_AES_KEY_LEN, "{key}");
+            assert!(key.bytes().all(|b| b.is_ascii_alphanumeric()), "{key}");
+            assert_eq!(strict.decode(format!("{key}=")).unwrap().len(), 32, "{key}");
+            let crypto = MessageCrypto::new(&key, APP_ID).unwrap();
+            assert_eq!(crypto.decrypt(&crypto.encrypt("hi")).unwrap(), "hi");
+            assert!(seen.insert(key));
+        }
     }
 
     #[test]

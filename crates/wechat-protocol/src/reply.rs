@@ -189,6 +189,18 @@ impl Reply {
         Ok(self)
     }
 
+    /// Every reply's `type`, as written in a rules file or a JSON answer, in declaration order.
+    pub const TYPES: [&'static str; 8] = [
+        "success",
+        "text",
+        "image",
+        "voice",
+        "video",
+        "music",
+        "news",
+        "transfer_customer_service",
+    ];
+
     /// The `MsgType` of the reply (`success` for [`Reply::Success`]).
     pub fn msg_type(&self) -> &'static str {
         match self {
@@ -315,6 +327,49 @@ mod tests {
         assert!(!xml.contains("a]]>b"));
         let fields = Fields::parse(&xml).unwrap();
         assert_eq!(fields.get("Content"), Some(content));
+    }
+
+    #[test]
+    fn the_list_of_types_is_every_types_name_and_each_one_reads() {
+        let every = [
+            Reply::Success,
+            Reply::text("t"),
+            Reply::Image {
+                media_id: "m".into(),
+            },
+            Reply::Voice {
+                media_id: "m".into(),
+            },
+            Reply::Video {
+                media_id: "m".into(),
+                title: String::new(),
+                description: String::new(),
+            },
+            Reply::Music(Music {
+                thumb_media_id: "m".into(),
+                ..Music::default()
+            }),
+            Reply::News(
+                News::new(vec![Article {
+                    title: "t".into(),
+                    description: String::new(),
+                    pic_url: String::new(),
+                    url: "https://x".into(),
+                }])
+                .unwrap(),
+            ),
+            Reply::TransferCustomerService { kf_account: None },
+        ];
+        let names: Vec<&str> = every.iter().map(Reply::msg_type).collect();
+        assert_eq!(names, Reply::TYPES);
+        for reply in every {
+            let json = serde_json::to_string(&reply).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Reply>(&json).unwrap(),
+                reply,
+                "{json}"
+            );
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ impl WeChatAppConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         let api = WeChatApiConfig::from_env(env)?;
         Ok(Self {
-            app_id: required(env, WECHAT_APP_ID)?,
+            app_id: required_app_id(env)?,
             app_secret: Secret::new(required(env, WECHAT_APP_SECRET)?),
             api_base: api.api_base,
             open_base: base_url(env, WECHAT_OPEN_BASE, DEFAULT_OPEN_BASE)?,
@@ -46,6 +46,35 @@ impl WeChatAppConfig {
     pub fn client(&self) -> Result<WeChatHttp, ClientBuildError> {
         WeChatHttp::new(&self.api_base, self.http_timeout)
     }
+}
+
+/// Whether `value` is shaped like a WeChat AppID (开发者ID): `wx` and 16 hexadecimal digits.
+pub fn is_app_id(value: &str) -> bool {
+    value.len() == 18
+        && value.starts_with("wx")
+        && value.bytes().skip(2).all(|b| b.is_ascii_hexdigit())
+}
+
+/// `WECHAT_APP_ID` when it is set, checked to be shaped like an AppID (a typo shows at start-up,
+/// not as WeChat's 40013 or a safe-mode push that no longer decrypts).
+pub fn app_id(env: &impl Env) -> Result<Option<String>, ConfigError> {
+    match optional(env, WECHAT_APP_ID) {
+        None => Ok(None),
+        Some(id) if is_app_id(&id) => Ok(Some(id)),
+        // An AppID is public (it is in every sign-in link): it may be quoted.
+        Some(id) => Err(ConfigError::new(
+            WECHAT_APP_ID,
+            format!(
+                "{id:?} is not an AppID: that is wx followed by 16 hexadecimal digits, as \
+                 开发者ID(AppID) in the console's 设置与开发 → 基本配置 (e.g. wx0123456789abcdef)"
+            ),
+        )),
+    }
+}
+
+/// `WECHAT_APP_ID`, required and checked as [`app_id`] checks it.
+pub fn required_app_id(env: &impl Env) -> Result<String, ConfigError> {
+    app_id(env)?.ok_or_else(|| ConfigError::new(WECHAT_APP_ID, "is required but not set"))
 }
 
 /// Where and how calls to WeChat's API go, without the app's credentials: what a function that
@@ -97,7 +126,10 @@ fn base_url(env: &impl Env, name: &'static str, default: &str) -> Result<String,
 mod tests {
     use super::*;
 
-    const APP: [(&str, &str); 2] = [(WECHAT_APP_ID, "wx1"), (WECHAT_APP_SECRET, "s3cret")];
+    const APP: [(&str, &str); 2] = [
+        (WECHAT_APP_ID, "wx0123456789abcdef"),
+        (WECHAT_APP_SECRET, "s3cret"),
+    ];
 
     fn with(extra: (&'static str, &'static str)) -> Result<WeChatAppConfig, ConfigError> {
         WeChatAppConfig::from_env(&[APP[0], APP[1], extra])
@@ -136,6 +168,33 @@ mod tests {
         assert_eq!(err.unwrap_err().variable, WECHAT_API_BASE);
         let err = WeChatApiConfig::from_env(&[(WECHAT_HTTP_TIMEOUT_MS, "0")]).unwrap_err();
         assert_eq!(err.variable, WECHAT_HTTP_TIMEOUT_MS);
+    }
+
+    #[test]
+    fn an_app_id_is_wx_and_16_hex_digits() {
+        for good in ["wx0123456789abcdef", "wxB11529C136998CB6"] {
+            assert!(is_app_id(good), "{good}");
+            assert_eq!(
+                app_id(&[(WECHAT_APP_ID, good)]).unwrap().as_deref(),
+                Some(good)
+            );
+        }
+        for bad in [
+            "12345",
+            "wx1",
+            "wx0123456789abcdeg",
+            "wx0123456789abcdef0",
+            "gh_0123456789ab",
+            "WX0123456789abcdef",
+        ] {
+            assert!(!is_app_id(bad), "{bad}");
+            let err = app_id(&[(WECHAT_APP_ID, bad)]).unwrap_err();
+            assert_eq!(err.variable, WECHAT_APP_ID);
+            assert!(err.reason.contains("16 hexadecimal digits"), "{err}");
+        }
+        assert_eq!(app_id(&[(WECHAT_APP_SECRET, "s")]).unwrap(), None);
+        let err = WeChatAppConfig::from_env(&[(WECHAT_APP_ID, "12345"), APP[1]]).unwrap_err();
+        assert_eq!(err.variable, WECHAT_APP_ID);
     }
 
     #[test]

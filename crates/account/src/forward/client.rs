@@ -38,7 +38,7 @@ pub enum ForwardError {
     Timeout(u128),
     #[error("the service could not be reached: {0}")]
     Unreachable(String),
-    #[error("the service answered HTTP {0}")]
+    #[error("the service answered HTTP {0}{hint}", hint = status_hint(*.0))]
     Status(u16),
     #[error("the service's answer is larger than {MAX_ANSWER_BYTES} bytes")]
     TooLarge,
@@ -46,6 +46,18 @@ pub enum ForwardError {
     NotJson(String),
     #[error("the service's answer is not a valid answer: {0}")]
     BadAnswer(String),
+}
+
+/// What a refusal status most likely means, for the log: a 401 or 403 is a service refusing the
+/// signature, as the forward service contract (and `examples/forward_service.py`) answers it.
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        401 | 403 => {
+            " (the service refused the request: if it checks X-Forward-Signature, it must use the \
+             same WECHAT_FORWARD_SECRET as this function)"
+        }
+        _ => "",
+    }
 }
 
 impl ForwardError {
@@ -259,6 +271,22 @@ mod tests {
         assert_ne!(
             url_signature(&key, 1, "https://a.example/w", b"body"),
             url_signature(&key, 1, "https://b.example/w", b"body")
+        );
+    }
+
+    #[test]
+    fn a_refusal_names_the_forward_secret_and_other_statuses_stay_plain() {
+        for status in [401, 403] {
+            let text = ForwardError::Status(status).to_string();
+            assert!(
+                text.starts_with(&format!("the service answered HTTP {status} (")),
+                "{text}"
+            );
+            assert!(text.contains("WECHAT_FORWARD_SECRET"), "{text}");
+        }
+        assert_eq!(
+            ForwardError::Status(500).to_string(),
+            "the service answered HTTP 500"
         );
     }
 

@@ -39,6 +39,7 @@ pub fn render(config: &JssdkConfig, path_prefix: &str, nonce: &str) -> Response<
             ("{sign_in}", &escape_html(&sign_in)),
             ("{script_url}", &escape_html(&config.script_url)),
             ("{script}", SCRIPT),
+            ("{font}", crate::http::FONT_FAMILY),
         ],
     );
     let script_origin = config.script_origin.as_str();
@@ -94,13 +95,14 @@ const PAGE: &str = r#"<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>微信 JS-SDK 演示 / JS-SDK demo</title>
 <style nonce="{nonce}">
-body{font-family:-apple-system,BlinkMacSystemFont,"PingFang SC","Noto Sans CJK SC","Microsoft YaHei",sans-serif;max-width:32em;margin:2em auto;padding:0 1em;line-height:1.6;color:#222}
+body{font-family:{font};max-width:32em;margin:2em auto;padding:0 1em;line-height:1.6;color:#222}
 h1{font-size:1.4em}
 .en{color:#666;font-size:.9em}
 .card{display:flex;align-items:center;gap:1em;padding:1em;border:1px solid #e5e5e5;border-radius:8px}
 .avatar{width:64px;height:64px;border-radius:50%;flex:none;object-fit:cover}
 .initial{display:flex;align-items:center;justify-content:center;background:#07c160;color:#fff;font-size:28px}
 .nickname{font-size:1.3em;font-weight:600;overflow-wrap:anywhere}
+button.link{margin-top:.3em;padding:0;border:0;background:none;color:#576b95;font:inherit;font-size:.9em;cursor:pointer}
 a.button{display:inline-block;margin-top:.5em;padding:.6em 1.4em;border-radius:4px;background:#07c160;color:#fff;text-decoration:none}
 .status{margin-top:1.5em;padding:.8em 1em;border-radius:4px;background:#f3f3f3;font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 .status.ok{background:#e8f8ee;color:#06743a}
@@ -118,7 +120,8 @@ a.button{display:inline-block;margin-top:.5em;padding:.6em 1.4em;border-radius:4
 <section id="profile" class="card" hidden>
 <img id="avatar" class="avatar" alt="" hidden>
 <div id="initial" class="avatar initial" aria-hidden="true"></div>
-<div><div id="nickname" class="nickname"></div><div id="openid" class="en"></div></div>
+<div><div id="nickname" class="nickname"></div><div id="openid" class="en"></div>
+<button id="sign-out" type="button" class="link">退出登录 / Sign out</button></div>
 </section>
 <p id="me-error" class="status fail" hidden></p>
 <div id="wx-status" class="status">wx.config: …</div>
@@ -152,6 +155,18 @@ const SCRIPT: &str = r#"
     }
     $('profile').hidden = false;
   }
+  // Sign out in this browser (POST /oauth/logout clears the session cookie), then show the
+  // signed-out state again.
+  $('sign-out').addEventListener('click', function () {
+    fetch(prefix + '/oauth/logout', { method: 'POST', credentials: 'same-origin' }).then(function (r) {
+      if (!r.ok) { throw new Error('/oauth/logout: HTTP ' + r.status); }
+      $('profile').hidden = true;
+      $('signed-out').hidden = false;
+    }).catch(function (e) {
+      $('me-error').textContent = String(e.message || e);
+      $('me-error').hidden = false;
+    });
+  });
   fetch(prefix + '/oauth/me', { credentials: 'same-origin' }).then(function (r) {
     if (r.status === 401) { $('signed-out').hidden = false; return; }
     if (!r.ok) { throw new Error('/oauth/me: HTTP ' + r.status); }
@@ -241,6 +256,29 @@ mod tests {
         assert_eq!(html.matches("<script").count(), 2);
         assert_eq!(html.matches("<script nonce=\"n0nce\"").count(), 2);
         assert_eq!(html.matches("<style nonce=\"n0nce\">").count(), 1);
+    }
+
+    #[test]
+    fn a_signed_in_user_can_sign_out_with_a_post_to_the_logout_route() {
+        let html = body(&render(&config(), "/prod", "n"));
+        assert!(
+            html.contains("<button id=\"sign-out\" type=\"button\""),
+            "{html}"
+        );
+        assert!(html.contains("Sign out"));
+        // A POST from the page's own origin (`connect-src 'self'`), below the deployment's prefix.
+        assert!(html.contains(
+            "fetch(prefix + '/oauth/logout', { method: 'POST', credentials: 'same-origin' })"
+        ));
+        // The button sits in the profile, shown only to a signed-in user.
+        let profile = &html[html.find("<section id=\"profile\"").unwrap()..];
+        assert!(profile[..profile.find("</section>").unwrap()].contains("id=\"sign-out\""));
+    }
+
+    #[test]
+    fn the_page_uses_the_shared_font_stack() {
+        let html = body(&render(&config(), "", "n"));
+        assert!(html.contains(&format!("body{{font-family:{};", crate::http::FONT_FAMILY)));
     }
 
     #[test]

@@ -147,7 +147,7 @@ mod tests {
 
     fn env(overrides: &[(&str, &str)]) -> HashMap<String, String> {
         let mut env: HashMap<String, String> = [
-            ("WECHAT_APP_ID", "wx123"),
+            ("WECHAT_APP_ID", "wx0123456789abcdef"),
             ("WECHAT_APP_SECRET", "app-secret"),
             ("PUBLIC_BASE_URL", "https://api.example.com"),
             ("SESSION_SECRET", "0123456789abcdef0123456789abcdef"),

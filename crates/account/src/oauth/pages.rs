@@ -85,7 +85,7 @@ impl Page {
             "<!doctype html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
              <title>{title_zh} / {title_en}</title>\n\
-             <style>body{{font-family:-apple-system,BlinkMacSystemFont,\"PingFang SC\",sans-serif;\
+             <style>body{{font-family:{font};\
              max-width:32em;margin:3em auto;padding:0 1em;line-height:1.6;color:#222}}\
              a.button{{display:inline-block;margin-top:1em;padding:.6em 1.4em;border-radius:4px;\
              background:#07c160;color:#fff;text-decoration:none}}p.en{{color:#666}}</style>\n\
@@ -98,6 +98,7 @@ impl Page {
             body_en = t.body_en,
             link_zh = t.link_zh,
             link_en = t.link_en,
+            font = crate::http::FONT_FAMILY,
         );
         let mut response = crate::http::html(status, body);
         if let Ok(value) = "no-store".parse() {
@@ -130,6 +131,18 @@ mod tests {
         assert!(html.contains("您已取消授权") && html.contains("You declined"));
         assert!(html.contains("href=\"/oauth/authorize?scope=snsapi_base&amp;return_to=%2F\""));
         assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    }
+
+    #[test]
+    fn english_and_chinese_lines_share_one_font_stack_with_a_cjk_font_that_has_latin_letters() {
+        let html = body(&Page::Declined.render(StatusCode::OK, "/"));
+        assert!(
+            html.contains(&format!("body{{font-family:{};", crate::http::FONT_FAMILY)),
+            "{html}"
+        );
+        assert!(crate::http::FONT_FAMILY.contains("\"Noto Sans CJK SC\""));
+        // Nothing gives the English paragraph a font of its own.
+        assert_eq!(html.matches("font-family").count(), 1, "{html}");
     }
 
     #[test]

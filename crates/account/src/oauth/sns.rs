@@ -324,9 +324,11 @@ mod tests {
     }
 
     fn client(double: &std::sync::Arc<InProcessWeChat>) -> SnsClient {
-        let app =
-            WeChatAppConfig::from_env(&[("WECHAT_APP_ID", "wx1"), ("WECHAT_APP_SECRET", "s3cret")])
-                .unwrap();
+        let app = WeChatAppConfig::from_env(&[
+            ("WECHAT_APP_ID", "wx0123456789abcdef"),
+            ("WECHAT_APP_SECRET", "s3cret"),
+        ])
+        .unwrap();
         SnsClient::new(&app, double.client())
     }
 

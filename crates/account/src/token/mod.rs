@@ -347,7 +347,10 @@ mod tests {
     use super::*;
 
     fn env() -> [(&'static str, &'static str); 2] {
-        [("WECHAT_APP_ID", "wx1"), ("WECHAT_APP_SECRET", "s3cret")]
+        [
+            ("WECHAT_APP_ID", "wx0123456789abcdef"),
+            ("WECHAT_APP_SECRET", "s3cret"),
+        ]
     }
 
     #[test]
@@ -365,20 +368,20 @@ mod tests {
     #[test]
     fn unknown_token_api_and_missing_secret_name_their_variable() {
         let err = TokenConfig::from_env(&[
-            ("WECHAT_APP_ID", "wx1"),
+            ("WECHAT_APP_ID", "wx0123456789abcdef"),
             ("WECHAT_APP_SECRET", "s"),
             ("WECHAT_TOKEN_API", "fast"),
         ])
         .unwrap_err();
         assert_eq!(err.variable, "WECHAT_TOKEN_API");
-        let err = TokenConfig::from_env(&[("WECHAT_APP_ID", "wx1")]).unwrap_err();
+        let err = TokenConfig::from_env(&[("WECHAT_APP_ID", "wx0123456789abcdef")]).unwrap_err();
         assert_eq!(err.variable, "WECHAT_APP_SECRET");
     }
 
     #[test]
     fn a_margin_as_long_as_a_token_lives_is_refused() {
         let err = TokenConfig::from_env(&[
-            ("WECHAT_APP_ID", "wx1"),
+            ("WECHAT_APP_ID", "wx0123456789abcdef"),
             ("WECHAT_APP_SECRET", "s"),
             ("TOKEN_REFRESH_MARGIN_SECS", "7200"),
         ])
@@ -389,7 +392,7 @@ mod tests {
     #[test]
     fn a_zero_http_timeout_is_refused() {
         let err = TokenConfig::from_env(&[
-            ("WECHAT_APP_ID", "wx1"),
+            ("WECHAT_APP_ID", "wx0123456789abcdef"),
             ("WECHAT_APP_SECRET", "s"),
             ("WECHAT_HTTP_TIMEOUT_MS", "0"),
         ])

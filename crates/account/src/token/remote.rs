@@ -15,7 +15,7 @@ use wechat_protocol::secret::Secret;
 use super::invocation::{LambdaError, TicketAnswer, TokenAnswer};
 use super::{AccessToken, Invocation, MIN_REMAINING_MS, TokenError, TokenSource};
 use crate::clock::SharedClock;
-use crate::config::vars::{TOKEN_FUNCTION_NAME, WECHAT_APP_ID};
+use crate::config::vars::TOKEN_FUNCTION_NAME;
 use crate::config::{ConfigError, Env, required};
 use crate::token::store::TokenStore;
 use crate::token::{JsapiTicket, TicketSource};
@@ -194,7 +194,7 @@ impl<R: TokenStore> LambdaTokenSource<R> {
         clock: SharedClock,
     ) -> Result<Self, ConfigError> {
         let function_name = required(env, TOKEN_FUNCTION_NAME)?;
-        let app_id = required(env, WECHAT_APP_ID)?;
+        let app_id = crate::config::required_app_id(env)?;
         Ok(Self::new(tokens, lambda, function_name, app_id, clock))
     }
 }

@@ -76,7 +76,7 @@ fn delivered_to(fake: &FakeWeChat, openid: &str) -> Vec<String> {
 async fn a_slow_service_answer_reaches_the_user_once_as_a_customer_service_message() {
     let service = ScriptedService::start().await;
     service.answer(600, 200, r#"{"type":"text","content":"slow answer 你好"}"#);
-    let fake = fake_on_wall_clock(&testkit::harness::unique("wx")).await;
+    let fake = fake_on_wall_clock(&testkit::harness::unique_app_id()).await;
     let handler = instance(&service, &fake, 300).await;
     let msg = fresh_text("slow");
 
@@ -100,7 +100,7 @@ async fn a_slow_service_answer_reaches_the_user_once_as_a_customer_service_messa
 #[tokio::test]
 async fn a_fast_service_answer_is_passive_and_nothing_is_sent_late() {
     let service = ScriptedService::start().await;
-    let fake = fake_on_wall_clock(&testkit::harness::unique("wx")).await;
+    let fake = fake_on_wall_clock(&testkit::harness::unique_app_id()).await;
     let handler = instance(&service, &fake, 3500).await;
     let msg = fresh_text("fast");
 
@@ -120,7 +120,7 @@ async fn a_fast_service_answer_is_passive_and_nothing_is_sent_late() {
 async fn a_token_rejected_on_the_late_send_is_refreshed_once_and_the_answer_resent_once() {
     let service = ScriptedService::start().await;
     service.answer(400, 200, r#"{"type":"text","content":"after a refresh"}"#);
-    let fake = fake_on_wall_clock(&testkit::harness::unique("wx")).await;
+    let fake = fake_on_wall_clock(&testkit::harness::unique_app_id()).await;
     let handler = instance(&service, &fake, 100).await;
     fake.script(CUSTOM_SEND, Scripted::ErrCode(40001));
     let msg = fresh_text("stale token");
@@ -150,7 +150,7 @@ async fn a_token_rejected_on_the_late_send_is_refreshed_once_and_the_answer_rese
 async fn a_service_answering_garbage_sends_the_user_nothing() {
     let service = ScriptedService::start().await;
     service.answer(400, 200, "<html>oops</html>");
-    let fake = fake_on_wall_clock(&testkit::harness::unique("wx")).await;
+    let fake = fake_on_wall_clock(&testkit::harness::unique_app_id()).await;
     let handler = instance(&service, &fake, 100).await;
     let msg = fresh_text("garbage");
 

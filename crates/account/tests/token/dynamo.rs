@@ -85,7 +85,7 @@ testkit::on_both_adapters!(quota_writes_are_compare_and_swap {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_refreshers_on_an_empty_table_make_one_call_and_agree_on_the_token() {
     let table = testkit::harness::dynalite_table().await;
-    let fake = fake_on_wall_clock(&testkit::harness::unique("wx")).await;
+    let fake = fake_on_wall_clock(&testkit::harness::unique_app_id()).await;
     let reports = on_many_instances(&fake, &table, |service| async move {
         service.on_schedule().await
     })
@@ -108,7 +108,7 @@ async fn fifty_concurrent_refreshers_on_an_empty_table_make_one_call_and_agree_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_reports_of_the_same_stale_token_cause_one_fetch() {
     let table = testkit::harness::dynalite_table().await;
-    let fake = fake_on_wall_clock(&testkit::harness::unique("wx")).await;
+    let fake = fake_on_wall_clock(&testkit::harness::unique_app_id()).await;
     let stale = service(concurrent_config(&fake), table.clone(), SystemClock)
         .get()
         .await
@@ -144,7 +144,7 @@ async fn fifty_concurrent_reports_of_the_same_stale_token_cause_one_fetch() {
 async fn a_dead_lease_holder_in_dynamodb_is_taken_over_after_its_lease_and_never_before() {
     let table = testkit::harness::dynalite_table().await;
     let clock = manual_clock();
-    let fake = fake_for(&testkit::harness::unique("wx"), &clock).await;
+    let fake = fake_for(&testkit::harness::unique_app_id(), &clock).await;
     let service = service(
         config(&fake, &[("TOKEN_LEASE_MS", "300")]),
         table,
@@ -157,7 +157,7 @@ async fn a_dead_lease_holder_in_dynamodb_is_taken_over_after_its_lease_and_never
 async fn a_virtual_day_on_the_schedule_over_dynamodb_never_serves_an_expired_token() {
     let table = testkit::harness::dynalite_table().await;
     let clock = manual_clock();
-    let fake = fake_for(&testkit::harness::unique("wx"), &clock).await;
+    let fake = fake_for(&testkit::harness::unique_app_id(), &clock).await;
     let service = service(config(&fake, &[]), table, clock.clone());
     simulate_a_day_on_the_schedule(&service, &clock, &fake, STABLE).await;
 }
@@ -219,7 +219,7 @@ async fn behind_a_fake_lambda(
     extra: &[(&str, &str)],
 ) -> (FakeWeChat, LambdaTokenSource<DynamoTable>, Arc<AtomicU64>) {
     let table = testkit::harness::dynalite_table().await;
-    let fake = fake_on_wall_clock(&testkit::harness::unique("wx")).await;
+    let fake = fake_on_wall_clock(&testkit::harness::unique_app_id()).await;
     let app_id = fake.state().app_id.clone();
     let service = Arc::new(service(config(&fake, extra), table.clone(), SystemClock));
     let (endpoint, invocations) = fake_lambda(service, "wechat-refresh").await;
@@ -297,7 +297,7 @@ async fn a_failing_refresh_function_is_reported_as_its_error_without_secrets() {
 #[tokio::test]
 async fn an_older_ticket_write_is_rejected_by_dynamodb() {
     let table = testkit::harness::dynalite_table().await;
-    let app_id = testkit::harness::unique("wx");
+    let app_id = testkit::harness::unique_app_id();
     let record = |ticket: &str, version| TicketRecord {
         jsapi_ticket: Secret::new(ticket.into()),
         expires_at_ms: T0_MS + 7_200_000,
@@ -337,7 +337,7 @@ async fn an_older_ticket_write_is_rejected_by_dynamodb() {
 async fn fifty_concurrent_first_ticket_requests_on_fifty_instances_make_one_ticket_and_one_token_fetch()
  {
     let table = testkit::harness::dynalite_table().await;
-    let fake = fake_on_wall_clock(&testkit::harness::unique("wx")).await;
+    let fake = fake_on_wall_clock(&testkit::harness::unique_app_id()).await;
     let tickets = on_many_instances(&fake, &table, |service| async move {
         service.jsapi_ticket().await
     })

@@ -300,7 +300,7 @@ async fn wrong_credentials_are_configuration_errors_like_wechat_answers_them() {
     let clock = manual_clock();
     let fake = fake_for(FAKE_APP_ID, &clock).await;
     let cases = [
-        (vec![("WECHAT_APP_ID", "wx-not-mine")], 40013),
+        (vec![("WECHAT_APP_ID", "wx0000000000000bad")], 40013),
         (vec![("WECHAT_APP_SECRET", "not-the-secret")], 40125),
         (
             vec![

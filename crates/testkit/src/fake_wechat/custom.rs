@@ -12,6 +12,11 @@
 //! Every call the fake answers itself, refused ones included, is recorded
 //! ([`CustomState::calls`]) with its errcode; calls answered by a scripted fault are counted by
 //! [`super::FakeWeChat::calls`] only.
+//!
+//! What it delivers is what a user would see in WeChat, so under `make run` it is shown: each
+//! delivered message is logged at info with its content ([`CustomState::log_deliveries`], which
+//! `wx serve` turns on), and `GET /fake/custom/messages`
+//! ([`MESSAGES_PATH`], the fake's own, not WeChat's) lists them as JSON, oldest first.
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,6 +25,8 @@ use serde_json::{Value, json};
 use super::{FakeRequest, FakeResponse, FakeState, lock};
 
 pub const PATH: &str = "/cgi-bin/message/custom/send";
+/// The fake's listing of the messages it delivered (`{"messages": [{touser, msgtype, body}]}`).
+pub const MESSAGES_PATH: &str = "/fake/custom/messages";
 
 /// One call as the fake saw it.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +47,9 @@ pub struct CustomState {
     delivered_per_user: HashMap<String, u32>,
     /// Messages accepted per user before 45047 (WeChat: 5 per interaction); `None`: no limit.
     pub limit_per_user: Option<u32>,
+    /// Log each delivered message with its content, at info (`wx serve` turns it on; off in
+    /// tests, whose log captures check that the code under test never logs a message's text).
+    pub log_deliveries: bool,
 }
 
 impl CustomState {
@@ -95,8 +105,10 @@ impl CustomState {
 }
 
 pub fn handle(state: &FakeState, req: &FakeRequest) -> Option<FakeResponse> {
-    if (req.method.as_str(), req.path.as_str()) != ("POST", PATH) {
-        return None;
+    match (req.method.as_str(), req.path.as_str()) {
+        ("POST", PATH) => {}
+        ("GET", MESSAGES_PATH) => return Some(listing(&lock(&state.custom))),
+        _ => return None,
     }
     let token = req.query.get("access_token").map(String::as_str);
     let rejection = state.token_rejection(token);
@@ -107,12 +119,50 @@ pub fn handle(state: &FakeState, req: &FakeRequest) -> Option<FakeResponse> {
         None if req.body.trim_ascii().is_empty() => 44002,
         None => custom.judge(&body),
     };
+    if errcode == 0 && custom.log_deliveries {
+        // The fake is local only: the content is what the user would read, so show it.
+        let text = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default();
+        let (touser, msgtype) = (text("touser"), text("msgtype"));
+        tracing::info!(
+            touser,
+            msgtype,
+            content = %shown(&body),
+            "fake WeChat API: customer-service message delivered"
+        );
+    }
     custom.record(body, errcode);
     Some(if errcode == 0 {
         FakeResponse::json(json!({"errcode": 0, "errmsg": "ok"}))
     } else {
         FakeResponse::errcode(errcode)
     })
+}
+
+/// `GET /fake/custom/messages`: the delivered messages, oldest first.
+fn listing(custom: &CustomState) -> FakeResponse {
+    let messages: Vec<Value> = custom
+        .delivered()
+        .into_iter()
+        .map(|call| json!({"touser": call.touser, "msgtype": call.msgtype, "body": call.body}))
+        .collect();
+    FakeResponse::json(json!({ "messages": messages }))
+}
+
+/// A delivered message's content for the log: a text's words, else the object its `msgtype`
+/// names, as JSON.
+fn shown(body: &Value) -> String {
+    let msgtype = body
+        .get("msgtype")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let content = body.get(msgtype);
+    match content
+        .and_then(|c| c.get("content"))
+        .and_then(Value::as_str)
+    {
+        Some(text) if msgtype == "text" => text.to_string(),
+        _ => content.map(Value::to_string).unwrap_or_default(),
+    }
 }
 
 /// The recipient of a well-formed message, or the errcode WeChat answers for its shape.
@@ -175,4 +225,101 @@ fn looks_like_openid(touser: &str) -> bool {
         && touser
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat};
+    use crate::harness::Logs;
+
+    async fn token(fake: &FakeWeChat) -> String {
+        let answer: Value = reqwest::get(format!(
+            "{}/cgi-bin/token?grant_type=client_credential&appid={FAKE_APP_ID}&secret={FAKE_APP_SECRET}",
+            fake.base_url()
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        answer["access_token"].as_str().unwrap().to_string()
+    }
+
+    async fn send(fake: &FakeWeChat, token: &str, body: Value) -> Value {
+        reqwest::Client::new()
+            .post(format!("{}{PATH}?access_token={token}", fake.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn delivered_messages_are_logged_with_their_content_and_listed_oldest_first() {
+        let (logs, _guard) = Logs::capture_at(tracing::Level::INFO);
+        let fake = FakeWeChat::start().await;
+        lock(&fake.state().custom).log_deliveries = true;
+        let token = token(&fake).await;
+        let text = json!({"touser": "o_user", "msgtype": "text", "text": {"content": "You said: hello\nbye"}});
+        assert_eq!(send(&fake, &token, text.clone()).await["errcode"], 0);
+        let image =
+            json!({"touser": "o_user", "msgtype": "image", "image": {"media_id": "MEDIA_1"}});
+        assert_eq!(send(&fake, &token, image.clone()).await["errcode"], 0);
+        // A refused message is neither logged as delivered nor listed.
+        let blank = json!({"touser": "o_user", "msgtype": "text", "text": {"content": " "}});
+        assert_eq!(send(&fake, &token, blank).await["errcode"], 44004);
+
+        let listed: Value = reqwest::get(format!("{}{MESSAGES_PATH}", fake.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            listed,
+            json!({"messages": [
+                {"touser": "o_user", "msgtype": "text", "body": text},
+                {"touser": "o_user", "msgtype": "image", "body": image},
+            ]})
+        );
+
+        let logs = logs.text();
+        assert_eq!(
+            logs.matches("customer-service message delivered").count(),
+            2,
+            "{logs}"
+        );
+        assert!(logs.contains("You said: hello"), "{logs}");
+        assert!(logs.contains("MEDIA_1"), "{logs}");
+        assert!(logs.contains("touser=\"o_user\""), "{logs}");
+    }
+
+    #[tokio::test]
+    async fn by_default_a_delivery_is_not_logged_but_still_listed() {
+        let (logs, _guard) = Logs::capture_at(tracing::Level::INFO);
+        let fake = FakeWeChat::start().await;
+        let token = token(&fake).await;
+        let text =
+            json!({"touser": "o_user", "msgtype": "text", "text": {"content": "quiet words"}});
+        assert_eq!(send(&fake, &token, text).await["errcode"], 0);
+        assert!(!logs.text().contains("quiet words"), "{}", logs.text());
+        assert_eq!(lock(&fake.state().custom).delivered().len(), 1);
+    }
+
+    #[test]
+    fn a_texts_words_are_shown_and_other_kinds_as_their_object() {
+        assert_eq!(
+            shown(&json!({"msgtype": "text", "text": {"content": "hi"}})),
+            "hi"
+        );
+        assert_eq!(
+            shown(&json!({"msgtype": "image", "image": {"media_id": "m"}})),
+            r#"{"media_id":"m"}"#
+        );
+        assert_eq!(shown(&json!({"msgtype": "voice"})), "");
+    }
 }

@@ -27,8 +27,9 @@ pub mod menu;
 pub mod sns;
 pub mod token;
 
-/// The app credentials the fake accepts by default.
-pub const FAKE_APP_ID: &str = "wxfake0000000001";
+/// The app credentials the fake accepts by default. The AppID is shaped like a real one (`wx` and
+/// 16 hexadecimal digits, as `WECHAT_APP_ID` is checked), its digits spelling "fa4e".
+pub const FAKE_APP_ID: &str = "wxfa4e000000000001";
 pub const FAKE_APP_SECRET: &str = "fake-app-secret";
 
 /// A forced answer for the next call to a path.

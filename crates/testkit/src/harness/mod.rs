@@ -35,6 +35,24 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}-{nanos}-{n}", std::process::id())
 }
 
+/// An AppID unique to this test run, shaped as `WECHAT_APP_ID` must be (`wx` and 16 hexadecimal
+/// digits: this process, the time, a counter), for tests that keep a token item per app in the
+/// shared table.
+pub fn unique_app_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "wx{:04x}{nanos:08x}{:04x}",
+        std::process::id() & 0xffff,
+        n & 0xffff
+    )
+}
+
 /// One storage contract as two tests, on both adapters: `$on_dynamodb` runs `$contract` on the
 /// dynalite table under a key unique to the run (`$prefix`…), `$on_embedded` on a fresh in-memory
 /// embedded store under `$id`. `$contract` is an `async fn(&impl Table, &str)`.
@@ -62,4 +80,16 @@ macro_rules! on_both_adapters {
             $contract(&::table::embedded::EmbeddedStore::in_memory(), $id).await;
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unique_app_ids_are_shaped_like_app_ids_and_differ() {
+        let (a, b) = (super::unique_app_id(), super::unique_app_id());
+        assert_ne!(a, b);
+        for id in [a, b] {
+            assert!(account::config::is_app_id(&id), "{id}");
+        }
+    }
 }
