@@ -48,8 +48,11 @@ run: ## Serve every function on http://localhost:3000 (`wx serve`: embedded stor
 test: tools ## fmt check, clippy, all tests (DynamoDB ones on dynalite), wechatpy interop, cfn-lint
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
+	# One build of every target with the tests' features (dev-dependencies such as tokio's
+	# test-util change the dependency graph): the tests and the interop binaries (verify, message,
+	# wx) share it, instead of a second build of the binaries without those features.
+	cargo build --workspace --all-targets --all-features
 	node scripts/with-dynalite.mjs cargo test --workspace --all-features
-	cargo build -p verify -p message -p wx
 	LOCAL_BIN=target/debug/wx $(VENV_PY) -m pytest -q tests/interop
 	scripts/lint-template.sh template.yaml
 
