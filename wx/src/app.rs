@@ -65,12 +65,25 @@ impl LateSender for LocalLateChannel {
     async fn send(&self, openid: &str, answer: &Answer) -> LateDelivery {
         match self {
             Self::CustomerService(channel) => LateSender::send(channel, openid, answer).await,
-            Self::Off => LateDelivery::Unavailable {
-                reason: "no token service to send with: set WECHAT_APP_SECRET for the real \
-                         WeChat API, or LOCAL_FAKE_WECHAT=true for the bundled fake"
-                    .into(),
-            },
+            Self::Off => no_channel(),
         }
+    }
+
+    async fn typing(&self, openid: &str) -> LateDelivery {
+        match self {
+            Self::CustomerService(channel) => LateSender::typing(channel, openid).await,
+            Self::Off => no_channel(),
+        }
+    }
+}
+
+/// Without a WeChat API nothing can be sent, however often the worker tries: a refusal.
+fn no_channel() -> LateDelivery {
+    LateDelivery::Rejected {
+        code: "no_late_channel",
+        reason: "no token service to send with: set WECHAT_APP_SECRET for the real WeChat API, \
+                 or LOCAL_FAKE_WECHAT=true for the bundled fake"
+            .into(),
     }
 }
 

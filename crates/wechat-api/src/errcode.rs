@@ -297,6 +297,13 @@ pub const TABLE: &[ErrCode] = &[
         None,
     ),
     row(
+        45002,
+        Other,
+        "content size out of limit",
+        "a customer-service text is longer than 2048 bytes",
+        None,
+    ),
+    row(
         45008,
         Other,
         "article size out of limit",
@@ -329,6 +336,27 @@ pub const TABLE: &[ErrCode] = &[
         Other,
         "out of response count limit",
         "too many customer-service messages to this user since their last interaction",
+        None,
+    ),
+    row(
+        45072,
+        Other,
+        "command field error",
+        "a typing status command is neither Typing nor CancelTyping",
+        None,
+    ),
+    row(
+        45080,
+        Other,
+        "typing needs an interaction within 30 seconds",
+        "the typing status needs a message from the user in the last 30 seconds",
+        None,
+    ),
+    row(
+        45081,
+        Other,
+        "already typing",
+        "the typing status is already shown (it lasts 15 seconds)",
         None,
     ),
     row(

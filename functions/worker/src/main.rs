@@ -9,13 +9,20 @@ use account::compose;
 use account::forward::ForwardJob;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::{Value, json};
+use std::time::SystemTime;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let worker = &compose::cold_start(compose::worker()).await?;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ForwardJob>| async move {
-            let outcome = worker.run(&event.payload).await;
+            // Sends stop in time to record the outcome before Lambda's timeout.
+            let time_left = event
+                .context
+                .deadline()
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            let outcome = worker.run_within(&event.payload, time_left).await;
             if outcome.is_failure() {
                 // An invocation error: the Errors metric and the failure destination see it; the
                 // function's async retries are 0, so nothing is sent twice.

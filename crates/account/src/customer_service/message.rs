@@ -1,7 +1,8 @@
 //! The wire format of customer-service messages: [`CustomMessage`] (`touser`, the body tagged by
 //! `msgtype`, the optional agent) and every body type WeChat documents, the endpoint they are
 //! POSTed to ([`PATH`]), and [`CustomMessage::from_reply`], which turns a passive [`Reply`] into
-//! its customer-service counterpart. No I/O.
+//! its customer-service counterpart; and the typing status ([`TypingStatus`], [`TYPING_PATH`]).
+//! No I/O.
 
 use serde::{Deserialize, Serialize};
 use wechat_api::{Ack, Endpoint, Method};
@@ -9,6 +10,9 @@ use wechat_protocol::reply::{self, Reply};
 
 /// WeChat's path for sending a customer-service message.
 pub const PATH: &str = "/cgi-bin/message/custom/send";
+
+/// WeChat's path for showing (or hiding) "typing…" to a user (客服输入状态).
+pub const TYPING_PATH: &str = "/cgi-bin/message/custom/typing";
 
 /// Customer-service news carries one article since October 2018; more are refused with 45008.
 pub const MAX_NEWS_ARTICLES: usize = 1;
@@ -311,6 +315,37 @@ impl Endpoint for CustomMessage {
     type Answer = Ack;
 }
 
+/// `{"touser": …, "command": "Typing"}`: the user sees "typing…" for up to 15 s, until a
+/// message arrives, or until `CancelTyping`. WeChat accepts it within 30 s of a message from the
+/// user (45080 otherwise), and not again while it shows (45081).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypingStatus {
+    pub touser: String,
+    pub command: TypingCommand,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TypingCommand {
+    Typing,
+    CancelTyping,
+}
+
+impl TypingStatus {
+    /// Show "typing…" to `touser`.
+    pub fn typing(touser: impl Into<String>) -> Self {
+        Self {
+            touser: touser.into(),
+            command: TypingCommand::Typing,
+        }
+    }
+}
+
+impl Endpoint for TypingStatus {
+    const METHOD: Method = Method::Post;
+    const PATH: &'static str = TYPING_PATH;
+    type Answer = Ack;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +360,14 @@ mod tests {
         assert_eq!(
             to_json(&CustomMessage::text("OPENID", "Hello World")),
             json!({"touser": "OPENID", "msgtype": "text", "text": {"content": "Hello World"}})
+        );
+    }
+
+    #[test]
+    fn typing_is_the_openid_and_the_command() {
+        assert_eq!(
+            serde_json::to_value(TypingStatus::typing("OPENID")).unwrap(),
+            json!({"touser": "OPENID", "command": "Typing"})
         );
     }
 

@@ -128,10 +128,17 @@ impl fmt::Display for SendOutcome {
 /// One line per outcome: info when sent, warn when WeChat refused for the user's sake, error
 /// when the account or WeChat is at fault.
 pub(super) fn log(message: &CustomMessage, outcome: &SendOutcome) {
-    let openid = fingerprint(&message.touser);
-    let msgtype = message.msgtype();
+    log_call(&message.touser, message.msgtype(), outcome);
+}
+
+/// [`log`] for a call that is not a message: `msgtype` names it (`typing`).
+pub(super) fn log_call(touser: &str, msgtype: &'static str, outcome: &SendOutcome) {
+    let openid = fingerprint(touser);
     let code = outcome.code();
     match outcome {
+        SendOutcome::Sent if msgtype == "typing" => {
+            tracing::info!(outcome = code, %openid, msgtype, "typing status sent");
+        }
         SendOutcome::Sent => {
             tracing::info!(outcome = code, %openid, msgtype, "customer-service message sent");
         }

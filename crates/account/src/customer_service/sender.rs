@@ -12,8 +12,8 @@ use wechat_api::errcode::ErrClass;
 use wechat_api::{Ack, ApiError, WeChatHttp};
 use wechat_protocol::secret::{Secret, fingerprint};
 
-use super::message::CustomMessage;
-use super::outcome::{SendOutcome, log};
+use super::message::{CustomMessage, TypingStatus};
+use super::outcome::{SendOutcome, log, log_call};
 use crate::token::{RetryPolicy, TokenClient, TokenSource};
 
 /// The retries of WeChat's busy answers (-1, 45011) unless configured otherwise: 3 calls in
@@ -72,6 +72,19 @@ impl<S: TokenSource> CustomerService<S> {
             .await;
         let outcome = SendOutcome::of(result, busy_attempts.load(Ordering::SeqCst));
         log(message, &outcome);
+        outcome
+    }
+
+    /// Show "typing…" to `touser` ([`TypingStatus`]), logging its outcome once. One call (and
+    /// the one resend after a rejected token): the status is a courtesy, not worth a retry.
+    pub async fn typing(&self, touser: &str) -> SendOutcome {
+        let status = &TypingStatus::typing(touser);
+        let result = self
+            .tokens
+            .call_with_token(|token| async move { self.http.call_with_token(status, &token).await })
+            .await;
+        let outcome = SendOutcome::of(result, 1);
+        log_call(touser, "typing", &outcome);
         outcome
     }
 

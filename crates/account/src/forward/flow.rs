@@ -12,8 +12,15 @@
 //! retries only after 5 s): it waits for the answer without making it late. When whether the
 //! answer was made late cannot be known (the write and the read fail), no reply is given in
 //! time, so that WeChat's retry decides ([`MessageOutcome::Unresolved`]).
+//!
+//! The worker sends a late answer within WeChat's window and allowance for the push (an event's
+//! minute and 3 messages, a message's 48 hours and 5; see [`super::delivery`]), shows a message's
+//! sender "typing…" once the message side has given up waiting, and retries the item's reads and
+//! writes while the table fails.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use subtle::ConstantTimeEq;
@@ -25,11 +32,14 @@ use wechat_protocol::reply::Reply;
 use super::answer::Answer;
 use super::circuit::{CircuitLog, CircuitView};
 use super::client::{ForwardError, Forwarder};
-use super::late::{LateDelivery, LateSender};
+use super::delivery::{DEFAULT_LATE_RETRY, GaveUp, LateResult, LateRetry, Limits, deliver_late};
+use super::late::LateSender;
 use super::launch::{ForwardJob, LaunchError, WorkerLauncher};
 use super::record::{Claim, ClaimOf, MessageLog, MsgRecord, MsgState, MsgStatus, record_life_s};
 use super::request::ForwardRequest;
+use super::short;
 use crate::clock::SharedClock;
+use crate::customer_service::{Interaction, Window};
 use crate::rules::{ForwardSpec, Rules};
 use crate::webhook::DEFAULT_MAX_CLOCK_SKEW_SECS;
 use table::Transition;
@@ -387,10 +397,25 @@ pub enum WorkerOutcome {
     Answered,
     /// The service answered nothing: nothing is sent.
     NoAnswer,
-    /// Sent late through the customer-service API.
-    SentLate,
-    /// The late send did not go through (recorded in the item).
-    LateNotSent(LateDelivery),
+    /// Sent late through the customer-service API, as `parts` messages (a long text is split).
+    SentLate {
+        parts: u32,
+    },
+    /// A text that needed more messages than WeChat allows after the push (`needed`): the first
+    /// `parts` were sent, the last ending with `…`.
+    SentTruncated {
+        parts: u32,
+        needed: u32,
+    },
+    /// The late answer was not sent, or not all of it (`sent` of `parts`): `why` names the
+    /// outcome (`window_closed`, `allowance_spent`, `out_of_time`, or WeChat's refusal), and
+    /// `reason`, as recorded in the item, says it with what was sent and the last error.
+    LateNotSent {
+        why: GaveUp,
+        sent: u32,
+        parts: u32,
+        reason: String,
+    },
     /// A passive-only answer (handing over to an agent) came too late to be a passive reply.
     NotSendableLate,
     /// The service failed: nothing is sent (recorded in the item).
@@ -412,9 +437,9 @@ impl WorkerOutcome {
         match self {
             Self::Answered => "answered",
             Self::NoAnswer => "no_answer",
-            Self::SentLate => "sent_late",
-            Self::LateNotSent(LateDelivery::Rejected { code, .. }) => code,
-            Self::LateNotSent(_) => "late_not_sent",
+            Self::SentLate { .. } => "sent_late",
+            Self::SentTruncated { .. } => "sent_truncated",
+            Self::LateNotSent { why, .. } => why.code(),
             Self::NotSendableLate => "not_sendable_late",
             Self::ForwardFailed(_) => "forward_failed",
             Self::AlreadyHandled => "already_handled",
@@ -424,50 +449,88 @@ impl WorkerOutcome {
     }
 
     /// Whether the job failed for a reason an operator must look at (the service or the store
-    /// down, WeChat unreachable): the worker function reports these as invocation errors, so
-    /// they show in its `Errors` metric and land in its failure destination (never retried).
-    /// WeChat refusing a late message (the 48-hour window, …) is an answer, not a failure.
+    /// down, WeChat unavailable until the worker gave up): the worker function reports these as
+    /// invocation errors, so they show in its `Errors` metric and land in its failure
+    /// destination (never retried). WeChat refusing a late message (the 48-hour window, …), or
+    /// the window closing on a slow service, is an answer, not a failure.
     pub fn is_failure(&self) -> bool {
-        matches!(
-            self,
-            Self::ForwardFailed(_)
-                | Self::StoreUnavailable(_)
-                | Self::Refused { .. }
-                | Self::LateNotSent(LateDelivery::Unavailable { .. })
-        )
+        match self {
+            Self::ForwardFailed(_) | Self::StoreUnavailable(_) | Self::Refused { .. } => true,
+            Self::LateNotSent { why, .. } => why.is_failure(),
+            _ => false,
+        }
     }
 }
+
+/// The worker function's Lambda timeout: a job run with [`Worker::run`] stops sending this long
+/// after it started, less [`RECORD_MARGIN`].
+pub const WORKER_TIME_LIMIT: Duration = Duration::from_secs(60);
+/// Kept at the end of the worker's time to record the outcome on the item.
+pub const RECORD_MARGIN: Duration = Duration::from_secs(3);
+/// Attempts of each of the worker's reads and writes of the item while the table fails.
+const STORE_ATTEMPTS: u32 = 3;
+/// Reads of the item, [`MAX_POLL`] apart, for the message side to give up waiting once the
+/// budget has passed, before the typing status is shown.
+const TYPING_LOOKS: u32 = 10;
+/// How long an answer waits for a typing status already on its way, at most.
+const TYPING_GRACE: Duration = Duration::from_secs(2);
 
 /// The worker side: one call to the service, then the one delivery its answer gets.
 ///
 /// It trusts nothing of its invoke payload but the key: the request must be the one the message
 /// side claimed the push with (its digest is on the item), the service's URL must be one of its
-/// own forward rules, and the answer goes to the openid on the item.
+/// own forward rules, and the answer goes to the openid on the item. The request says whether
+/// the push was an event or a message and when it came, hence WeChat's window and allowance
+/// for sending late.
 pub struct Worker<T, F, S> {
     table: T,
     forwarder: F,
     sender: S,
     /// The forward rules of this deployment: the only services a job may be forwarded to.
     specs: Vec<ForwardSpec>,
+    clock: SharedClock,
+    retry: LateRetry,
 }
 
 impl<T: MessageLog + CircuitLog, F: Forwarder, S: LateSender> Worker<T, F, S> {
     /// `rules` are the deployment's reply rules (the message function's): their forward actions
-    /// are the services this worker forwards to.
+    /// are the services this worker forwards to. On the system clock, with
+    /// [`DEFAULT_LATE_RETRY`].
     pub fn new(table: T, forwarder: F, sender: S, rules: &Rules) -> Self {
         Self {
             table,
             forwarder,
             sender,
             specs: rules.forward_specs(),
+            clock: crate::clock::system(),
+            retry: DEFAULT_LATE_RETRY,
         }
     }
 
-    /// Runs one job to its outcome and logs it. Never fails: every failure is recorded in the
-    /// item and the outcome, so an asynchronous invoke has nothing to retry.
+    /// The same worker telling WeChat's window by `clock`.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The same worker pausing as `retry` says between tries of a late message.
+    pub fn with_late_retry(mut self, retry: LateRetry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// [`Self::run_within`] the worker function's [`WORKER_TIME_LIMIT`].
     pub async fn run(&self, job: &ForwardJob) -> WorkerOutcome {
+        self.run_within(job, WORKER_TIME_LIMIT).await
+    }
+
+    /// Runs one job to its outcome and logs it, sending nothing after `time_left` less
+    /// [`RECORD_MARGIN`]. Never fails: every failure is recorded in the item and the outcome, so
+    /// an asynchronous invoke has nothing to retry.
+    pub async fn run_within(&self, job: &ForwardJob, time_left: Duration) -> WorkerOutcome {
         let started = Instant::now();
-        let outcome = self.process(job).await;
+        let deadline = started + time_left.saturating_sub(RECORD_MARGIN);
+        let outcome = self.process(job, deadline).await;
         let key = &job.key;
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let code = outcome.code();
@@ -480,8 +543,38 @@ impl<T: MessageLog + CircuitLog, F: Forwarder, S: LateSender> Worker<T, F, S> {
                 %error,
                 "forward service failed; nothing sent"
             ),
-            WorkerOutcome::LateNotSent(delivery) => {
-                tracing::warn!(outcome = code, %key, elapsed_ms, ?delivery, "late answer not sent")
+            WorkerOutcome::LateNotSent {
+                why,
+                sent,
+                parts,
+                reason,
+            } if why.is_failure() => tracing::error!(
+                outcome = code,
+                %key,
+                elapsed_ms,
+                sent,
+                parts,
+                %reason,
+                "late answer not sent: WeChat stayed unavailable"
+            ),
+            WorkerOutcome::LateNotSent {
+                sent,
+                parts,
+                reason,
+                ..
+            } => {
+                tracing::warn!(outcome = code, %key, elapsed_ms, sent, parts, %reason, "late answer not sent")
+            }
+            WorkerOutcome::SentTruncated { parts, needed } => tracing::warn!(
+                outcome = code,
+                %key,
+                elapsed_ms,
+                parts,
+                needed,
+                "late answer cut short: it needs more messages than WeChat allows"
+            ),
+            WorkerOutcome::SentLate { parts } => {
+                tracing::info!(outcome = code, %key, elapsed_ms, parts, "forward done")
             }
             WorkerOutcome::NotSendableLate => tracing::warn!(
                 outcome = code,
@@ -500,10 +593,10 @@ impl<T: MessageLog + CircuitLog, F: Forwarder, S: LateSender> Worker<T, F, S> {
         outcome
     }
 
-    async fn process(&self, job: &ForwardJob) -> WorkerOutcome {
+    async fn process(&self, job: &ForwardJob, deadline: Instant) -> WorkerOutcome {
         let key = job.key.as_str();
         // A duplicate delivery of the job must not call the service again.
-        let record = match self.table.record(key).await {
+        let record = match self.record(key).await {
             Ok(Some(record)) if matches!(record.status, MsgStatus::Pending | MsgStatus::Late) => {
                 record
             }
@@ -514,26 +607,117 @@ impl<T: MessageLog + CircuitLog, F: Forwarder, S: LateSender> Worker<T, F, S> {
             Ok(spec) => spec,
             Err(reason) => return WorkerOutcome::Refused { reason },
         };
-        let forwarded = self.forwarder.forward(&spec.url, &job.request).await;
+        // Vouched for: the push's kind and time are WeChat's.
+        let interaction = Interaction::of_msg_type(&job.request.msg_type);
+        let window = Window::after(interaction, job.request.create_time);
+        let limits = Limits {
+            window,
+            window_closes: Instant::now()
+                + Duration::from_millis(window.left_ms(self.clock.now_ms())),
+            deadline,
+            retry: self.retry,
+        };
+        let openid = record.openid.as_str();
+        let forwarded = self
+            .forward_typing_when_late(key, spec, job, openid, &window)
+            .await;
         self.report_to_circuit(&spec.url, &forwarded).await;
         match forwarded {
-            Err(error) => match self.table.fail(key, &error.to_string()).await {
-                Ok(_) => WorkerOutcome::ForwardFailed(error),
-                Err(store) => WorkerOutcome::StoreUnavailable(store),
-            },
-            Ok(None) => match self.table.no_answer(key).await {
-                Ok(Transition::Applied) => WorkerOutcome::NoAnswer,
-                Ok(Transition::Lost) => WorkerOutcome::AlreadyHandled,
-                Err(error) => WorkerOutcome::StoreUnavailable(error),
-            },
-            Ok(Some(answer)) => self.deliver(key, &record.openid, answer).await,
+            Err(error) => {
+                let reason = error.to_string();
+                match self
+                    .store(
+                        key,
+                        || self.table.fail(key, &reason),
+                        |r| failed_with(r, &reason),
+                    )
+                    .await
+                {
+                    Ok(_) => WorkerOutcome::ForwardFailed(error),
+                    Err(store) => WorkerOutcome::StoreUnavailable(store),
+                }
+            }
+            Ok(None) => {
+                let no_answer = |r: &MsgRecord| r.status == MsgStatus::NoAnswer;
+                match self
+                    .store(key, || self.table.no_answer(key), no_answer)
+                    .await
+                {
+                    Ok(Transition::Applied) => WorkerOutcome::NoAnswer,
+                    Ok(Transition::Lost) => WorkerOutcome::AlreadyHandled,
+                    Err(error) => WorkerOutcome::StoreUnavailable(error),
+                }
+            }
+            Ok(Some(answer)) => self.deliver(key, openid, answer, &limits).await,
         }
+    }
+
+    /// The service's answer. While it takes longer than the passive budget, a message's sender is
+    /// shown "typing…" once the message side has given up waiting (the item says `late`): the
+    /// answer will come late. A typing status on its way when the answer comes is waited for
+    /// (briefly), so that it shows before the answer; its failure changes nothing.
+    async fn forward_typing_when_late(
+        &self,
+        key: &str,
+        spec: &ForwardSpec,
+        job: &ForwardJob,
+        openid: &str,
+        window: &Window,
+    ) -> Result<Option<Answer>, ForwardError> {
+        let typing_started = AtomicBool::new(false);
+        let forward = self.forwarder.forward(&spec.url, &job.request);
+        let typing = self.type_once_late(key, openid, spec.budget(), window, &typing_started);
+        tokio::pin!(forward, typing);
+        let answered = tokio::select! {
+            answer = &mut forward => Some(answer),
+            () = &mut typing => None,
+        };
+        match answered {
+            Some(answer) => {
+                if typing_started.load(Ordering::SeqCst) {
+                    let _ = tokio::time::timeout(TYPING_GRACE, typing).await;
+                }
+                answer
+            }
+            None => forward.await,
+        }
+    }
+
+    /// After `budget`, once the item is `late`, shows "typing…" to the sender of a message
+    /// while WeChat allows it; returns at once for an event.
+    async fn type_once_late(
+        &self,
+        key: &str,
+        openid: &str,
+        budget: Duration,
+        window: &Window,
+        started: &AtomicBool,
+    ) {
+        if window.interaction != Interaction::Message {
+            return;
+        }
+        tokio::time::sleep(budget).await;
+        // The message side gives up at its own deadline, a moment before this one.
+        for look in 1..=TYPING_LOOKS {
+            match self.table.state(key).await {
+                Ok(Some(MsgState::Late)) => break,
+                Ok(Some(MsgState::Pending)) | Err(_) if look < TYPING_LOOKS => {}
+                _ => return,
+            }
+            tokio::time::sleep(MAX_POLL).await;
+        }
+        if !window.typing_allowed(self.clock.now_ms()) {
+            return;
+        }
+        started.store(true, Ordering::SeqCst);
+        // Logged by the sender; an answer goes out whatever became of it.
+        let _ = self.sender.typing(openid).await;
     }
 
     /// A timeout counts towards opening the service's circuit, an answer in time resets it; the
     /// circuit protects capacity, so a failure to record either is logged and ignored.
     async fn report_to_circuit(&self, url: &str, forwarded: &Result<Option<Answer>, ForwardError>) {
-        let now_s = crate::clock::system().now_s();
+        let now_s = self.clock.now_s();
         let recorded = match forwarded {
             Err(ForwardError::Timeout(_)) => match self.table.timed_out(url, now_s).await {
                 Ok(true) => {
@@ -571,9 +755,20 @@ impl<T: MessageLog + CircuitLog, F: Forwarder, S: LateSender> Worker<T, F, S> {
             .ok_or("the service is not one of this deployment's forward rules")
     }
 
-    async fn deliver(&self, key: &str, openid: &str, answer: Answer) -> WorkerOutcome {
+    async fn deliver(
+        &self,
+        key: &str,
+        openid: &str,
+        answer: Answer,
+        limits: &Limits,
+    ) -> WorkerOutcome {
+        let holds = |status: MsgStatus| {
+            let answer = &answer;
+            move |r: &MsgRecord| r.status == status && r.answer.as_ref() == Some(answer)
+        };
         if answer.passive().is_some() {
-            match self.table.answer(key, &answer).await {
+            let write = || self.table.answer(key, &answer);
+            match self.store(key, write, holds(MsgStatus::Answered)).await {
                 Ok(Transition::Applied) => return WorkerOutcome::Answered,
                 // The message side gave up waiting (or the push is done): late, if at all.
                 Ok(Transition::Lost) => {}
@@ -582,33 +777,112 @@ impl<T: MessageLog + CircuitLog, F: Forwarder, S: LateSender> Worker<T, F, S> {
         }
         if !answer.can_send_late() {
             let reason = format!("a {} answer cannot be sent late", answer.msg_type());
-            return match self.table.fail(key, &reason).await {
+            let write = || self.table.fail(key, &reason);
+            return match self.store(key, write, |r| failed_with(r, &reason)).await {
                 Ok(Transition::Applied) => WorkerOutcome::NotSendableLate,
                 Ok(Transition::Lost) => WorkerOutcome::AlreadyHandled,
                 Err(error) => WorkerOutcome::StoreUnavailable(error),
             };
         }
-        match self.table.start_sending(key, &answer).await {
+        let write = || self.table.start_sending(key, &answer);
+        match self.store(key, write, holds(MsgStatus::Sending)).await {
             Ok(Transition::Applied) => {}
             Ok(Transition::Lost) => return WorkerOutcome::AlreadyHandled,
             Err(error) => return WorkerOutcome::StoreUnavailable(error),
         }
-        let delivery = self.sender.send(openid, &answer).await;
-        let recorded = match &delivery {
-            LateDelivery::Sent => self.table.sent(key).await,
-            LateDelivery::Rejected { reason, .. } | LateDelivery::Unavailable { reason } => {
-                self.table.fail(key, reason).await
+        let result = deliver_late(&self.sender, openid, &answer, limits).await;
+        let reason = result
+            .reason()
+            .map(|reason| short(&reason, MAX_REASON_CHARS));
+        let recorded = match &reason {
+            None => {
+                let sent = |r: &MsgRecord| r.status == MsgStatus::Sent;
+                self.store(key, || self.table.sent(key), sent).await
+            }
+            Some(reason) => {
+                let write = || self.table.fail(key, reason);
+                self.store(key, write, |r| failed_with(r, reason)).await
             }
         };
         if let Err(error) = recorded {
             // The send happened (or was refused) regardless; the item just says `sending`.
             tracing::error!(%key, %error, "could not record the late delivery");
         }
-        match delivery {
-            LateDelivery::Sent => WorkerOutcome::SentLate,
-            other => WorkerOutcome::LateNotSent(other),
+        match result {
+            LateResult::Sent { parts } => WorkerOutcome::SentLate { parts },
+            LateResult::Truncated { parts, needed } => {
+                WorkerOutcome::SentTruncated { parts, needed }
+            }
+            LateResult::GaveUp {
+                why, sent, parts, ..
+            } => WorkerOutcome::LateNotSent {
+                why,
+                sent,
+                parts,
+                reason: reason.unwrap_or_default(),
+            },
         }
     }
+
+    /// The item, read again while the table fails.
+    async fn record(&self, key: &str) -> Result<Option<MsgRecord>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.table.record(key).await {
+                Err(error) if attempt < STORE_ATTEMPTS => {
+                    tracing::warn!(%key, attempt, %error, "could not read the message item; trying again");
+                    tokio::time::sleep(FIRST_POLL * 2u32.pow(attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One transition of the item, written again while the table fails. A write that failed
+    /// may have been applied all the same: when a later one then loses, the item says whether
+    /// it holds what was written (`applied`).
+    async fn store<W, Fut>(
+        &self,
+        key: &str,
+        write: W,
+        applied: impl Fn(&MsgRecord) -> bool,
+    ) -> Result<Transition, StoreError>
+    where
+        W: Fn() -> Fut,
+        Fut: Future<Output = Result<Transition, StoreError>>,
+    {
+        let mut failed = None;
+        for attempt in 1..=STORE_ATTEMPTS {
+            match write().await {
+                Ok(Transition::Applied) => return Ok(Transition::Applied),
+                Ok(Transition::Lost) if failed.is_none() => return Ok(Transition::Lost),
+                Ok(Transition::Lost) => {
+                    return match self.record(key).await? {
+                        Some(record) if applied(&record) => Ok(Transition::Applied),
+                        _ => Ok(Transition::Lost),
+                    };
+                }
+                Err(error) => {
+                    if attempt < STORE_ATTEMPTS {
+                        tracing::warn!(%key, attempt, %error, "could not write the message item; trying again");
+                        tokio::time::sleep(FIRST_POLL * 2u32.pow(attempt)).await;
+                    }
+                    failed = Some(error);
+                }
+            }
+        }
+        Err(failed.unwrap_or_else(|| {
+            StoreError::Unavailable("the message item could not be written".into())
+        }))
+    }
+}
+
+/// The longest reason stored on the item, in characters.
+const MAX_REASON_CHARS: usize = 600;
+
+fn failed_with(record: &MsgRecord, reason: &str) -> bool {
+    record.status == MsgStatus::Failed && record.reason.as_deref() == Some(reason)
 }
 
 /// Runs the worker as a tokio task of this process.

@@ -13,14 +13,17 @@
 //! - [`flow`]: the message side ([`MessageSide`], inside the webhook request) and the worker side
 //!   ([`Worker`], the `worker` function or a background task), each ending in a named outcome;
 //!   [`launch`]: how the message side starts the worker ([`WorkerLauncher`]: in-process task or
-//!   asynchronous Lambda invoke); [`late`]: the port the worker sends late answers through
-//!   ([`LateSender`]).
+//!   asynchronous Lambda invoke); [`late`]: the port the worker sends late answers (and the
+//!   typing status) through ([`LateSender`]); [`delivery`]: one late answer within WeChat's
+//!   window and allowance (a long text in parts, transient failures sent again with backoff,
+//!   and why it gave up when it did).
 //! - [`handler`]: [`ForwardingRules`], the webhook's [`wechat_protocol::reply::MessageHandler`] that answers
 //!   static rules as before and runs the flow for forward rules.
 
 pub mod answer;
 pub mod circuit;
 pub mod client;
+pub mod delivery;
 pub mod flow;
 pub mod handler;
 pub mod late;
@@ -41,9 +44,13 @@ use crate::webhook::WebhookConfig;
 
 pub use answer::Answer;
 pub use client::{ForwardError, Forwarder, HttpForwarder, signature};
-pub use flow::{InProcessLauncher, MessageOutcome, MessageSide, Worker, WorkerOutcome};
+pub use delivery::{DEFAULT_LATE_RETRY, GaveUp, LateResult, LateRetry};
+pub use flow::{
+    InProcessLauncher, MessageOutcome, MessageSide, RECORD_MARGIN, WORKER_TIME_LIMIT, Worker,
+    WorkerOutcome,
+};
 pub use handler::ForwardingRules;
-pub use late::{LateDelivery, LateSender, RecordingLateSender};
+pub use late::{LateCall, LateDelivery, LateSender, RecordingLateSender};
 pub use launch::{ForwardJob, LambdaLauncher, LaunchError, WorkerLauncher};
 pub use record::{
     ClaimOf, MIN_RECORD_LIFE_S, MessageLog, MsgRecord, MsgState, MsgStatus, record_life_s,

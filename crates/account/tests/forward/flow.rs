@@ -12,9 +12,9 @@ use account::clock;
 use account::forward::circuit::CircuitLog;
 use account::forward::record::{Claim, ClaimOf};
 use account::forward::{
-    Answer, ForwardingRules, HttpForwarder, InProcessLauncher, LambdaLauncher, LateDelivery,
-    MessageLog, MessageOutcome, MessageSide, MsgRecord, MsgState, RecordingLateSender, Worker,
-    WorkerLauncher,
+    Answer, ForwardingRules, HttpForwarder, InProcessLauncher, LambdaLauncher, LateCall,
+    LateDelivery, MessageLog, MessageOutcome, MessageSide, MsgRecord, MsgState,
+    RecordingLateSender, Worker, WorkerLauncher, dedup_key,
 };
 use account::rules::ForwardSpec;
 use account::rules::Rules;
@@ -1021,4 +1021,169 @@ async fn a_service_that_keeps_timing_out_is_given_a_pause_and_users_the_fallback
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(service.calls(), calls);
     assert!(sender.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_message_sender_sees_typing_before_the_late_answer_and_an_event_sender_does_not() {
+    let service = ScriptedService::start().await;
+    service.answer(
+        1_200,
+        200,
+        r#"{"type":"text","content":"after some thought"}"#,
+    );
+    let sender = RecordingLateSender::new();
+    let handler = instance(&service, 100, &sender).await;
+    let msg = fresh_text("think");
+    assert_eq!(handler.reply(&msg).await, Reply::Success);
+    assert_eq!(settled_state(&key(&msg)).await, Some(MsgState::Sent));
+    let openid = msg.from_user_name.clone();
+    assert_eq!(
+        sender.calls(),
+        [
+            LateCall::Typing(openid.clone()),
+            LateCall::Send(openid, Answer::Reply(Reply::text("after some thought"))),
+        ]
+    );
+
+    // After a click WeChat shows no typing status: the answer alone.
+    let sender = RecordingLateSender::new();
+    let rules = format!(
+        "[[rules]]\nevent = \"CLICK\"\nevent_key = \"THINK\"\n\
+         reply = {{ type = \"forward\", url = \"{}\", timeout_ms = 100 }}\n",
+        service.url
+    );
+    let handler = instance_with(&rules, &sender).await;
+    let tap = click(&testkit::harness::unique("o"), "THINK", 0);
+    assert_eq!(handler.reply(&tap).await, Reply::Success);
+    assert_eq!(settled_state(&key(&tap)).await, Some(MsgState::Sent));
+    assert!(
+        matches!(sender.calls().as_slice(), [LateCall::Send(..)]),
+        "{:?}",
+        sender.calls()
+    );
+}
+
+/// The worker's table with a fault: the first `start_sending` is applied, and then reported as
+/// failed (a timeout after DynamoDB wrote it).
+#[derive(Clone)]
+struct AppliedButFailed {
+    inner: EmbeddedStore,
+    failures_left: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl CircuitLog for AppliedButFailed {
+    async fn is_open(&self, url: &str, now_s: i64) -> Result<bool, table::StoreError> {
+        self.inner.is_open(url, now_s).await
+    }
+    async fn timed_out(&self, url: &str, now_s: i64) -> Result<bool, table::StoreError> {
+        self.inner.timed_out(url, now_s).await
+    }
+    async fn answered(&self, url: &str, now_s: i64) -> Result<(), table::StoreError> {
+        self.inner.answered(url, now_s).await
+    }
+}
+
+impl MessageLog for AppliedButFailed {
+    async fn claim(&self, key: &str, claim: ClaimOf<'_>) -> Result<Claim, table::StoreError> {
+        self.inner.claim(key, claim).await
+    }
+    async fn record(&self, key: &str) -> Result<Option<MsgRecord>, table::StoreError> {
+        self.inner.record(key).await
+    }
+    async fn state(&self, key: &str) -> Result<Option<MsgState>, table::StoreError> {
+        self.inner.state(key).await
+    }
+    async fn answer(&self, key: &str, answer: &Answer) -> Result<Transition, table::StoreError> {
+        self.inner.answer(key, answer).await
+    }
+    async fn give_up_waiting(&self, key: &str) -> Result<Transition, table::StoreError> {
+        self.inner.give_up_waiting(key).await
+    }
+    async fn start_sending(
+        &self,
+        key: &str,
+        answer: &Answer,
+    ) -> Result<Transition, table::StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let written = self.inner.start_sending(key, answer).await;
+        if self.failures_left.load(SeqCst) > 0 {
+            self.failures_left.fetch_sub(1, SeqCst);
+            return Err(table::StoreError::Unavailable(
+                "injected: timed out after the write".into(),
+            ));
+        }
+        written
+    }
+    async fn sent(&self, key: &str) -> Result<Transition, table::StoreError> {
+        self.inner.sent(key).await
+    }
+    async fn fail(&self, key: &str, reason: &str) -> Result<Transition, table::StoreError> {
+        self.inner.fail(key, reason).await
+    }
+    async fn no_answer(&self, key: &str) -> Result<Transition, table::StoreError> {
+        self.inner.no_answer(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_store_fault_as_the_late_send_starts_does_not_drop_the_answer() {
+    let service = ScriptedService::start().await;
+    let sender = RecordingLateSender::new();
+    let (_, store, job) = claimed_job(&service, &sender).await;
+    let rules = Rules::from_toml(&format!(
+        "[default]\ntype = \"forward\"\nurl = \"{}\"\ntimeout_ms = 0\n",
+        service.url
+    ))
+    .unwrap();
+    let table = AppliedButFailed {
+        inner: store.clone(),
+        failures_left: Arc::new(1.into()),
+    };
+    let forwarder = HttpForwarder::new(secret(), Duration::from_secs(5), clock::system()).unwrap();
+    let worker = Worker::new(table, forwarder, sender.clone(), &rules);
+    // The message side gave up waiting: the answer goes late.
+    assert_eq!(
+        store.give_up_waiting(&job.key).await.unwrap(),
+        Transition::Applied
+    );
+
+    let outcome = worker.run(&job).await;
+    assert_eq!(
+        outcome,
+        account::forward::WorkerOutcome::SentLate { parts: 1 }
+    );
+    assert_eq!(sender.sent().len(), 1, "sent once");
+    assert_eq!(store.state(&job.key).await.unwrap(), Some(MsgState::Sent));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_answer_wechat_cannot_take_is_recorded_with_why_the_worker_gave_up() {
+    let store = EmbeddedStore::in_memory();
+    let sender = RecordingLateSender::new();
+    sender.answer_with(LateDelivery::Unavailable {
+        reason: "not sent: WeChat stayed busy (errcode -1) through 3 attempts".into(),
+    });
+    let (side, spec) = faulty_side(
+        Faulty::new(&store, 0, false),
+        &store,
+        &sender,
+        clock::system(),
+    );
+    let msg = text("oUser", "9003", "hi");
+    assert_eq!(side.handle(&msg, &spec).await, MessageOutcome::Late);
+    // The worker's minute: it tries, pauses, tries again, and stops in time to record why.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let Some(MsgState::Failed { reason }) = store.state(&dedup_key(&msg)).await.unwrap() else {
+        panic!("the item records the give-up");
+    };
+    assert!(reason.starts_with("out_of_time: "), "{reason}");
+    assert!(
+        reason.contains("last error: not sent: WeChat stayed busy"),
+        "{reason}"
+    );
+    assert!(
+        sender.sent().len() > 3,
+        "sent again: {}",
+        sender.sent().len()
+    );
 }

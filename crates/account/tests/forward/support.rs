@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use account::clock::Clock;
 use account::forward::{MessageLog, MsgState};
 use lambda_http::{Body, Request, Response};
 use wechat_protocol::message::Message;
@@ -98,10 +99,21 @@ impl ScriptedService {
     }
 }
 
-/// A text message from `openid` with `msg_id`.
+/// A text message from `openid` with `msg_id`, sent now (a late answer to a message more than
+/// 48 hours old is not sent).
 pub fn text(openid: &str, msg_id: &str, content: &str) -> Message {
+    let now = account::clock::system().now_s();
     let xml = format!(
-        "<xml><ToUserName><![CDATA[gh_account]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>"
+        "<xml><ToUserName><![CDATA[gh_account]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>"
+    );
+    Message::parse(xml.as_bytes()).unwrap()
+}
+
+/// A menu click on `event_key` by `openid`, `age_s` seconds ago.
+pub fn click(openid: &str, event_key: &str, age_s: i64) -> Message {
+    let at = account::clock::system().now_s() - age_s;
+    let xml = format!(
+        "<xml><ToUserName>gh_account</ToUserName><FromUserName>{openid}</FromUserName><CreateTime>{at}</CreateTime><MsgType>event</MsgType><Event>CLICK</Event><EventKey>{event_key}</EventKey></xml>"
     );
     Message::parse(xml.as_bytes()).unwrap()
 }

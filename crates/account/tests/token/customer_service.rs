@@ -642,3 +642,62 @@ async fn as_the_late_channel_answers_go_out_as_customer_service_messages() {
     ));
     assert_eq!(s.delivered().len(), 3, "nothing more was delivered");
 }
+
+/// The typing status goes to `/cgi-bin/message/custom/typing` with the token; it is not a
+/// message, and WeChat's refusal comes back as the outcome.
+#[tokio::test]
+async fn typing_is_shown_with_the_token_and_a_refusal_is_an_outcome() {
+    use account::forward::{LateDelivery, LateSender};
+    use testkit::fake_wechat::custom::TYPING_PATH;
+    let s = setup().await;
+    assert_eq!(s.cs.typing(FAKE_OPENID).await, SendOutcome::Sent);
+    assert_eq!(
+        LateSender::typing(&s.cs, FAKE_OPENID).await,
+        LateDelivery::Sent
+    );
+    let calls = lock(&s.fake.state().custom).typing_calls().to_vec();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        calls[0].body,
+        json!({"touser": FAKE_OPENID, "command": "Typing"})
+    );
+    assert!(s.delivered().is_empty(), "typing is not a message");
+    assert_eq!(s.fake.calls(TYPING_PATH), 2);
+
+    lock(&s.fake.state().custom).close_window(FAKE_OPENID);
+    assert!(matches!(
+        s.cs.typing(FAKE_OPENID).await,
+        SendOutcome::Rejected { errcode: 45080, .. }
+    ));
+    assert_eq!(s.token_fetches(), 1, "one token for all three");
+}
+
+/// What the worker does next depends on what a late send's failure means: refused for good,
+/// worth another try, or perhaps delivered.
+#[tokio::test]
+async fn as_the_late_channel_failures_say_whether_the_message_may_have_arrived() {
+    use account::forward::{Answer, LateDelivery, LateSender};
+    let s = setup().await;
+    let answer = Answer::Reply(Reply::text("x"));
+    for _ in 0..3 {
+        s.fake.script(PATH, Scripted::ErrCode(-1));
+    }
+    assert!(matches!(
+        LateSender::send(&s.cs, FAKE_OPENID, &answer).await,
+        LateDelivery::Unavailable { .. }
+    ));
+    s.fake.script(PATH, Scripted::HttpStatus(502));
+    assert!(matches!(
+        LateSender::send(&s.cs, FAKE_OPENID, &answer).await,
+        LateDelivery::Uncertain { .. }
+    ));
+    let too_long = Answer::Reply(Reply::text("中".repeat(683)));
+    let LateDelivery::Rejected { code, reason } =
+        LateSender::send(&s.cs, FAKE_OPENID, &too_long).await
+    else {
+        panic!("a text over 2048 bytes is refused");
+    };
+    assert_eq!(code, "rejected");
+    assert!(reason.contains("45002"), "{reason}");
+    assert!(s.delivered().is_empty());
+}

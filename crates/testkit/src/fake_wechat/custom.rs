@@ -5,13 +5,20 @@
 //! - then the body: empty → 44002, not a JSON object → 47001, `touser` missing or not shaped
 //!   like an openid → 40003, `msgtype` missing or unknown → 40008, the object named by `msgtype`
 //!   missing or lacking a required field → 47001 (40007 for a blank `media_id`), blank text →
-//!   44004, news without articles → 44003 or with more than one → 45008;
+//!   44004, text content over [`MAX_TEXT_BYTES`] bytes → 45002, news without articles → 44003
+//!   or with more than one → 45008;
 //! - then the user: a window closed with [`CustomState::close_window`] → 45015, more messages
 //!   than [`CustomState::limit_per_user`] → 45047; otherwise `{"errcode":0,"errmsg":"ok"}`.
 //!
+//! And `POST /cgi-bin/message/custom/typing` ([`TYPING_PATH`], 客服输入状态): the token as
+//! above, then empty → 44002, not a JSON object → 47001, `touser` → 40003, `command` other than
+//! `Typing` or `CancelTyping` → 45072, a closed window → 45080 (WeChat wants a message from the
+//! user in the last 30 s); otherwise ok.
+//!
 //! Every call the fake answers itself, refused ones included, is recorded
-//! ([`CustomState::calls`]) with its errcode; calls answered by a scripted fault are counted by
-//! [`super::FakeWeChat::calls`] only.
+//! ([`CustomState::calls`], [`CustomState::typing_calls`]) with its errcode and its place among
+//! both (`seq`); calls answered by a scripted fault are counted by [`super::FakeWeChat::calls`]
+//! only.
 //!
 //! What it delivers is what a user would see in WeChat, so under `make run` it is shown: each
 //! delivered message is logged at info with its content ([`CustomState::log_deliveries`], which
@@ -27,6 +34,10 @@ use super::{FakeRequest, FakeResponse, FakeState, lock};
 pub const PATH: &str = "/cgi-bin/message/custom/send";
 /// The fake's listing of the messages it delivered (`{"messages": [{touser, msgtype, body}]}`).
 pub const MESSAGES_PATH: &str = "/fake/custom/messages";
+pub const TYPING_PATH: &str = "/cgi-bin/message/custom/typing";
+
+/// The longest text content WeChat accepts, in UTF-8 bytes (45002 beyond).
+pub const MAX_TEXT_BYTES: usize = 2048;
 
 /// One call as the fake saw it.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,12 +48,27 @@ pub struct CustomCall {
     pub body: Value,
     /// What the fake answered: 0 when the message was delivered.
     pub errcode: i64,
+    /// Its place among every message and typing call the fake answered, from 0.
+    pub seq: u64,
+}
+
+/// One typing-status call as the fake saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypingCall {
+    pub touser: Option<String>,
+    pub command: Option<String>,
+    pub body: Value,
+    pub errcode: i64,
+    /// Its place among every message and typing call the fake answered, from 0.
+    pub seq: u64,
 }
 
 /// The calls so far and the per-user rules.
 #[derive(Debug, Default)]
 pub struct CustomState {
     calls: Vec<CustomCall>,
+    typing_calls: Vec<TypingCall>,
+    seq: u64,
     closed_windows: HashSet<String>,
     delivered_per_user: HashMap<String, u32>,
     /// Messages accepted per user before 45047 (WeChat: 5 per interaction); `None`: no limit.
@@ -56,6 +82,11 @@ impl CustomState {
     /// Every call the fake answered itself, oldest first.
     pub fn calls(&self) -> &[CustomCall] {
         &self.calls
+    }
+
+    /// Every typing-status call the fake answered itself, oldest first.
+    pub fn typing_calls(&self) -> &[TypingCall] {
+        &self.typing_calls
     }
 
     /// The messages delivered (answered errcode 0), oldest first.
@@ -95,21 +126,61 @@ impl CustomState {
     fn record(&mut self, body: Value, errcode: i64) {
         let text = |name: &str| body.get(name).and_then(Value::as_str).map(String::from);
         let (touser, msgtype) = (text("touser"), text("msgtype"));
+        let seq = self.next_seq();
         self.calls.push(CustomCall {
             touser,
             msgtype,
             body,
             errcode,
+            seq,
         });
+    }
+
+    /// What WeChat answers a well-authorized typing `body`.
+    fn judge_typing(&self, body: &Value) -> i64 {
+        if !body.is_object() {
+            return 47001;
+        }
+        let Some(touser) = body
+            .get("touser")
+            .and_then(Value::as_str)
+            .filter(|t| looks_like_openid(t))
+        else {
+            return 40003;
+        };
+        match body.get("command").and_then(Value::as_str) {
+            Some("Typing" | "CancelTyping") if self.closed_windows.contains(touser) => 45080,
+            Some("Typing" | "CancelTyping") => 0,
+            _ => 45072,
+        }
+    }
+
+    fn record_typing(&mut self, body: Value, errcode: i64) {
+        let text = |name: &str| body.get(name).and_then(Value::as_str).map(String::from);
+        let (touser, command) = (text("touser"), text("command"));
+        let seq = self.next_seq();
+        self.typing_calls.push(TypingCall {
+            touser,
+            command,
+            body,
+            errcode,
+            seq,
+        });
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq - 1
     }
 }
 
 pub fn handle(state: &FakeState, req: &FakeRequest) -> Option<FakeResponse> {
-    match (req.method.as_str(), req.path.as_str()) {
-        ("POST", PATH) => {}
+    let typing = match (req.method.as_str(), req.path.as_str()) {
+        ("POST", PATH) => false,
+        ("POST", TYPING_PATH) => true,
         ("GET", MESSAGES_PATH) => return Some(listing(&lock(&state.custom))),
         _ => return None,
-    }
+    };
     let token = req.query.get("access_token").map(String::as_str);
     let rejection = state.token_rejection(token);
     let body = req.json();
@@ -117,9 +188,10 @@ pub fn handle(state: &FakeState, req: &FakeRequest) -> Option<FakeResponse> {
     let errcode = match rejection {
         Some(code) => code,
         None if req.body.trim_ascii().is_empty() => 44002,
+        None if typing => custom.judge_typing(&body),
         None => custom.judge(&body),
     };
-    if errcode == 0 && custom.log_deliveries {
+    if errcode == 0 && !typing && custom.log_deliveries {
         // The fake is local only: the content is what the user would read, so show it.
         let text = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default();
         let (touser, msgtype) = (text("touser"), text("msgtype"));
@@ -130,7 +202,10 @@ pub fn handle(state: &FakeState, req: &FakeRequest) -> Option<FakeResponse> {
             "fake WeChat API: customer-service message delivered"
         );
     }
-    custom.record(body, errcode);
+    match typing {
+        true => custom.record_typing(body, errcode),
+        false => custom.record(body, errcode),
+    }
     Some(if errcode == 0 {
         FakeResponse::json(json!({"errcode": 0, "errmsg": "ok"}))
     } else {
@@ -197,6 +272,9 @@ fn check(body: &Value) -> Result<&str, i64> {
         }
     }
     match msgtype {
+        "text" if field("content").is_some_and(|c| c.len() > MAX_TEXT_BYTES) => {
+            return Err(45002);
+        }
         "news" => {
             let articles = content
                 .get("articles")
@@ -230,7 +308,7 @@ fn looks_like_openid(touser: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat};
+    use crate::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat, token};
     use crate::harness::Logs;
 
     async fn token(fake: &FakeWeChat) -> String {
@@ -321,5 +399,93 @@ mod tests {
             r#"{"media_id":"m"}"#
         );
         assert_eq!(shown(&json!({"msgtype": "voice"})), "");
+    }
+
+    fn request(path: &str, query: &[(&str, &str)], body: &str) -> FakeRequest {
+        FakeRequest {
+            method: hyper::Method::POST,
+            path: path.into(),
+            query: query
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: bytes::Bytes::from(body.to_string()),
+        }
+    }
+
+    /// A fake with one access_token issued.
+    fn state_with_token() -> (FakeState, String) {
+        let state = FakeState::new(FAKE_APP_ID, FAKE_APP_SECRET);
+        let body = json!({"grant_type": "client_credential", "appid": FAKE_APP_ID, "secret": FAKE_APP_SECRET});
+        let fetch = request("/cgi-bin/stable_token", &[], &body.to_string());
+        let answer = token::handle(&state, &fetch).unwrap();
+        let answer: Value = serde_json::from_str(&answer.body).unwrap();
+        let token = answer["access_token"].as_str().unwrap().to_string();
+        (state, token)
+    }
+
+    fn errcode(answer: FakeResponse) -> i64 {
+        let body: Value = serde_json::from_str(&answer.body).unwrap();
+        body["errcode"].as_i64().unwrap()
+    }
+
+    #[test]
+    fn typing_checks_the_token_the_body_and_the_command_and_records_every_call() {
+        let (state, token) = state_with_token();
+        let typing = |query: &[(&str, &str)], body: &str| {
+            errcode(handle(&state, &request(TYPING_PATH, query, body)).unwrap())
+        };
+        let with_token = [("access_token", token.as_str())];
+        let ok = r#"{"touser":"oUser_1","command":"Typing"}"#;
+        assert_eq!(typing(&[], ok), 41001);
+        assert_eq!(typing(&[("access_token", "forged")], ok), 40001);
+        assert_eq!(typing(&with_token, ""), 44002);
+        assert_eq!(typing(&with_token, "[1]"), 47001);
+        assert_eq!(typing(&with_token, r#"{"command":"Typing"}"#), 40003);
+        assert_eq!(
+            typing(&with_token, r#"{"touser":"oUser_1","command":"Dance"}"#),
+            45072
+        );
+        assert_eq!(typing(&with_token, r#"{"touser":"oUser_1"}"#), 45072);
+        assert_eq!(typing(&with_token, ok), 0);
+        assert_eq!(
+            typing(
+                &with_token,
+                r#"{"touser":"oUser_1","command":"CancelTyping"}"#
+            ),
+            0
+        );
+        lock(&state.custom).close_window("oUser_1");
+        assert_eq!(typing(&with_token, ok), 45080);
+
+        let custom = lock(&state.custom);
+        let calls = custom.typing_calls();
+        assert_eq!(calls.len(), 10);
+        assert_eq!(calls[7].touser.as_deref(), Some("oUser_1"));
+        assert_eq!(calls[7].command.as_deref(), Some("Typing"));
+        assert_eq!(calls[7].errcode, 0);
+        assert!(custom.calls().is_empty(), "typing is not a message");
+    }
+
+    #[test]
+    fn a_text_over_2048_bytes_is_refused_with_45002_and_calls_keep_their_order() {
+        let (state, token) = state_with_token();
+        let query = [("access_token", token.as_str())];
+        let text = |content: &str| {
+            let body =
+                json!({"touser": "oUser_1", "msgtype": "text", "text": {"content": content}});
+            errcode(handle(&state, &request(PATH, &query, &body.to_string())).unwrap())
+        };
+        let typing = r#"{"touser":"oUser_1","command":"Typing"}"#;
+        errcode(handle(&state, &request(TYPING_PATH, &query, typing)).unwrap());
+        // 682 characters of 3 bytes: 2046 bytes; one more is 2049.
+        assert_eq!(text(&"中".repeat(682)), 0);
+        assert_eq!(text(&format!("{}ab", "中".repeat(682))), 0);
+        assert_eq!(text(&"中".repeat(683)), 45002);
+        let custom = lock(&state.custom);
+        assert_eq!(custom.delivered().len(), 2);
+        assert_eq!(custom.typing_calls()[0].seq, 0);
+        let seqs: Vec<u64> = custom.calls().iter().map(|c| c.seq).collect();
+        assert_eq!(seqs, [1, 2, 3]);
     }
 }
