@@ -36,8 +36,8 @@ use crate::config::{ConfigError, Env, WeChatAppConfig, optional, parsed_or};
 
 pub use client::{CallError, TokenClient, TokenSource};
 pub use invocation::{
-    Invocation, InvocationAnswer, LambdaError, ScheduleSummary, TicketAnswer, TicketSummary,
-    TokenAnswer, handle_invocation,
+    Entry, Invocation, InvocationAnswer, LambdaError, ScheduleSummary, TICKET_ENTRY_ALIAS,
+    TicketAnswer, TicketSummary, TokenAnswer, handle_invocation, handle_invocation_via,
 };
 pub use remote::{LambdaTokenSource, RefreshFunction};
 pub use service::{ScheduleReport, TokenService, china_day, next_china_midnight_ms};
@@ -302,6 +302,12 @@ pub enum TokenError {
     Invoke(String),
     #[error("the token function failed: {0}")]
     Remote(String),
+    /// The invocation came through the refresh function's `ticket` alias, which answers
+    /// `get_ticket` and `refresh_ticket` only; the name is the refused action.
+    #[error(
+        "the refresh function's ticket entry answers get_ticket and refresh_ticket only, not {0}"
+    )]
+    NotOnThisEntry(&'static str),
 }
 
 impl TokenError {
@@ -318,6 +324,7 @@ impl TokenError {
             Self::BadInvocation(_) => "BadInvocation",
             Self::Invoke(_) => "InvokeFailed",
             Self::Remote(_) => "TokenFunctionFailed",
+            Self::NotOnThisEntry(_) => "NotOnThisEntry",
         }
     }
 }

@@ -13,8 +13,8 @@ use account::clock::SystemClock;
 use account::token::TicketSource;
 use account::token::store::{ConditionalWrite, TicketRecord, TokenStore};
 use account::token::{
-    LambdaError, LambdaTokenSource, RefreshOutcome, TokenClient, TokenConfig, TokenError,
-    TokenService, TokenSource, handle_invocation,
+    Entry, LambdaError, LambdaTokenSource, RefreshFunction, RefreshOutcome, TokenClient,
+    TokenConfig, TokenError, TokenService, TokenSource, handle_invocation_via,
 };
 use lambda_http::Request;
 use table::dynamo::DynamoTable;
@@ -162,29 +162,35 @@ async fn a_virtual_day_on_the_schedule_over_dynamodb_never_serves_an_expired_tok
     simulate_a_day_on_the_schedule(&service, &clock, &fake, STABLE).await;
 }
 
-/// A fake Lambda Invoke endpoint (`POST /2015-03-31/functions/{name}/invocations`) that runs the
-/// refresh function's handler, as Lambda would, and counts invocations.
+/// A fake Lambda Invoke endpoint (`POST /2015-03-31/functions/{name}/invocations`, the name
+/// possibly with a `:qualifier`) that runs the refresh function's handler, as Lambda would,
+/// through the entry the qualifier names, and counts invocations.
 async fn fake_lambda(
     service: Arc<TokenService<DynamoTable>>,
     function_name: &str,
 ) -> (String, Arc<AtomicU64>) {
     let invocations = Arc::new(AtomicU64::new(0));
     let counted = invocations.clone();
-    let path = format!("/2015-03-31/functions/{function_name}/invocations");
+    let prefix = format!("/2015-03-31/functions/{function_name}");
     let (url, _server) = testkit::local_server::spawn_on_loopback(move |req: Request| {
         let service = service.clone();
-        let ours = req.method() == "POST" && req.uri().path() == path;
-        if ours {
+        let path = req.uri().path();
+        let named = path.strip_prefix(&prefix).is_some_and(|rest| {
+            rest == "/invocations" || rest.starts_with("%3A") || rest.starts_with(':')
+        });
+        let entry = Entry::of_invoke_request(path, req.uri().query())
+            .filter(|_| named && req.method() == "POST");
+        if entry.is_some() {
             counted.fetch_add(1, Ordering::SeqCst);
         }
         async move {
-            if !ours {
+            let Some(entry) = entry else {
                 return account::http::text(
                     lambda_http::http::StatusCode::NOT_FOUND,
                     "no such function",
                 );
-            }
-            answer_invoke_request(&service, &req).await
+            };
+            answer_invoke_request(&service, entry, &req).await
         }
     })
     .await;
@@ -195,10 +201,11 @@ async fn fake_lambda(
 /// `X-Amz-Function-Error` (the local server's emulation does the same, in the `wx` crate).
 async fn answer_invoke_request(
     service: &TokenService<DynamoTable>,
+    entry: Entry,
     req: &Request,
 ) -> lambda_http::Response<lambda_http::Body> {
     let event = serde_json::from_slice(req.body().as_ref()).unwrap_or_default();
-    match handle_invocation(service, event).await {
+    match handle_invocation_via(service, entry, event).await {
         Ok(answer) => account::http::json(lambda_http::http::StatusCode::OK, &answer),
         Err(e) => {
             let mut response =
@@ -368,4 +375,70 @@ async fn the_functions_ticket_source_reads_the_table_and_invokes_the_refresh_fun
     assert_eq!(client.jsapi_ticket().await.unwrap().value, first.value);
     assert_eq!(invocations.load(Ordering::SeqCst), 1);
     assert_eq!(fake.calls(GETTICKET), 1);
+}
+
+/// The refresh function on DynamoDB behind a fake Lambda Invoke endpoint, which runs the handler
+/// through the entry the invoked name's qualifier names.
+struct TicketChain {
+    fake: FakeWeChat,
+    table: DynamoTable,
+    endpoint: String,
+    invocations: Arc<AtomicU64>,
+}
+
+impl TicketChain {
+    async fn start() -> Self {
+        let table = testkit::harness::dynalite_table().await;
+        let clock = manual_clock();
+        let fake = fake_for(&testkit::harness::unique("wx"), &clock).await;
+        let service = Arc::new(service(config(&fake, &[]), table.clone(), clock));
+        let (endpoint, invocations) = fake_lambda(service, "wechat-refresh").await;
+        Self {
+            fake,
+            table,
+            endpoint,
+            invocations,
+        }
+    }
+
+    /// The refresh function as invoked by `function` (a name with or without a qualifier).
+    async fn function(&self, function: &str) -> RefreshFunction {
+        let aws = account::aws::sdk_config().await;
+        RefreshFunction::new(
+            account::aws::lambda_client(&aws, Some(&self.endpoint)),
+            function,
+        )
+    }
+
+    fn invocations(&self) -> u64 {
+        self.invocations.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn the_ticket_alias_hands_out_tickets_but_never_the_token() {
+    let chain = TicketChain::start().await;
+    let ticket_only = chain.function("wechat-refresh:ticket").await;
+    let ticket = ticket_only.invoke_for_ticket().await.unwrap();
+    assert!(chain.fake.state().is_valid_ticket(ticket.value.expose()));
+    // The token it was fetched with is stored, but this entry does not hand it out.
+    let token = chain
+        .table
+        .read_token(&chain.fake.state().app_id)
+        .await
+        .unwrap()
+        .unwrap();
+    for refused in [
+        ticket_only.current().await.unwrap_err(),
+        ticket_only.report_stale("any").await.unwrap_err(),
+    ] {
+        let text = refused.to_string();
+        assert!(matches!(refused, TokenError::Remote(_)), "{refused:?}");
+        assert!(text.contains("NotOnThisEntry"), "{text}");
+        assert!(!text.contains(token.access_token.expose().as_str()));
+    }
+    assert_eq!(chain.invocations(), 3);
+    // The function itself still answers the token.
+    let full = chain.function("wechat-refresh").await;
+    assert_eq!(full.current().await.unwrap().value, token.access_token);
 }
