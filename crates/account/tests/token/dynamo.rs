@@ -10,15 +10,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use account::clock::SystemClock;
+use account::jssdk::{Jssdk, JssdkConfig};
 use account::token::TicketSource;
 use account::token::store::{ConditionalWrite, TicketRecord, TokenStore};
 use account::token::{
-    Entry, LambdaError, LambdaTokenSource, RefreshFunction, RefreshOutcome, TokenClient,
-    TokenConfig, TokenError, TokenService, TokenSource, handle_invocation_via,
+    Entry, LambdaError, LambdaTokenSource, RefreshFunction, RefreshOutcome,
+    TICKET_FAILURE_MEMORY_MS, TokenClient, TokenConfig, TokenError, TokenService, TokenSource,
+    handle_invocation_via,
 };
 use lambda_http::Request;
 use table::dynamo::DynamoTable;
-use testkit::fake_wechat::{FakeWeChat, lock};
+use testkit::fake_wechat::{FakeWeChat, Scripted, lock};
 use testkit::harness::tokens::*;
 use tokio::sync::Barrier;
 use wechat_api::WeChatHttp;
@@ -240,13 +242,31 @@ async fn lambda_source(
     endpoint: &str,
     app_id: String,
 ) -> LambdaTokenSource<DynamoTable> {
+    lambda_source_of(
+        table,
+        endpoint,
+        "wechat-refresh",
+        app_id,
+        account::clock::system(),
+    )
+    .await
+}
+
+/// [`lambda_source`] invoking `function` (a name with or without a qualifier), on `clock`.
+async fn lambda_source_of(
+    table: &DynamoTable,
+    endpoint: &str,
+    function: &str,
+    app_id: String,
+    clock: account::clock::SharedClock,
+) -> LambdaTokenSource<DynamoTable> {
     let aws = account::aws::sdk_config().await;
     LambdaTokenSource::new(
         table.clone(),
         account::aws::lambda_client(&aws, Some(endpoint)),
-        "wechat-refresh",
+        function,
         app_id,
-        account::clock::system(),
+        clock,
     )
 }
 
@@ -377,10 +397,12 @@ async fn the_functions_ticket_source_reads_the_table_and_invokes_the_refresh_fun
     assert_eq!(fake.calls(GETTICKET), 1);
 }
 
-/// The refresh function on DynamoDB behind a fake Lambda Invoke endpoint, which runs the handler
-/// through the entry the invoked name's qualifier names.
+/// The oauth function's whole path to a ticket, on a virtual clock: `/jssdk/config` through a
+/// container's `TokenClient`, the table, and the refresh function's `ticket` alias (a fake Lambda
+/// Invoke endpoint running the handler) on DynamoDB, while getticket fails.
 struct TicketChain {
     fake: FakeWeChat,
+    clock: account::clock::ManualClock,
     table: DynamoTable,
     endpoint: String,
     invocations: Arc<AtomicU64>,
@@ -391,14 +413,22 @@ impl TicketChain {
         let table = testkit::harness::dynalite_table().await;
         let clock = manual_clock();
         let fake = fake_for(&testkit::harness::unique("wx"), &clock).await;
-        let service = Arc::new(service(config(&fake, &[]), table.clone(), clock));
+        let service = Arc::new(service(config(&fake, &[]), table.clone(), clock.clone()));
         let (endpoint, invocations) = fake_lambda(service, "wechat-refresh").await;
         Self {
             fake,
+            clock,
             table,
             endpoint,
             invocations,
         }
+    }
+
+    /// The source of one container, invoking `function`.
+    async fn source(&self, function: &str) -> LambdaTokenSource<DynamoTable> {
+        let app_id = self.fake.state().app_id.clone();
+        let clock: account::clock::SharedClock = Arc::new(self.clock.clone());
+        lambda_source_of(&self.table, &self.endpoint, function, app_id, clock).await
     }
 
     /// The refresh function as invoked by `function` (a name with or without a qualifier).
@@ -410,9 +440,68 @@ impl TicketChain {
         )
     }
 
+    /// One container's `/jssdk/config`, as the oauth function builds it.
+    async fn container(&self) -> Jssdk<TokenClient<LambdaTokenSource<DynamoTable>>> {
+        let source = self.source("wechat-refresh:ticket").await;
+        let clock: account::clock::SharedClock = Arc::new(self.clock.clone());
+        let config =
+            JssdkConfig::from_env(&[("JSSDK_ALLOWED_ORIGINS", "https://shop.example")]).unwrap();
+        let app_id = self.fake.state().app_id.clone();
+        let client = TokenClient::with_clock(source, clock.clone());
+        Jssdk::new(config, app_id, "", Some(client), clock)
+    }
+
     fn invocations(&self) -> u64 {
         self.invocations.load(Ordering::SeqCst)
     }
+}
+
+async fn sign(jssdk: &Jssdk<TokenClient<LambdaTokenSource<DynamoTable>>>) -> u16 {
+    let request = lambda_http::http::Request::builder()
+        .uri("/jssdk/config?url=https%3A%2F%2Fshop.example%2F")
+        .body(lambda_http::Body::Empty)
+        .unwrap();
+    jssdk.handle(&request).await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn anonymous_jssdk_requests_while_getticket_fails_make_one_wechat_call_per_memory_window() {
+    let chain = TicketChain::start().await;
+    for _ in 0..2 {
+        chain.fake.script(GETTICKET, Scripted::HttpStatus(502));
+    }
+    let first = chain.container().await;
+    for _ in 0..10 {
+        assert_eq!(sign(&first).await, 503);
+    }
+    assert_eq!(
+        chain.invocations(),
+        1,
+        "the container remembers the failure"
+    );
+    assert_eq!(chain.fake.calls(GETTICKET), 1);
+
+    // Other containers each ask the refresh function once, which answers from its memory.
+    for _ in 0..3 {
+        let other = chain.container().await;
+        for _ in 0..3 {
+            assert_eq!(sign(&other).await, 503);
+        }
+    }
+    assert_eq!(chain.invocations(), 4);
+    assert_eq!(chain.fake.calls(GETTICKET), 1, "no WeChat call for them");
+
+    // Once the memory lapses: one new attempt (failing again), then a ticket.
+    chain.clock.advance_ms(TICKET_FAILURE_MEMORY_MS);
+    for _ in 0..10 {
+        assert_eq!(sign(&first).await, 503);
+    }
+    assert_eq!((chain.invocations(), chain.fake.calls(GETTICKET)), (5, 2));
+    chain.clock.advance_ms(TICKET_FAILURE_MEMORY_MS);
+    for _ in 0..10 {
+        assert_eq!(sign(&first).await, 200);
+    }
+    assert_eq!((chain.invocations(), chain.fake.calls(GETTICKET)), (6, 3));
 }
 
 #[tokio::test]
