@@ -320,7 +320,13 @@ mod tests {
 
     /// An invocation as `wx token --local` sends it: from loopback, to localhost, with the key.
     fn invoke(body: &str, key: &str) -> Request {
-        let mut req = request("POST", "/2015-03-31/functions/refresh/invocations", body);
+        invoke_function("refresh", body, key)
+    }
+
+    /// [`invoke`] of `function` (a name, possibly qualified and percent-encoded as the SDK sends it).
+    fn invoke_function(function: &str, body: &str, key: &str) -> Request {
+        let path = format!("/2015-03-31/functions/{function}/invocations");
+        let mut req = request("POST", &path, body);
         req.headers_mut()
             .insert("host", "localhost:3000".parse().unwrap());
         req.headers_mut()
@@ -394,6 +400,39 @@ mod tests {
         assert_eq!(resp.status(), StatusCode::FOUND);
         let location = resp.headers()["location"].to_str().unwrap();
         assert!(location.starts_with(&format!("{}/connect/oauth2/authorize?", fake.base_url())));
+    }
+
+    #[tokio::test]
+    async fn the_emulated_ticket_alias_answers_the_ticket_but_never_the_token() {
+        let mut env = dev_env(&[("LOCAL_FAKE_WECHAT", "true")]);
+        let app = App::build(&mut env, EmbeddedStore::in_memory(), key())
+            .await
+            .unwrap();
+        for function in ["refresh%3Aticket", "refresh:ticket"] {
+            let ticket = app
+                .route(invoke_function(function, r#"{"action":"get_ticket"}"#, KEY))
+                .await;
+            assert_eq!(ticket.status(), StatusCode::OK);
+            assert!(!ticket.headers().contains_key("x-amz-function-error"));
+            let answer: Value = serde_json::from_slice(ticket.body().as_ref()).unwrap();
+            assert!(
+                answer["jsapi_ticket"]
+                    .as_str()
+                    .is_some_and(|t| !t.is_empty())
+            );
+
+            let refused = app
+                .route(invoke_function(function, r#"{"action":"get"}"#, KEY))
+                .await;
+            assert_eq!(refused.headers()["x-amz-function-error"], "Unhandled");
+            let error: Value = serde_json::from_slice(refused.body().as_ref()).unwrap();
+            assert_eq!(error["errorType"], "NotOnThisEntry");
+            assert!(error.get("access_token").is_none());
+        }
+        // Unqualified, the function answers the token as before.
+        let token = app.route(invoke(r#"{"action":"get"}"#, KEY)).await;
+        let answer: Value = serde_json::from_slice(token.body().as_ref()).unwrap();
+        assert!(answer["access_token"].as_str().is_some());
     }
 
     #[tokio::test]

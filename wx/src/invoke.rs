@@ -1,7 +1,9 @@
 //! The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`) emulated for the
 //! `refresh` function, so `wx token --local` and `account::token::LambdaTokenSource` work against
 //! the local server exactly as against Lambda: HTTP 200 with the function's JSON, or HTTP 200 with
-//! `X-Amz-Function-Error: Unhandled` and Lambda's `{"errorType", "errorMessage"}`.
+//! `X-Amz-Function-Error: Unhandled` and Lambda's `{"errorType", "errorMessage"}`. A name with the
+//! `ticket` qualifier (`refresh:ticket`, or `?Qualifier=ticket`) is the function's ticket-only
+//! entry, as deployed.
 //!
 //! The answer is a live access_token, so it is served only to this machine: a loopback client
 //! that names a loopback host (a tunnel or a DNS-rebinding page sends another `Host`) and sends
@@ -12,7 +14,7 @@ use std::net::IpAddr;
 use account::aws::LOCAL_INVOKE_KEY_HEADER;
 use account::http::json;
 use account::token::store::TokenStore;
-use account::token::{LambdaError, TokenService, handle_invocation};
+use account::token::{Entry, LambdaError, TokenService, handle_invocation_via};
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
@@ -126,7 +128,9 @@ pub async fn answer_invoke_request<S: TokenStore>(
     }
     // A body that is not JSON is a bad invocation, answered like any other.
     let event: Value = serde_json::from_slice(request.body().as_ref()).unwrap_or(Value::Null);
-    match handle_invocation(service, event).await {
+    let entry = Entry::of_invoke_request(request.uri().path(), request.uri().query())
+        .unwrap_or(Entry::Full);
+    match handle_invocation_via(service, entry, event).await {
         Ok(answer) => json(StatusCode::OK, &answer),
         Err(e) => {
             let mut response = json(StatusCode::OK, &LambdaError::from(&e));

@@ -3,8 +3,11 @@
 //!
 //! Routes (below the path of `PUBLIC_BASE_URL`):
 //! - `GET /jssdk/config?url=<page url>` → `{"appId","timestamp","nonceStr","signature"}` for
-//!   `wx.config`, or `{"error": "..."}` (400 for a URL that is not signed, 503 when no
-//!   jsapi_ticket can be had, 404 when signing is off). `OPTIONS` answers the CORS preflight.
+//!   `wx.config`, or `{"error": "..."}` (400 for a URL that is not signed, 503 with
+//!   `Retry-After` when no jsapi_ticket can be had, 404 when signing is off). `OPTIONS` answers
+//!   the CORS preflight. Anonymous requests cannot turn into WeChat calls: the ticket source the
+//!   Lambda uses (`crate::token::TokenClient`) asks for a missing ticket once at a time and
+//!   remembers a failure for `crate::token::TICKET_FAILURE_MEMORY_MS`, as the token service does.
 //!   CORS: `Access-Control-Allow-Origin` echoes the request's `Origin` only when it is one of the
 //!   JS-SDK domains; every answer carries `Vary: Origin`.
 //! - `GET /demo` → the demo page ([`super::demo`]), only with `DEMO_PAGE_ENABLED`.
@@ -23,8 +26,7 @@ use super::demo;
 use super::page_url::{PageUrlError, signable};
 use crate::clock::SharedClock;
 use crate::http::{json, query, text};
-use crate::token::TokenError;
-use crate::token::{JsapiTicket, TicketSource};
+use crate::token::{JsapiTicket, TICKET_FAILURE_MEMORY_MS, TicketSource, TokenError};
 
 /// How long a browser may cache a preflight answer.
 const PREFLIGHT_MAX_AGE_S: &str = "600";
@@ -56,9 +58,25 @@ impl JssdkError {
         }
     }
 
+    /// For a 503, how many seconds the client should wait: until the remembered failure (or the
+    /// token service's block) ends, else the length of the memory. At least 1.
+    pub fn retry_after_s(&self, now_ms: i64) -> Option<u64> {
+        let Self::Ticket(cause) = self else {
+            return None;
+        };
+        let wait_ms = cause
+            .retry_at_ms()
+            .map_or(TICKET_FAILURE_MEMORY_MS, |at| at - now_ms);
+        Some((wait_ms.max(1) as u64).div_ceil(1000))
+    }
+
     fn log(&self) {
         let status = self.status().as_u16();
         match self {
+            // Logged as an error when it happened; its repeats are not news.
+            Self::Ticket(cause @ TokenError::RecentlyFailed { .. }) => {
+                tracing::info!(status, error = %cause, "jssdk: no jsapi_ticket (failure remembered)")
+            }
             Self::Ticket(cause) => {
                 tracing::error!(status, error = %cause, "jssdk: no jsapi_ticket")
             }
@@ -155,7 +173,16 @@ impl<T: TicketSource> Jssdk<T> {
         let mut response = match *req.method() {
             Method::GET => match self.sign(req).await {
                 Ok(answer) => no_store(json(StatusCode::OK, &answer)),
-                Err(err) => err.into_response("GET, OPTIONS"),
+                Err(err) => {
+                    let retry_after = err.retry_after_s(self.clock.now_ms());
+                    let mut response = err.into_response("GET, OPTIONS");
+                    if let Some(seconds) = retry_after {
+                        response
+                            .headers_mut()
+                            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                    }
+                    response
+                }
             },
             Method::OPTIONS => preflight(),
             _ => JssdkError::MethodNotAllowed.into_response("GET, OPTIONS"),
@@ -295,6 +322,29 @@ mod tests {
         assert_eq!(
             JssdkError::MethodNotAllowed.status(),
             StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+
+    #[test]
+    fn a_ticket_error_asks_to_retry_when_its_memory_ends_or_after_the_memory_length() {
+        let remembered = JssdkError::Ticket(TokenError::RecentlyFailed {
+            kind: "InvokeFailed",
+            until_ms: 10_500,
+        });
+        assert_eq!(remembered.retry_after_s(1_000), Some(10));
+        assert_eq!(remembered.retry_after_s(10_499), Some(1));
+        assert_eq!(remembered.retry_after_s(20_000), Some(1));
+        let fresh = JssdkError::Ticket(TokenError::Invoke("timeout".into()));
+        assert_eq!(
+            fresh.retry_after_s(0),
+            Some((TICKET_FAILURE_MEMORY_MS / 1000) as u64)
+        );
+        assert_eq!(JssdkError::SigningOff.retry_after_s(0), None);
+        assert_eq!(JssdkError::Random(RandomUnavailable).retry_after_s(0), None);
+        // The remembered failure answers as the original did.
+        assert_eq!(
+            remembered.to_string(),
+            "no jsapi_ticket is available right now (InvokeFailed)"
         );
     }
 

@@ -7,8 +7,9 @@
 //! for a foreign, forged or expired state); then it is consumed with a conditional write, so
 //! exactly one callback exchanges the code. If WeChat fails before the code could be used
 //! (timeout, HTTP error, `-1`, malformed answer) the state is released again, so reloading the
-//! callback retries. Once the code is used the state stays consumed; the user item is written
-//! only when everything it holds is known (tokens, and for `snsapi_userinfo` the profile), and
+//! callback retries. Once the code is used the state stays consumed; a snapshot-page virtual
+//! account (快照页模式, `is_snapshotuser: 1`) ends there, with a page and nothing written; the
+//! user item is written only when everything it holds is known (tokens, and for `snsapi_userinfo` the profile), and
 //! then the state is marked completed with the openid so a replayed callback from the same browser
 //! re-issues the session instead of failing — for [`COMPLETED_REPLAY_GRACE_S`] only (WeChat's
 //! browser sometimes calls twice); after that the completed state reads as gone and the callback
@@ -74,6 +75,11 @@ pub enum CallbackOutcome {
     /// WeChat failed reading the profile of a `snsapi_userinfo` sign-in: nothing is written, and
     /// the state stays consumed (the code is used).
     ProfileUnavailable(ApiError),
+    /// WeChat answered with a snapshot-page (快照页模式) virtual account (`is_snapshotuser: 1`):
+    /// the page was opened as a preview, whose openid and profile are not the user's. Nothing is
+    /// written, no session is issued, and the page tells the user to open the full page (使用完整
+    /// 服务) and sign in there; the state stays consumed (the code is used).
+    SnapshotUser,
     /// The table could not be read or written.
     StoreUnavailable(StoreError),
 }
@@ -95,6 +101,7 @@ impl CallbackOutcome {
             Self::BindingMismatch => "binding_mismatch",
             Self::WeChatUnavailable(_) => "wechat_unavailable",
             Self::ProfileUnavailable(_) => "profile_unavailable",
+            Self::SnapshotUser => "snapshot_user",
             Self::StoreUnavailable(_) => "store_unavailable",
         }
     }
@@ -108,7 +115,8 @@ impl CallbackOutcome {
             | Self::StateUsedRestarted
             | Self::CodeRejectedAlreadySignedIn(_)
             | Self::CodeRejectedRestarted(_) => StatusCode::FOUND,
-            Self::Declined => StatusCode::OK,
+            // Nobody did anything wrong: a page that says how to go on, like the decline's.
+            Self::Declined | Self::SnapshotUser => StatusCode::OK,
             Self::StateMalformed | Self::StateUnknown | Self::CodeRejected(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -266,8 +274,14 @@ where
                 return CallbackOutcome::WeChatUnavailable(error);
             }
         };
+        if authorization.snapshot_user {
+            // A virtual account: not the user, so neither stored nor signed in (and its profile
+            // is not even read).
+            return CallbackOutcome::SnapshotUser;
+        }
         let user = match self.users.sign_in(authorization).await {
             Ok(user) => user,
+            Err(SignInError::SnapshotUser) => return CallbackOutcome::SnapshotUser,
             Err(SignInError::WeChat(error)) => return CallbackOutcome::ProfileUnavailable(error),
             Err(SignInError::Store(error)) => return CallbackOutcome::StoreUnavailable(error),
         };
@@ -356,6 +370,7 @@ where
                 flow.attempt + 1,
             )),
             CallbackOutcome::Declined => page(Page::Declined),
+            CallbackOutcome::SnapshotUser => page(Page::SnapshotUser),
             CallbackOutcome::StateMalformed | CallbackOutcome::StateUnknown => {
                 page(Page::LinkExpired)
             }
@@ -419,6 +434,14 @@ fn log(flow: &Flow, outcome: &CallbackOutcome, elapsed_ms: u64) {
             status,
             elapsed_ms,
             "callback without code: the user declined"
+        ),
+        // The virtual openid is nobody's: not logged, not even as a fingerprint.
+        CallbackOutcome::SnapshotUser => tracing::info!(
+            outcome = code,
+            status,
+            elapsed_ms,
+            scope = %flow.scope,
+            "snapshot-page virtual account (is_snapshotuser=1): not signed in, nothing stored"
         ),
         // The refusals and failures keep the words every other `/oauth/*` refusal logs.
         CallbackOutcome::CodeRejected(error) => tracing::info!(
@@ -498,6 +521,7 @@ mod tests {
             errmsg: "invalid code".into(),
         };
         assert_eq!(CallbackOutcome::Declined.status(), StatusCode::OK);
+        assert_eq!(CallbackOutcome::SnapshotUser.status(), StatusCode::OK);
         assert_eq!(
             CallbackOutcome::StateUnknown.status(),
             StatusCode::BAD_REQUEST

@@ -1,5 +1,6 @@
 //! The small bilingual (Chinese, English) HTML pages a person sees when a sign-in does not end in
-//! a redirect: consent declined, WeChat unavailable, an expired or foreign sign-in link. Each page
+//! a redirect: consent declined, WeChat unavailable, an expired or foreign sign-in link, a
+//! snapshot page (快照页) that cannot sign in. Each page
 //! explains what happened in one sentence and offers one link that starts the flow again.
 
 use lambda_http::http::StatusCode;
@@ -20,6 +21,9 @@ pub enum Page {
     OtherBrowser,
     /// WeChat rejected the sign-in code again after one automatic restart.
     SignInFailed,
+    /// The page was opened in WeChat's snapshot mode (快照页模式), which signs in a virtual
+    /// account only: the user must open the full page (使用完整服务) first.
+    SnapshotUser,
 }
 
 struct Text {
@@ -71,6 +75,14 @@ impl Page {
                 title_en: "The sign-in could not be completed",
                 body_zh: "微信未能确认本次登录，请重新登录。",
                 body_en: "WeChat could not confirm this sign-in. Please sign in again.",
+                link_zh: "重新登录",
+                link_en: "Sign in again",
+            },
+            Page::SnapshotUser => Text {
+                title_zh: "请打开完整页面后再登录",
+                title_en: "Please open the full page to sign in",
+                body_zh: "您正在浏览该网页的快照页，在快照页中无法登录。请轻触屏幕右下角的“使用完整服务”，在完整页面中同意授权后再登录。",
+                body_en: "You are viewing a snapshot (preview) of this page, where signing in is not possible. Tap “使用完整服务” (use the full service) at the bottom right of the screen, allow the sign-in on the full page, and sign in again there.",
                 link_zh: "重新登录",
                 link_en: "Sign in again",
             },

@@ -32,6 +32,10 @@ pub struct Authorization {
     pub openid: String,
     pub unionid: Option<String>,
     pub grant: SnsGrant,
+    /// WeChat said `is_snapshotuser: 1`: the page was opened in snapshot mode (快照页模式, since
+    /// 2022), and the openid, unionid and profile are a virtual account's, not the user's. Such
+    /// an authorization must never be stored or signed in.
+    pub snapshot_user: bool,
 }
 
 /// `GET /sns/oauth2/access_token`.
@@ -105,6 +109,23 @@ struct GrantAnswer {
     openid: String,
     #[serde(default)]
     unionid: Option<String>,
+    /// `1` for a snapshot-page (快照页模式) virtual account; absent or `0` otherwise. Read
+    /// leniently (a number, a boolean or a string of digits), as a missed flag would store a
+    /// virtual account as a user.
+    #[serde(default, deserialize_with = "snapshot_flag")]
+    is_snapshotuser: bool,
+}
+
+/// `is_snapshotuser`: true for anything but absent, `null`, `0`, `false`, `""` or `"0"`.
+fn snapshot_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    use serde_json::Value;
+    Ok(match Value::deserialize(d)? {
+        Value::Null => false,
+        Value::Bool(b) => b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !matches!(s.trim(), "" | "0"),
+        Value::Array(_) | Value::Object(_) => true,
+    })
 }
 
 /// The user's profile as `/sns/userinfo` answers it.
@@ -158,6 +179,7 @@ impl SnsClient {
         let mut answer = self.http.call(&request).await?;
         let openid = non_empty(std::mem::take(&mut answer.openid), "openid")?;
         let unionid = answer.unionid.take().filter(|u| !u.is_empty());
+        let snapshot_user = answer.is_snapshotuser;
         let grant = grant_from(
             answer,
             now_s,
@@ -167,6 +189,7 @@ impl SnsClient {
             openid,
             unionid,
             grant,
+            snapshot_user,
         })
     }
 
@@ -305,6 +328,30 @@ mod tests {
             "refresh_token": "rt", "openid": "o1", "scope": "snsapi_base"}"#;
         let grant = grant(answer, 1_000, 9_999).unwrap();
         assert_eq!(grant.access_token_expires_at_s, i64::MAX);
+    }
+
+    #[test]
+    fn the_snapshot_flag_is_read_leniently_and_absent_means_a_real_user() {
+        let flag = |extra: &str| {
+            let answer = format!(
+                r#"{{"access_token": "at", "refresh_token": "rt", "openid": "o1",
+                    "scope": "snsapi_userinfo"{extra}}}"#
+            );
+            decode::<GrantAnswer>(answer.as_bytes())
+                .unwrap()
+                .is_snapshotuser
+        };
+        for (extra, snapshot) in [
+            ("", false),
+            (r#", "is_snapshotuser": 0"#, false),
+            (r#", "is_snapshotuser": null"#, false),
+            (r#", "is_snapshotuser": "0""#, false),
+            (r#", "is_snapshotuser": 1"#, true),
+            (r#", "is_snapshotuser": "1""#, true),
+            (r#", "is_snapshotuser": true"#, true),
+        ] {
+            assert_eq!(flag(extra), snapshot, "{extra}");
+        }
     }
 
     #[test]

@@ -45,9 +45,12 @@ pub enum ProfileStatus {
     StaleUnavailable,
 }
 
-/// Why a sign-in could not be recorded. Nothing was written in either case.
+/// Why a sign-in could not be recorded. Nothing was written in any case.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignInError {
+    /// The authorization is a snapshot-page (快照页模式) virtual account's: nothing is stored.
+    #[error("a snapshot-page virtual account is never signed in")]
+    SnapshotUser,
     #[error("reading the profile from WeChat failed: {0}")]
     WeChat(ApiError),
     #[error(transparent)]
@@ -139,14 +142,20 @@ impl<S: UserStore> UserDirectory<S> {
     }
 
     /// Record a sign-in: for `snsapi_userinfo`, read the profile first (a failure writes
-    /// nothing); then merge into the stored user and save the whole item once.
+    /// nothing); then merge into the stored user and save the whole item once. A snapshot-page
+    /// virtual account ([`Authorization::snapshot_user`]) is refused before anything is read or
+    /// written.
     pub async fn sign_in(&self, authorization: Authorization) -> Result<User, SignInError> {
         let now_s = self.clock.now_s();
         let Authorization {
             openid,
             unionid,
             grant,
+            snapshot_user,
         } = authorization;
+        if snapshot_user {
+            return Err(SignInError::SnapshotUser);
+        }
         let fetched = match grant.scope {
             Scope::UserInfo => Some(
                 self.sns

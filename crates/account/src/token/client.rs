@@ -5,7 +5,10 @@
 //! Where the token comes from is the [`TokenSource`] port: the service itself, in process (the
 //! refresh function, the local server, tests), or [`super::LambdaTokenSource`] (read the table,
 //! report stale tokens to the refresh function). The jsapi_ticket likewise: [`TicketSource`] (on
-//! both), cached per container by the same [`TokenClient`].
+//! both), cached per container by the same [`TokenClient`], which also throttles the misses: one
+//! attempt at a time (concurrent callers share it), and a failed one remembered for
+//! [`super::TICKET_FAILURE_MEMORY_MS`] (callers get that failure meanwhile, without asking the
+//! source again).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -149,14 +152,21 @@ impl<T: Expiring> ContainerCache<T> {
 
     /// The cached credential while it is usable; otherwise what `fetch` gives, cached.
     async fn get_or<E>(&self, fetch: impl Future<Output = Result<T, E>>) -> Result<T, E> {
-        let now = self.clock.now_ms();
-        let usable = |v: &&T| v.expires_at_ms() - now > super::MIN_REMAINING_MS;
-        if let Some(value) = self.lock().as_ref().filter(usable) {
-            return Ok(value.clone());
+        if let Some(value) = self.usable() {
+            return Ok(value);
         }
         let value = fetch.await?;
         self.set(value.clone());
         Ok(value)
+    }
+
+    /// The cached credential while it has more than [`super::MIN_REMAINING_MS`] left.
+    fn usable(&self) -> Option<T> {
+        let now = self.clock.now_ms();
+        self.lock()
+            .as_ref()
+            .filter(|v| v.expires_at_ms() - now > super::MIN_REMAINING_MS)
+            .cloned()
     }
 
     fn set(&self, value: T) {
@@ -177,12 +187,61 @@ impl<T: Expiring> ContainerCache<T> {
     }
 }
 
+/// A failure to get a jsapi_ticket, remembered by [`TokenClient`] for
+/// [`super::TICKET_FAILURE_MEMORY_MS`].
+struct FailureMemory {
+    clock: SharedClock,
+    /// The failure's kind ([`TokenError::kind`]) and until when it is remembered (epoch ms).
+    remembered: Mutex<Option<(&'static str, i64)>>,
+}
+
+impl FailureMemory {
+    fn new(clock: SharedClock) -> Self {
+        Self {
+            clock,
+            remembered: Mutex::new(None),
+        }
+    }
+
+    /// The remembered failure, while it lasts.
+    fn recall(&self) -> Option<TokenError> {
+        let now = self.clock.now_ms();
+        self.lock()
+            .filter(|(_, until_ms)| *until_ms > now)
+            .map(|(kind, until_ms)| TokenError::RecentlyFailed { kind, until_ms })
+    }
+
+    /// Remember `error` until the token service's own memory of it ends, when the error says
+    /// (a remembered fetch failure, a quota block), else for [`super::TICKET_FAILURE_MEMORY_MS`];
+    /// never longer than that.
+    fn remember(&self, error: &TokenError) {
+        let now = self.clock.now_ms();
+        let longest = now + super::TICKET_FAILURE_MEMORY_MS;
+        let until_ms = error
+            .retry_at_ms()
+            .filter(|at| *at > now)
+            .map_or(longest, |at| at.min(longest));
+        *self.lock() = Some((error.kind(), until_ms));
+    }
+
+    fn forget(&self) {
+        *self.lock() = None;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<(&'static str, i64)>> {
+        self.remembered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// The token (and, for a source that has one, the jsapi_ticket) for one container: build it once
 /// at start-up and share it between invocations.
 pub struct TokenClient<S> {
     source: S,
     cache: ContainerCache<AccessToken>,
     tickets: ContainerCache<JsapiTicket>,
+    /// Held while the source is asked for a ticket: concurrent misses wait and share the result.
+    ticket_attempt: tokio::sync::Mutex<()>,
+    ticket_failure: FailureMemory,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for TokenClient<S> {
@@ -203,7 +262,9 @@ impl<S> TokenClient<S> {
         Self {
             source,
             cache: ContainerCache::new(clock.clone()),
-            tickets: ContainerCache::new(clock),
+            tickets: ContainerCache::new(clock.clone()),
+            ticket_attempt: tokio::sync::Mutex::new(()),
+            ticket_failure: FailureMemory::new(clock),
         }
     }
 
@@ -253,9 +314,41 @@ impl<S: TokenSource> TokenClient<S> {
 
 /// The ticket through the same client: cached for the container's life like the token, so a warm
 /// invocation whose cached ticket has more than [`super::MIN_REMAINING_MS`] left asks nobody.
+/// A miss asks the source once at a time: callers arriving meanwhile wait for that attempt and
+/// take its ticket, or its failure. A failure is remembered for
+/// [`super::TICKET_FAILURE_MEMORY_MS`] (or until the service said it may be retried, if sooner),
+/// and answered as [`TokenError::RecentlyFailed`] meanwhile, so a page asking again and again
+/// while no ticket can be had costs no refresh invoke and no WeChat call.
 impl<S: TicketSource> TicketSource for TokenClient<S> {
     async fn jsapi_ticket(&self) -> Result<JsapiTicket, TokenError> {
-        self.tickets.get_or(self.source.jsapi_ticket()).await
+        let settled = || match self.tickets.usable() {
+            Some(ticket) => Some(Ok(ticket)),
+            None => self.ticket_failure.recall().map(Err),
+        };
+        if let Some(settled) = settled() {
+            return settled;
+        }
+        let _attempt = self.ticket_attempt.lock().await;
+        // The attempt this one waited for may have settled it.
+        if let Some(settled) = settled() {
+            return settled;
+        }
+        match self.source.jsapi_ticket().await {
+            Ok(ticket) => {
+                self.ticket_failure.forget();
+                self.tickets.set(ticket.clone());
+                Ok(ticket)
+            }
+            Err(error) => {
+                self.ticket_failure.remember(&error);
+                tracing::warn!(
+                    kind = error.kind(),
+                    remembered_ms = super::TICKET_FAILURE_MEMORY_MS,
+                    "no jsapi_ticket; answering this failure without asking again for a while"
+                );
+                Err(error)
+            }
+        }
     }
 }
 

@@ -67,6 +67,10 @@ pub(super) trait Kept: Sized + Send + Sync {
     /// The `credential` field of log lines.
     const NAME: &'static str;
 
+    /// Whether a failed fetch is remembered for [`super::TICKET_FAILURE_MEMORY_MS`], so that
+    /// callers other than the schedule get that failure instead of more WeChat calls.
+    const REMEMBERS_FAILURES: bool;
+
     /// The credential as handed out to callers.
     type Credential;
 
@@ -128,6 +132,9 @@ pub(super) trait Kept: Sized + Send + Sync {
 
 impl Kept for TokenRecord {
     const NAME: &'static str = "access_token";
+    /// No: every function's calls depend on the token, and its fetches are asked for by the
+    /// stack's own functions (and token readers), not by anonymous pages.
+    const REMEMBERS_FAILURES: bool = false;
     type Credential = AccessToken;
     type Report = RefreshReport;
 
@@ -205,6 +212,8 @@ impl Kept for TokenRecord {
 
 impl Kept for TicketRecord {
     const NAME: &'static str = "jsapi_ticket";
+    /// Yes: anonymous `/jssdk/config` requests ask for it.
+    const REMEMBERS_FAILURES: bool = true;
     type Credential = JsapiTicket;
     type Report = TicketReport;
 

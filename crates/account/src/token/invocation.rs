@@ -12,6 +12,13 @@
 //!   error metrics.
 //! - any error → Lambda's error shape [`LambdaError`] `{"errorType", "errorMessage"}`.
 //!
+//! Invoked through its `ticket` alias ([`TICKET_ENTRY_ALIAS`], [`Entry::TicketOnly`]), the
+//! function answers `get_ticket` and `refresh_ticket` only, never the token: the alias is the
+//! narrow entry that a function needing only the ticket (the `oauth` function) is allowed to
+//! invoke, so it cannot read the access_token. Lambda tells the function which ARN it was invoked
+//! by (the alias ARN, for an invocation of the alias); IAM allows a grant on the alias to invoke
+//! that alias only, not the function itself.
+//!
 //! Field order is alphabetical, as the answers were before they were typed.
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +28,73 @@ use wechat_protocol::secret::Secret;
 use super::{AccessToken, RefreshReport, TicketReport, TokenError, TokenService, fingerprint};
 use crate::token::JsapiTicket;
 use crate::token::store::TokenStore;
+
+/// The alias of the refresh function that answers only the jsapi_ticket's invocations.
+pub const TICKET_ENTRY_ALIAS: &str = "ticket";
+
+/// Through which entry the function was invoked, which decides what it may answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// The function itself (unqualified or `$LATEST`): every invocation, the token's included.
+    Full,
+    /// The `ticket` alias: `get_ticket` and `refresh_ticket` only.
+    TicketOnly,
+}
+
+impl Entry {
+    /// The entry of an invocation of `function`, as the Lambda context names it
+    /// (`invoked_function_arn`: the alias ARN when the alias was invoked) or as a caller named it
+    /// (a name, a partial or full ARN, with or without `:qualifier`).
+    pub fn of_invoked(function: &str) -> Self {
+        match qualifier(function) {
+            Some(TICKET_ENTRY_ALIAS) => Self::TicketOnly,
+            _ => Self::Full,
+        }
+    }
+
+    /// The entry of a Lambda Invoke API request (`POST /2015-03-31/functions/{name}/invocations`
+    /// with an optional `?Qualifier=`), for the local emulations of Lambda; `None` for another
+    /// path. The name may be percent-encoded, as the AWS SDK sends a qualified one.
+    pub fn of_invoke_request(path: &str, query: Option<&str>) -> Option<Self> {
+        let name = path
+            .strip_prefix("/2015-03-31/functions/")?
+            .strip_suffix("/invocations")?;
+        if name.is_empty() || name.contains('/') {
+            return None;
+        }
+        let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+        let qualified = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .find(|(key, _)| key == "Qualifier")
+            .is_some_and(|(_, value)| value == TICKET_ENTRY_ALIAS);
+        Some(match qualified {
+            true => Self::TicketOnly,
+            false => Self::of_invoked(&name),
+        })
+    }
+
+    /// Whether this entry answers `invocation`.
+    pub fn answers(self, invocation: &Invocation) -> bool {
+        match self {
+            Self::Full => true,
+            Self::TicketOnly => matches!(
+                invocation,
+                Invocation::GetTicket | Invocation::RefreshTicket { .. }
+            ),
+        }
+    }
+}
+
+/// The qualifier of a function name or ARN (`name:q`, `account:function:name:q`,
+/// `arn:aws:lambda:region:account:function:name:q`), if it has one.
+fn qualifier(function: &str) -> Option<&str> {
+    let parts: Vec<&str> = function.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _, _, _, _, "function", _, qualifier]
+        | [_, "function", _, qualifier]
+        | [_, qualifier] => Some(qualifier),
+        _ => None,
+    }
+}
 
 /// A parsed invocation payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +190,17 @@ impl Invocation {
             Err(_) => Err(TokenError::BadInvocation(
                 "expected {\"action\": \"get\"}, {\"action\": \"refresh\", \"stale_token\": \"...\"}, {\"action\": \"get_ticket\"}, {\"action\": \"refresh_ticket\", \"stale_ticket\": \"...\"} or an EventBridge Scheduled Event",
             )),
+        }
+    }
+
+    /// Its name in log lines and errors (never its secrets).
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::Refresh { .. } => "refresh",
+            Self::GetTicket => "get_ticket",
+            Self::RefreshTicket { .. } => "refresh_ticket",
+            Self::Scheduled => "the scheduled event",
         }
     }
 
@@ -269,12 +354,32 @@ impl TicketAnswer {
     }
 }
 
-/// Serve one invocation of the `refresh` function with `service`.
+/// Serve one invocation of the `refresh` function with `service`, invoked as the function itself
+/// ([`Entry::Full`]).
 pub async fn handle_invocation<S: TokenStore>(
     service: &TokenService<S>,
     event: Value,
 ) -> Result<InvocationAnswer, TokenError> {
-    match Invocation::parse(&event)? {
+    handle_invocation_via(service, Entry::Full, event).await
+}
+
+/// Serve one invocation that came through `entry`: one it does not answer is refused
+/// ([`TokenError::NotOnThisEntry`]) before anything is read or fetched.
+pub async fn handle_invocation_via<S: TokenStore>(
+    service: &TokenService<S>,
+    entry: Entry,
+    event: Value,
+) -> Result<InvocationAnswer, TokenError> {
+    let invocation = Invocation::parse(&event)?;
+    if !entry.answers(&invocation) {
+        tracing::warn!(
+            action = invocation.action(),
+            entry = TICKET_ENTRY_ALIAS,
+            "refused: the ticket entry answers get_ticket and refresh_ticket only"
+        );
+        return Err(TokenError::NotOnThisEntry(invocation.action()));
+    }
+    match invocation {
         Invocation::Get => Ok(InvocationAnswer::Token(TokenAnswer::new(
             &service.get().await?,
             None,
@@ -424,6 +529,66 @@ mod tests {
             assert!(matches!(err, TokenError::BadInvocation(_)));
             assert!(!err.to_string().contains("SECRET"));
         }
+    }
+
+    #[test]
+    fn the_ticket_alias_is_recognised_in_every_form_of_the_function_name() {
+        for ticket_only in [
+            "arn:aws:lambda:ap-east-1:123456789012:function:stack-refresh:ticket",
+            "arn:aws-cn:lambda:cn-north-1:123456789012:function:stack-refresh:ticket",
+            "123456789012:function:stack-refresh:ticket",
+            "stack-refresh:ticket",
+        ] {
+            assert_eq!(
+                Entry::of_invoked(ticket_only),
+                Entry::TicketOnly,
+                "{ticket_only}"
+            );
+        }
+        for full in [
+            "arn:aws:lambda:ap-east-1:123456789012:function:stack-refresh",
+            "arn:aws:lambda:ap-east-1:123456789012:function:stack-refresh:$LATEST",
+            "arn:aws:lambda:ap-east-1:123456789012:function:ticket",
+            "123456789012:function:ticket",
+            "ticket",
+            "stack-refresh",
+            "",
+        ] {
+            assert_eq!(Entry::of_invoked(full), Entry::Full, "{full}");
+        }
+        let path = |name: &str| format!("/2015-03-31/functions/{name}/invocations");
+        assert_eq!(
+            Entry::of_invoke_request(&path("refresh%3Aticket"), None),
+            Some(Entry::TicketOnly)
+        );
+        assert_eq!(
+            Entry::of_invoke_request(&path("refresh"), Some("Qualifier=ticket")),
+            Some(Entry::TicketOnly)
+        );
+        assert_eq!(
+            Entry::of_invoke_request(&path("refresh"), None),
+            Some(Entry::Full)
+        );
+        assert_eq!(
+            Entry::of_invoke_request("/2015-03-31/functions//invocations", None),
+            None
+        );
+        assert_eq!(Entry::of_invoke_request("/other", None), None);
+    }
+
+    #[test]
+    fn the_ticket_entry_answers_the_tickets_invocations_only() {
+        let ticket_only = |invocation: Invocation| Entry::TicketOnly.answers(&invocation);
+        assert!(ticket_only(Invocation::GetTicket));
+        assert!(ticket_only(Invocation::RefreshTicket {
+            stale_ticket: Secret::new("old".into())
+        }));
+        assert!(!ticket_only(Invocation::Get));
+        assert!(!ticket_only(Invocation::Refresh {
+            stale_token: Secret::new("old".into())
+        }));
+        assert!(!ticket_only(Invocation::Scheduled));
+        assert!(Entry::Full.answers(&Invocation::Get));
     }
 
     #[test]

@@ -39,8 +39,8 @@ use crate::config::{ConfigError, Env, WeChatAppConfig, optional, parsed_or};
 
 pub use client::{CallError, TokenClient, TokenSource};
 pub use invocation::{
-    Invocation, InvocationAnswer, LambdaError, ScheduleSummary, TicketAnswer, TicketSummary,
-    TokenAnswer, handle_invocation,
+    Entry, Invocation, InvocationAnswer, LambdaError, ScheduleSummary, TICKET_ENTRY_ALIAS,
+    TicketAnswer, TicketSummary, TokenAnswer, handle_invocation, handle_invocation_via,
 };
 pub use remote::{LambdaTokenSource, RefreshFunction};
 pub use service::{
@@ -55,6 +55,13 @@ pub use wechat::{
 
 /// A token with less than this left is not handed out: a call made with it could outlive it.
 pub const MIN_REMAINING_MS: i64 = 60_000;
+
+/// How long a failed jsapi_ticket fetch is remembered, both by the token service (in
+/// getticket's quota item, for every instance) and by each container's [`TokenClient`]: until
+/// then a page's request is answered with that failure instead of another refresh invoke and
+/// more WeChat calls, so anonymous `/jssdk/config` requests cannot turn into WeChat calls while
+/// no ticket can be had. The scheduled run is not held back by it.
+pub const TICKET_FAILURE_MEMORY_MS: i64 = 30_000;
 
 /// An access_token and when it expires. `Debug` never shows the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,6 +217,10 @@ pub enum RefreshOutcome {
     /// (jsapi_ticket) WeChat rejected the access_token (40001/40014/42001) even after the one
     /// passive refresh.
     AccessTokenRejected { errcode: i64 },
+    /// (jsapi_ticket, not the scheduled run) A fetch failed less than
+    /// [`TICKET_FAILURE_MEMORY_MS`] ago with the outcome whose code is `failure`; WeChat is not
+    /// asked again before `until_ms`.
+    RecentlyFailed { failure: String, until_ms: i64 },
 }
 
 impl RefreshOutcome {
@@ -235,6 +246,7 @@ impl RefreshOutcome {
             Self::NotInUse => "not_in_use",
             Self::TokenUnavailable(_) => "token_unavailable",
             Self::AccessTokenRejected { .. } => "access_token_rejected",
+            Self::RecentlyFailed { .. } => "recently_failed",
         }
     }
 
@@ -251,7 +263,33 @@ impl RefreshOutcome {
                 | Self::LeaseBusy
                 | Self::TokenUnavailable(_)
                 | Self::AccessTokenRejected { .. }
+                | Self::RecentlyFailed { .. }
         )
+    }
+
+    /// Whether a jsapi_ticket fetch that ended so is remembered for [`TICKET_FAILURE_MEMORY_MS`]:
+    /// the failures of WeChat or of the access_token. Not the quota's (they have their own,
+    /// longer block), and not the lease's (nothing was asked of WeChat).
+    pub fn is_remembered(&self) -> bool {
+        matches!(
+            self,
+            Self::ConfigError { .. }
+                | Self::WeChatBusy { .. }
+                | Self::WeChatUnavailable(_)
+                | Self::TokenUnavailable(_)
+                | Self::AccessTokenRejected { .. }
+        )
+    }
+
+    /// When the refused call may be tried again, for an outcome that says (epoch ms).
+    pub fn retry_at_ms(&self) -> Option<i64> {
+        match self {
+            Self::RecentlyFailed { until_ms, .. }
+            | Self::QuotaExhausted { until_ms }
+            | Self::ForceRefreshLimited { until_ms } => Some(*until_ms),
+            Self::TokenUnavailable(outcome) => outcome.retry_at_ms(),
+            _ => None,
+        }
     }
 }
 
@@ -291,6 +329,12 @@ impl fmt::Display for RefreshOutcome {
                 "WeChat rejected the access_token ({errcode}: {}) even after a refresh",
                 wechat::with_token_meaning(*errcode)
             ),
+            Self::RecentlyFailed { failure, until_ms } => write!(
+                f,
+                "a fetch failed ({failure}) less than {} s ago; WeChat is not asked again before epoch {}s",
+                TICKET_FAILURE_MEMORY_MS / 1000,
+                until_ms.div_euclid(1000)
+            ),
             other => f.write_str(other.code()),
         }
     }
@@ -322,6 +366,16 @@ pub enum TokenError {
     Invoke(String),
     #[error("the token function failed: {0}")]
     Remote(String),
+    /// The invocation came through the refresh function's `ticket` alias, which answers
+    /// `get_ticket` and `refresh_ticket` only; the name is the refused action.
+    #[error(
+        "the refresh function's ticket entry answers get_ticket and refresh_ticket only, not {0}"
+    )]
+    NotOnThisEntry(&'static str),
+    /// (a container's [`TokenClient`]) Getting a jsapi_ticket failed with an error of `kind`
+    /// less than [`TICKET_FAILURE_MEMORY_MS`] ago; nobody is asked again before `until_ms`.
+    #[error("getting a jsapi_ticket failed ({kind}) less than {} s ago; not asking again before epoch {}s", TICKET_FAILURE_MEMORY_MS / 1000, .until_ms.div_euclid(1000))]
+    RecentlyFailed { kind: &'static str, until_ms: i64 },
 }
 
 impl TokenError {
@@ -338,6 +392,19 @@ impl TokenError {
             Self::BadInvocation(_) => "BadInvocation",
             Self::Invoke(_) => "InvokeFailed",
             Self::Remote(_) => "TokenFunctionFailed",
+            Self::NotOnThisEntry(_) => "NotOnThisEntry",
+            // The remembered failure's own kind: a page sees the same answer until it lapses.
+            Self::RecentlyFailed { kind, .. } => kind,
+        }
+    }
+
+    /// When the failed request may be tried again, when known (epoch ms): a remembered failure's
+    /// end, or the token service's (a remembered fetch failure, a quota block).
+    pub fn retry_at_ms(&self) -> Option<i64> {
+        match self {
+            Self::RecentlyFailed { until_ms, .. } => Some(*until_ms),
+            Self::NoUsableToken(outcome) | Self::NoUsableTicket(outcome) => outcome.retry_at_ms(),
+            _ => None,
         }
     }
 }

@@ -2,8 +2,10 @@
 //! access_token and the jsapi_ticket, generic over [`Kept`]): when to fetch, who may fetch (a
 //! lease per credential), how a fetched credential is stored (compare-and-swap on the version),
 //! what the quota allows, how often a stale report may cause a fetch (a report of a token
-//! fetched less than `TOKEN_STALE_MIN_AGE_SECS` ago is checked with WeChat first), and what a
-//! refresher that lost the race does (waits for the winner's credential instead of fetching).
+//! fetched less than `TOKEN_STALE_MIN_AGE_SECS` ago is checked with WeChat first), which failed
+//! fetches are remembered for a moment (the ticket's, [`super::TICKET_FAILURE_MEMORY_MS`]), and
+//! what a refresher that lost the race does (waits for the winner's credential instead of
+//! fetching).
 //! Every path ends in a [`RefreshOutcome`] with the record stored afterwards ([`Refresh`]).
 
 use std::future::Future;
@@ -18,7 +20,9 @@ use super::wechat::{
     FORCE_REFRESH_DAILY_LIMIT, FORCE_REFRESH_MIN_INTERVAL_MS, FetchFailure, FetchMode, Fetched,
     TOKEN_CHECK_PATH, TokenCheck, TokenFetcher, with_token_meaning,
 };
-use super::{AccessToken, RefreshOutcome, RefreshReport, TokenConfig, TokenError};
+use super::{
+    AccessToken, RefreshOutcome, RefreshReport, TICKET_FAILURE_MEMORY_MS, TokenConfig, TokenError,
+};
 use crate::clock::SharedClock;
 use crate::token::store::{
     ConditionalWrite, LeaseAttempt, QuotaRecord, TicketRecord, TokenRecord, TokenStore,
@@ -57,6 +61,26 @@ enum Need<'a> {
     Replacing(&'a str),
     /// One other than this, which WeChat rejected on a check: however young it is.
     ReplacingRejected(&'a str),
+}
+
+impl Need<'_> {
+    /// Whether a remembered fetch failure answers this need instead of a fetch: yes for the
+    /// callers' needs, not for the scheduled run (it comes every few minutes anyway, and is the
+    /// one that should find out when WeChat answers again).
+    fn heeds_remembered_failure(self) -> bool {
+        !matches!(self, Need::Margin)
+    }
+}
+
+/// The failure `quota` remembers for a credential that remembers failures, while it lasts, as
+/// the outcome that answers `need` instead of a fetch.
+fn remembered<R: Kept>(quota: &QuotaRecord, need: Need<'_>, now: i64) -> Option<RefreshOutcome> {
+    (R::REMEMBERS_FAILURES && need.heeds_remembered_failure() && quota.failed_until_ms > now).then(
+        || RefreshOutcome::RecentlyFailed {
+            failure: quota.failure.clone(),
+            until_ms: quota.failed_until_ms,
+        },
+    )
 }
 
 enum Decision {
@@ -379,6 +403,14 @@ impl<S: TokenStore> TokenService<S> {
                     current: stored,
                 });
             }
+            // Before the lease: a remembered failure is answered at once, without waiting for
+            // (or being) a refresher.
+            if let Some(outcome) = self.remembered_failure::<R>(need, now).await? {
+                return Ok(Refresh {
+                    outcome,
+                    current: stored,
+                });
+            }
             let owner = lease_owner_id(now);
             let until = now + self.config.lease.as_millis() as i64;
             match self
@@ -465,7 +497,7 @@ impl<S: TokenStore> TokenService<S> {
             }
             Decision::Fetch(mode) => mode,
         };
-        if let Some(refusal) = self.quota_refusal::<R>(mode, now).await? {
+        if let Some(refusal) = self.quota_refusal::<R>(need, mode, now).await? {
             return Ok(Refresh {
                 outcome: refusal,
                 current: stored,
@@ -479,16 +511,78 @@ impl<S: TokenStore> TokenService<S> {
             }
             FetchStep::Settled(outcome) => outcome,
         };
+        if R::REMEMBERS_FAILURES && outcome.is_remembered() {
+            self.remember_failure::<R>(&outcome).await;
+        }
         Ok(Refresh {
             outcome,
             current: stored,
         })
     }
 
-    /// Why WeChat must not be called now, if it must not: the daily quota is blocked, or a forced
-    /// refresh is over WeChat's limits. A forced refresh that is allowed is counted here.
+    /// The failure remembered for `R` that answers `need` now, if any (one read of its quota
+    /// item, and none for a credential that remembers nothing or for the schedule).
+    async fn remembered_failure<R: Kept>(
+        &self,
+        need: Need<'_>,
+        now: i64,
+    ) -> Result<Option<RefreshOutcome>, TokenError> {
+        if !(R::REMEMBERS_FAILURES && need.heeds_remembered_failure()) {
+            return Ok(None);
+        }
+        let quota_id = R::lease_and_quota_id(&self.config.wechat.app_id);
+        let quota = self.store.read_quota(&quota_id).await?.unwrap_or_default();
+        Ok(remembered::<R>(&quota, need, now))
+    }
+
+    /// Remember `outcome`, a failed fetch of `R`, in its quota item for
+    /// [`TICKET_FAILURE_MEMORY_MS`], so every instance answers callers with it meanwhile. Best
+    /// effort: a store failure here is logged, and the outcome stands.
+    async fn remember_failure<R: Kept>(&self, outcome: &RefreshOutcome) {
+        let app_id = self.config.wechat.app_id.as_str();
+        let quota_id = R::lease_and_quota_id(app_id);
+        let until_ms = self.clock.now_ms() + TICKET_FAILURE_MEMORY_MS;
+        let failure = outcome.code();
+        let written = self
+            .update_quota(&quota_id, |quota| {
+                Ok::<_, ()>(QuotaRecord {
+                    failure: failure.to_string(),
+                    failed_until_ms: until_ms,
+                    ..quota
+                })
+            })
+            .await;
+        match written {
+            Ok(QuotaUpdate::Written) => tracing::warn!(
+                app_id,
+                credential = R::NAME,
+                failure,
+                until_s = until_ms.div_euclid(1000),
+                "fetch failed; callers get this failure until then, without calling WeChat"
+            ),
+            Ok(_) => tracing::warn!(
+                app_id,
+                credential = R::NAME,
+                failure,
+                "could not remember the failed fetch (other instances kept writing)"
+            ),
+            Err(e) => tracing::warn!(
+                app_id,
+                credential = R::NAME,
+                failure,
+                error = %e,
+                "could not remember the failed fetch"
+            ),
+        }
+    }
+
+    /// Why WeChat must not be called now, if it must not: the daily quota is blocked, a fetch
+    /// failed a moment ago (for a credential that remembers failures, and a need that heeds
+    /// them), or a forced refresh is over WeChat's limits. A forced refresh that is allowed is
+    /// counted here.
     async fn quota_refusal<R: Kept>(
         &self,
+        need: Need<'_>,
         mode: FetchMode,
         now: i64,
     ) -> Result<Option<RefreshOutcome>, TokenError> {
@@ -505,6 +599,9 @@ impl<S: TokenStore> TokenService<S> {
             return Ok(Some(RefreshOutcome::QuotaExhausted {
                 until_ms: quota.blocked_until_ms,
             }));
+        }
+        if let Some(remembered) = remembered::<R>(&quota, need, now) {
+            return Ok(Some(remembered));
         }
         if R::spends_forced_refresh(self.fetcher.api(), mode)
             && let Some(until_ms) = self.reserve_forced_refresh(&quota_id, now).await?

@@ -9,7 +9,8 @@
 //!   `lease_until_ms` N, `ttl` N
 //! - `quota#<app_id>` (the token endpoints') and `quota#ticket#<app_id>` (getticket's): `version` N,
 //!   `force_day` N (days since epoch in China time, UTC+8), `force_count` N, `last_force_at_ms` N
-//!   (0: never), `blocked_until_ms` N (0: not blocked), `ttl` N
+//!   (0: never), `blocked_until_ms` N (0: not blocked), `ttl` N; getticket's also `failure` S and
+//!   `failed_until_ms` N while a failed fetch is remembered
 
 use serde::{Deserialize, Serialize};
 use table::Item;
@@ -93,8 +94,9 @@ impl Item for Lease {
     }
 }
 
-/// Quota bookkeeping shared by every instance: forced stable-token refreshes per day, and the
-/// daily-quota block after WeChat answered 45009.
+/// Quota bookkeeping shared by every instance: forced stable-token refreshes per day, the
+/// daily-quota block after WeChat answered 45009, and (for the jsapi_ticket) a failed fetch
+/// remembered for a short time.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuotaRecord {
     /// 0 for a record never written.
@@ -106,13 +108,29 @@ pub struct QuotaRecord {
     pub last_force_at_ms: i64,
     /// 0 when not blocked.
     pub blocked_until_ms: i64,
+    /// (getticket's item only) The outcome code of a fetch that failed, remembered until
+    /// `failed_until_ms`: until then a page's request is answered with it instead of calling
+    /// WeChat again. Empty (and not stored) when none is remembered.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub failure: String,
+    /// 0 (and not stored) when no failure is remembered.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_until_ms: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl QuotaRecord {
     /// The item's `ttl` (epoch seconds): a day after everything it records has lapsed.
     pub fn ttl_s(&self) -> i64 {
         let force_day_end_ms = (self.force_day + 1) * 86_400_000 - 8 * 3_600_000;
-        force_day_end_ms.max(self.blocked_until_ms).div_euclid(1000) + TTL_GRACE_S
+        force_day_end_ms
+            .max(self.blocked_until_ms)
+            .max(self.failed_until_ms)
+            .div_euclid(1000)
+            + TTL_GRACE_S
     }
 }
 
@@ -176,5 +194,25 @@ mod tests {
                 "version"
             ]
         );
+    }
+
+    #[test]
+    fn a_remembered_failure_is_stored_only_while_there_is_one_and_old_items_still_read() {
+        let remembering = QuotaRecord {
+            version: 2,
+            failure: "wechat_unavailable".into(),
+            failed_until_ms: 30_000,
+            ..QuotaRecord::default()
+        };
+        let stored = serde_json::Value::Object(stored_form("x", &remembering).unwrap());
+        assert_eq!(stored["failure"], "wechat_unavailable");
+        assert_eq!(stored["failed_until_ms"], 30_000);
+        let old: QuotaRecord = serde_json::from_value(json!({
+            "version": 1, "force_day": 0, "force_count": 0, "last_force_at_ms": 0,
+            "blocked_until_ms": 0
+        }))
+        .unwrap();
+        assert_eq!(old.failure, "");
+        assert_eq!(old.failed_until_ms, 0);
     }
 }

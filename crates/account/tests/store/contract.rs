@@ -334,6 +334,7 @@ async fn every_item_type_is_stored_in_the_same_shape_by_both_adapters() {
         force_count: 2,
         last_force_at_ms: NOW * 1000,
         blocked_until_ms: 0,
+        ..QuotaRecord::default()
     };
     table.write_token(&id, &token, None).await.unwrap();
     store.write_token(&id, &token, None).await.unwrap();

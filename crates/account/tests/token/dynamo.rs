@@ -10,15 +10,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use account::clock::SystemClock;
+use account::jssdk::{Jssdk, JssdkConfig};
 use account::token::TicketSource;
 use account::token::store::{ConditionalWrite, TicketRecord, TokenStore};
 use account::token::{
-    LambdaError, LambdaTokenSource, RefreshOutcome, TokenClient, TokenConfig, TokenError,
-    TokenService, TokenSource, handle_invocation,
+    Entry, LambdaError, LambdaTokenSource, RefreshFunction, RefreshOutcome,
+    TICKET_FAILURE_MEMORY_MS, TokenClient, TokenConfig, TokenError, TokenService, TokenSource,
+    handle_invocation_via,
 };
 use lambda_http::Request;
 use table::dynamo::DynamoTable;
-use testkit::fake_wechat::{FakeWeChat, lock};
+use testkit::fake_wechat::{FakeWeChat, Scripted, lock};
 use testkit::harness::tokens::*;
 use tokio::sync::Barrier;
 use wechat_api::WeChatHttp;
@@ -162,29 +164,35 @@ async fn a_virtual_day_on_the_schedule_over_dynamodb_never_serves_an_expired_tok
     simulate_a_day_on_the_schedule(&service, &clock, &fake, STABLE).await;
 }
 
-/// A fake Lambda Invoke endpoint (`POST /2015-03-31/functions/{name}/invocations`) that runs the
-/// refresh function's handler, as Lambda would, and counts invocations.
+/// A fake Lambda Invoke endpoint (`POST /2015-03-31/functions/{name}/invocations`, the name
+/// possibly with a `:qualifier`) that runs the refresh function's handler, as Lambda would,
+/// through the entry the qualifier names, and counts invocations.
 async fn fake_lambda(
     service: Arc<TokenService<DynamoTable>>,
     function_name: &str,
 ) -> (String, Arc<AtomicU64>) {
     let invocations = Arc::new(AtomicU64::new(0));
     let counted = invocations.clone();
-    let path = format!("/2015-03-31/functions/{function_name}/invocations");
+    let prefix = format!("/2015-03-31/functions/{function_name}");
     let (url, _server) = testkit::local_server::spawn_on_loopback(move |req: Request| {
         let service = service.clone();
-        let ours = req.method() == "POST" && req.uri().path() == path;
-        if ours {
+        let path = req.uri().path();
+        let named = path.strip_prefix(&prefix).is_some_and(|rest| {
+            rest == "/invocations" || rest.starts_with("%3A") || rest.starts_with(':')
+        });
+        let entry = Entry::of_invoke_request(path, req.uri().query())
+            .filter(|_| named && req.method() == "POST");
+        if entry.is_some() {
             counted.fetch_add(1, Ordering::SeqCst);
         }
         async move {
-            if !ours {
+            let Some(entry) = entry else {
                 return account::http::text(
                     lambda_http::http::StatusCode::NOT_FOUND,
                     "no such function",
                 );
-            }
-            answer_invoke_request(&service, &req).await
+            };
+            answer_invoke_request(&service, entry, &req).await
         }
     })
     .await;
@@ -195,10 +203,11 @@ async fn fake_lambda(
 /// `X-Amz-Function-Error` (the local server's emulation does the same, in the `wx` crate).
 async fn answer_invoke_request(
     service: &TokenService<DynamoTable>,
+    entry: Entry,
     req: &Request,
 ) -> lambda_http::Response<lambda_http::Body> {
     let event = serde_json::from_slice(req.body().as_ref()).unwrap_or_default();
-    match handle_invocation(service, event).await {
+    match handle_invocation_via(service, entry, event).await {
         Ok(answer) => account::http::json(lambda_http::http::StatusCode::OK, &answer),
         Err(e) => {
             let mut response =
@@ -233,13 +242,31 @@ async fn lambda_source(
     endpoint: &str,
     app_id: String,
 ) -> LambdaTokenSource<DynamoTable> {
+    lambda_source_of(
+        table,
+        endpoint,
+        "wechat-refresh",
+        app_id,
+        account::clock::system(),
+    )
+    .await
+}
+
+/// [`lambda_source`] invoking `function` (a name with or without a qualifier), on `clock`.
+async fn lambda_source_of(
+    table: &DynamoTable,
+    endpoint: &str,
+    function: &str,
+    app_id: String,
+    clock: account::clock::SharedClock,
+) -> LambdaTokenSource<DynamoTable> {
     let aws = account::aws::sdk_config().await;
     LambdaTokenSource::new(
         table.clone(),
         account::aws::lambda_client(&aws, Some(endpoint)),
-        "wechat-refresh",
+        function,
         app_id,
-        account::clock::system(),
+        clock,
     )
 }
 
@@ -368,4 +395,139 @@ async fn the_functions_ticket_source_reads_the_table_and_invokes_the_refresh_fun
     assert_eq!(client.jsapi_ticket().await.unwrap().value, first.value);
     assert_eq!(invocations.load(Ordering::SeqCst), 1);
     assert_eq!(fake.calls(GETTICKET), 1);
+}
+
+/// The oauth function's whole path to a ticket, on a virtual clock: `/jssdk/config` through a
+/// container's `TokenClient`, the table, and the refresh function's `ticket` alias (a fake Lambda
+/// Invoke endpoint running the handler) on DynamoDB, while getticket fails.
+struct TicketChain {
+    fake: FakeWeChat,
+    clock: account::clock::ManualClock,
+    table: DynamoTable,
+    endpoint: String,
+    invocations: Arc<AtomicU64>,
+}
+
+impl TicketChain {
+    async fn start() -> Self {
+        let table = testkit::harness::dynalite_table().await;
+        let clock = manual_clock();
+        let fake = fake_for(&testkit::harness::unique("wx"), &clock).await;
+        let service = Arc::new(service(config(&fake, &[]), table.clone(), clock.clone()));
+        let (endpoint, invocations) = fake_lambda(service, "wechat-refresh").await;
+        Self {
+            fake,
+            clock,
+            table,
+            endpoint,
+            invocations,
+        }
+    }
+
+    /// The source of one container, invoking `function`.
+    async fn source(&self, function: &str) -> LambdaTokenSource<DynamoTable> {
+        let app_id = self.fake.state().app_id.clone();
+        let clock: account::clock::SharedClock = Arc::new(self.clock.clone());
+        lambda_source_of(&self.table, &self.endpoint, function, app_id, clock).await
+    }
+
+    /// The refresh function as invoked by `function` (a name with or without a qualifier).
+    async fn function(&self, function: &str) -> RefreshFunction {
+        let aws = account::aws::sdk_config().await;
+        RefreshFunction::new(
+            account::aws::lambda_client(&aws, Some(&self.endpoint)),
+            function,
+        )
+    }
+
+    /// One container's `/jssdk/config`, as the oauth function builds it.
+    async fn container(&self) -> Jssdk<TokenClient<LambdaTokenSource<DynamoTable>>> {
+        let source = self.source("wechat-refresh:ticket").await;
+        let clock: account::clock::SharedClock = Arc::new(self.clock.clone());
+        let config =
+            JssdkConfig::from_env(&[("JSSDK_ALLOWED_ORIGINS", "https://shop.example")]).unwrap();
+        let app_id = self.fake.state().app_id.clone();
+        let client = TokenClient::with_clock(source, clock.clone());
+        Jssdk::new(config, app_id, "", Some(client), clock)
+    }
+
+    fn invocations(&self) -> u64 {
+        self.invocations.load(Ordering::SeqCst)
+    }
+}
+
+async fn sign(jssdk: &Jssdk<TokenClient<LambdaTokenSource<DynamoTable>>>) -> u16 {
+    let request = lambda_http::http::Request::builder()
+        .uri("/jssdk/config?url=https%3A%2F%2Fshop.example%2F")
+        .body(lambda_http::Body::Empty)
+        .unwrap();
+    jssdk.handle(&request).await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn anonymous_jssdk_requests_while_getticket_fails_make_one_wechat_call_per_memory_window() {
+    let chain = TicketChain::start().await;
+    for _ in 0..2 {
+        chain.fake.script(GETTICKET, Scripted::HttpStatus(502));
+    }
+    let first = chain.container().await;
+    for _ in 0..10 {
+        assert_eq!(sign(&first).await, 503);
+    }
+    assert_eq!(
+        chain.invocations(),
+        1,
+        "the container remembers the failure"
+    );
+    assert_eq!(chain.fake.calls(GETTICKET), 1);
+
+    // Other containers each ask the refresh function once, which answers from its memory.
+    for _ in 0..3 {
+        let other = chain.container().await;
+        for _ in 0..3 {
+            assert_eq!(sign(&other).await, 503);
+        }
+    }
+    assert_eq!(chain.invocations(), 4);
+    assert_eq!(chain.fake.calls(GETTICKET), 1, "no WeChat call for them");
+
+    // Once the memory lapses: one new attempt (failing again), then a ticket.
+    chain.clock.advance_ms(TICKET_FAILURE_MEMORY_MS);
+    for _ in 0..10 {
+        assert_eq!(sign(&first).await, 503);
+    }
+    assert_eq!((chain.invocations(), chain.fake.calls(GETTICKET)), (5, 2));
+    chain.clock.advance_ms(TICKET_FAILURE_MEMORY_MS);
+    for _ in 0..10 {
+        assert_eq!(sign(&first).await, 200);
+    }
+    assert_eq!((chain.invocations(), chain.fake.calls(GETTICKET)), (6, 3));
+}
+
+#[tokio::test]
+async fn the_ticket_alias_hands_out_tickets_but_never_the_token() {
+    let chain = TicketChain::start().await;
+    let ticket_only = chain.function("wechat-refresh:ticket").await;
+    let ticket = ticket_only.invoke_for_ticket().await.unwrap();
+    assert!(chain.fake.state().is_valid_ticket(ticket.value.expose()));
+    // The token it was fetched with is stored, but this entry does not hand it out.
+    let token = chain
+        .table
+        .read_token(&chain.fake.state().app_id)
+        .await
+        .unwrap()
+        .unwrap();
+    for refused in [
+        ticket_only.current().await.unwrap_err(),
+        ticket_only.report_stale("any").await.unwrap_err(),
+    ] {
+        let text = refused.to_string();
+        assert!(matches!(refused, TokenError::Remote(_)), "{refused:?}");
+        assert!(text.contains("NotOnThisEntry"), "{text}");
+        assert!(!text.contains(token.access_token.expose().as_str()));
+    }
+    assert_eq!(chain.invocations(), 3);
+    // The function itself still answers the token.
+    let full = chain.function("wechat-refresh").await;
+    assert_eq!(full.current().await.unwrap().value, token.access_token);
 }

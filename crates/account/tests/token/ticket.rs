@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use account::clock::Clock;
+use account::clock::{Clock, ManualClock};
 use account::token::store::{TokenStore, ticket_id};
 use account::token::{JsapiTicket, TicketSource};
-use account::token::{RefreshOutcome, TokenClient, TokenError, next_china_midnight_ms};
+use account::token::{
+    RefreshOutcome, TICKET_FAILURE_MEMORY_MS, TokenClient, TokenError, next_china_midnight_ms,
+};
 use serde_json::{Value, json};
 use table::embedded::EmbeddedStore;
 use testkit::fake_wechat::jssdk::{INVALID_SIGNATURE, VERIFY_PATH};
@@ -22,6 +24,11 @@ use wechat_protocol::signature::jssdk_signature;
 
 fn valid(fake: &FakeWeChat, ticket: &JsapiTicket) -> bool {
     fake.state().is_valid_ticket(ticket.value.expose())
+}
+
+/// Another instance of the service, over `store`, on the same clock and fake.
+fn service_on(fake: &FakeWeChat, store: EmbeddedStore, clock: &ManualClock) -> Service {
+    service(config(fake, &[]), store, clock.clone())
 }
 
 fn scheduled_event() -> Value {
@@ -184,6 +191,143 @@ async fn a_45009_blocks_getticket_on_every_instance_until_midnight_but_not_the_t
         second.on_schedule_ticket().await.unwrap().outcome,
         RefreshOutcome::Fresh
     );
+}
+
+/// The remembered failure a request is answered with, or a panic naming what came instead.
+fn remembered(result: Result<JsapiTicket, TokenError>) -> (String, i64) {
+    match result {
+        Err(TokenError::NoUsableTicket(RefreshOutcome::RecentlyFailed { failure, until_ms })) => {
+            (failure, until_ms)
+        }
+        other => panic!("expected the remembered failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_failed_getticket_is_remembered_so_ten_requests_make_one_call_on_every_instance() {
+    let (service, clock, fake) = setup(&[]).await;
+    fake.script(GETTICKET, Scripted::HttpStatus(502));
+    fake.script(GETTICKET, Scripted::HttpStatus(502));
+    let failed_at = clock.now_ms();
+    assert!(matches!(
+        service.get_ticket().await,
+        Err(TokenError::NoUsableTicket(
+            RefreshOutcome::WeChatUnavailable(ApiError::HttpStatus(502))
+        ))
+    ));
+    for _ in 0..9 {
+        let (failure, until_ms) = remembered(service.get_ticket().await);
+        assert_eq!(failure, "wechat_unavailable");
+        assert_eq!(until_ms, failed_at + TICKET_FAILURE_MEMORY_MS);
+    }
+    assert_eq!(fake.calls(GETTICKET), 1);
+    // A stale report is answered from the memory too (there is no ticket to report, but the
+    // throttle must not depend on that).
+    let report = service.refresh_stale_ticket("A_DEAD_TICKET").await.unwrap();
+    assert_eq!(report.outcome.code(), "recently_failed");
+    // The memory is in the table: another instance over it calls nobody either.
+    let other = service_on(&fake, service.store().clone(), &clock);
+    remembered(other.get_ticket().await);
+    assert_eq!(fake.calls(GETTICKET), 1);
+    let quota = service
+        .store()
+        .read_quota(&ticket_id(FAKE_APP_ID))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(quota.failure, "wechat_unavailable");
+    assert_eq!(quota.blocked_until_ms, 0, "not a quota block");
+
+    // Once it lapses, one new attempt; its failure is remembered again.
+    clock.advance_ms(TICKET_FAILURE_MEMORY_MS - 1);
+    remembered(service.get_ticket().await);
+    clock.advance_ms(1);
+    assert!(matches!(
+        service.get_ticket().await,
+        Err(TokenError::NoUsableTicket(
+            RefreshOutcome::WeChatUnavailable(_)
+        ))
+    ));
+    remembered(other.get_ticket().await);
+    assert_eq!(fake.calls(GETTICKET), 2);
+    clock.advance_ms(TICKET_FAILURE_MEMORY_MS);
+    let ticket = service.get_ticket().await.unwrap();
+    assert!(valid(&fake, &ticket));
+    assert_eq!(other.get_ticket().await.unwrap(), ticket);
+    assert_eq!(fake.calls(GETTICKET), 3);
+}
+
+#[tokio::test]
+async fn ten_requests_while_getticket_stays_busy_make_one_fetch_of_three_attempts_not_thirty_calls()
+{
+    let (service, _clock, fake) = setup(&[]).await;
+    for _ in 0..3 {
+        fake.script(GETTICKET, Scripted::ErrCode(-1));
+    }
+    let mut answers = Vec::new();
+    for _ in 0..10 {
+        answers.push(service.get_ticket().await.unwrap_err());
+    }
+    assert!(matches!(
+        answers[0],
+        TokenError::NoUsableTicket(RefreshOutcome::WeChatBusy {
+            errcode: -1,
+            attempts: 3
+        })
+    ));
+    assert!(answers[1..].iter().all(|e| matches!(
+        e,
+        TokenError::NoUsableTicket(RefreshOutcome::RecentlyFailed { failure, .. })
+            if failure == "wechat_busy"
+    )));
+    assert_eq!(fake.calls(GETTICKET), 3);
+}
+
+#[tokio::test]
+async fn without_a_token_the_ticket_requests_do_not_keep_asking_for_one() {
+    let (service, _clock, fake) = setup(&[]).await;
+    fake.script(STABLE, Scripted::ErrCode(40164));
+    let first = service.get_ticket().await.unwrap_err();
+    assert!(matches!(
+        first,
+        TokenError::NoUsableTicket(RefreshOutcome::TokenUnavailable(_))
+    ));
+    for _ in 0..9 {
+        assert_eq!(
+            remembered(service.get_ticket().await).0,
+            "token_unavailable"
+        );
+    }
+    assert_eq!((fake.calls(STABLE), fake.calls(GETTICKET)), (1, 0));
+    // The token itself is not remembered: the functions that need it still ask.
+    service.get().await.unwrap();
+    assert_eq!(fake.calls(STABLE), 2);
+}
+
+#[tokio::test]
+async fn the_schedule_is_not_held_back_by_a_remembered_failure_and_a_45009_is_not_shortened() {
+    let (service, _clock, fake) = setup(&[]).await;
+    fake.script(GETTICKET, Scripted::HttpStatus(502));
+    service.get_ticket().await.unwrap_err();
+    remembered(service.get_ticket().await);
+    // The scheduled run asks WeChat anyway, and a ticket it stores ends the memory's effect.
+    let report = service.on_schedule_ticket().await.unwrap();
+    assert_eq!(report.outcome, RefreshOutcome::Fresh);
+    assert_eq!(fake.calls(GETTICKET), 2);
+    assert_eq!(service.get_ticket().await.unwrap(), report.ticket.unwrap());
+
+    // 45009 keeps its own block until midnight, not the 30 s memory.
+    let (service, clock, fake) = setup(&[]).await;
+    fake.script(GETTICKET, Scripted::ErrCode(45009));
+    service.get_ticket().await.unwrap_err();
+    clock.advance_ms(TICKET_FAILURE_MEMORY_MS * 10);
+    assert!(matches!(
+        service.get_ticket().await,
+        Err(TokenError::NoUsableTicket(
+            RefreshOutcome::QuotaExhausted { .. }
+        ))
+    ));
+    assert_eq!(fake.calls(GETTICKET), 1);
 }
 
 #[tokio::test]

@@ -602,6 +602,59 @@ async fn declining_consent_shows_a_bilingual_page_with_a_restart_link() {
     assert_eq!(landed.path(), "/profile");
 }
 
+// ---- snapshot pages (快照页模式) ----
+
+#[tokio::test]
+async fn a_snapshot_page_user_is_neither_stored_nor_signed_in_and_is_told_to_open_the_full_page() {
+    let h = harness().await;
+    let mut browser = h.browser();
+    lock(&h.fake.state().sns).snapshot_user = true;
+    let page = browser
+        .follow(&authorize(&h, "snsapi_userinfo", "/profile"))
+        .await;
+    assert_friendly_page(&page, 200, "请打开完整页面后再登录");
+    assert!(page.body.contains("使用完整服务"), "{}", page.body);
+    assert!(page.body.contains("open the full page"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("href=\"/oauth/authorize?scope=snsapi_userinfo&amp;return_to=%2Fprofile\"")
+    );
+    assert_no_session_cookie(&page);
+    assert!(users(&h.store).is_empty(), "{:?}", users(&h.store));
+    let virtual_openids = lock(&h.fake.state().sns).virtual_openids();
+    assert_eq!(virtual_openids.len(), 1);
+    for hop in &browser.hops {
+        assert!(!hop.body.contains(&virtual_openids[0]), "{}", hop.url);
+    }
+    assert_eq!(h.fake.calls("/sns/oauth2/access_token"), 1);
+    assert_eq!(
+        h.fake.calls("/sns/userinfo"),
+        0,
+        "a virtual account's profile is not even read"
+    );
+    assert_eq!(me(&h, &mut browser).await.status, 401);
+    // The code is spent: the state stays consumed, never completed with the virtual openid.
+    let callback = browser.hop_to("/oauth/callback").unwrap().url.clone();
+    let state = query_param(&callback, "state").unwrap();
+    let item = h
+        .store
+        .item_json(&format!("oauth_state#{state}"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(item["status"], "consumed");
+
+    // Opened in full (使用完整服务), the page's link signs the real user in.
+    lock(&h.fake.state().sns).snapshot_user = false;
+    let restart = resolve(
+        &page.url,
+        "/oauth/authorize?scope=snsapi_userinfo&return_to=%2Fprofile",
+    );
+    let landed = browser.follow(&restart).await;
+    assert_eq!(landed.path(), "/profile");
+    assert_eq!(me(&h, &mut browser).await.json()["openid"], FAKE_OPENID);
+    assert_eq!(users(&h.store), [format!("user#{FAKE_OPENID}")]);
+}
+
 #[tokio::test]
 async fn a_bare_callback_without_code_or_state_shows_the_link_expired_page_not_declined() {
     let h = harness().await;

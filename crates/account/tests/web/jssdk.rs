@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use account::clock::ManualClock;
 use account::jssdk::{Jssdk, JssdkConfig, WxConfig};
-use account::token::TokenError;
-use account::token::{JsapiTicket, TicketSource};
+use account::token::{
+    JsapiTicket, TICKET_FAILURE_MEMORY_MS, TicketSource, TokenClient, TokenError,
+};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
@@ -17,16 +18,22 @@ const TICKET: &str =
     "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg";
 const NOW_MS: i64 = 1_414_587_457_000;
 
-/// Hands out `TICKET` (valid two hours from `NOW_MS`) or, while `failing`, an invoke error.
+/// Hands out `TICKET` (valid two hours from `NOW_MS`) or, while `failing`, an invoke error;
+/// after `delay`, when one is set.
 #[derive(Default)]
 struct ScriptedTickets {
     calls: AtomicUsize,
     failing: Mutex<bool>,
+    delay: Mutex<std::time::Duration>,
 }
 
 impl TicketSource for ScriptedTickets {
     async fn jsapi_ticket(&self) -> Result<JsapiTicket, TokenError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        let delay = *self.delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         if *self.failing.lock().unwrap() {
             return Err(TokenError::Invoke(
                 "connection refused to the refresh function".into(),
@@ -220,6 +227,104 @@ async fn a_failing_ticket_source_is_503_with_a_reason_and_no_detail() {
         error,
         "no jsapi_ticket is available right now (InvokeFailed)"
     );
+}
+
+#[tokio::test]
+async fn a_failing_ticket_source_says_when_to_retry() {
+    let s = signing();
+    *s.tickets.failing.lock().unwrap() = true;
+    let response = get(&s, "/jssdk/config?url=https%3A%2F%2Fshop.example%2F", None).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response.headers()["retry-after"],
+        (TICKET_FAILURE_MEMORY_MS / 1000).to_string().as_str()
+    );
+    assert_eq!(response.headers()["cache-control"], "no-store");
+}
+
+/// The handler as the Lambda builds it: over a `TokenClient` (one per container) on `clock`.
+fn through_a_token_client(
+    tickets: Arc<ScriptedTickets>,
+    clock: &ManualClock,
+) -> Arc<Jssdk<TokenClient<Arc<ScriptedTickets>>>> {
+    let config =
+        JssdkConfig::from_env(&[("JSSDK_ALLOWED_ORIGINS", "https://shop.example")]).unwrap();
+    let clock: account::clock::SharedClock = Arc::new(clock.clone());
+    let client = TokenClient::with_clock(tickets, clock.clone());
+    Arc::new(Jssdk::new(config, "wx1", "", Some(client), clock))
+}
+
+async fn config_status(jssdk: &Jssdk<TokenClient<Arc<ScriptedTickets>>>) -> (u16, Option<String>) {
+    let response = jssdk
+        .handle(&request(
+            "GET",
+            "/jssdk/config?url=https%3A%2F%2Fshop.example%2F",
+            None,
+        ))
+        .await
+        .unwrap();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    (response.status().as_u16(), retry_after)
+}
+
+#[tokio::test]
+async fn a_container_asks_again_only_after_the_failure_memory_and_says_so_with_retry_after() {
+    let clock = ManualClock::at_ms(NOW_MS);
+    let tickets = Arc::new(ScriptedTickets::default());
+    *tickets.failing.lock().unwrap() = true;
+    let jssdk = through_a_token_client(tickets.clone(), &clock);
+    assert_eq!(config_status(&jssdk).await, (503, Some("30".into())));
+    clock.advance_ms(10_000);
+    for _ in 0..9 {
+        assert_eq!(config_status(&jssdk).await, (503, Some("20".into())));
+    }
+    assert_eq!(
+        tickets.calls.load(Ordering::SeqCst),
+        1,
+        "ten requests, one attempt"
+    );
+
+    clock.advance_ms(TICKET_FAILURE_MEMORY_MS - 10_000);
+    assert_eq!(config_status(&jssdk).await, (503, Some("30".into())));
+    assert_eq!(tickets.calls.load(Ordering::SeqCst), 2, "one new attempt");
+    clock.advance_ms(TICKET_FAILURE_MEMORY_MS);
+    *tickets.failing.lock().unwrap() = false;
+    assert_eq!(config_status(&jssdk).await, (200, None));
+    assert_eq!(config_status(&jssdk).await, (200, None));
+    assert_eq!(tickets.calls.load(Ordering::SeqCst), 3, "then cached");
+}
+
+#[tokio::test]
+async fn concurrent_misses_in_one_container_share_one_attempt() {
+    let clock = ManualClock::at_ms(NOW_MS);
+    let tickets = Arc::new(ScriptedTickets::default());
+    *tickets.failing.lock().unwrap() = true;
+    *tickets.delay.lock().unwrap() = std::time::Duration::from_millis(100);
+    let jssdk = through_a_token_client(tickets.clone(), &clock);
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let jssdk = jssdk.clone();
+        requests.spawn(async move { config_status(&jssdk).await.0 });
+    }
+    while let Some(status) = requests.join_next().await {
+        assert_eq!(status.unwrap(), 503);
+    }
+    assert_eq!(tickets.calls.load(Ordering::SeqCst), 1);
+
+    // A successful attempt is shared the same way.
+    clock.advance_ms(TICKET_FAILURE_MEMORY_MS);
+    *tickets.failing.lock().unwrap() = false;
+    for _ in 0..10 {
+        let jssdk = jssdk.clone();
+        requests.spawn(async move { config_status(&jssdk).await.0 });
+    }
+    while let Some(status) = requests.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    assert_eq!(tickets.calls.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]

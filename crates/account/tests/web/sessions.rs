@@ -454,6 +454,7 @@ async fn a_sign_in_that_races_a_logout_everywhere_merges_into_the_newer_user() {
             openid: FAKE_OPENID.into(),
             unionid: None,
             grant,
+            snapshot_user: false,
         })
         .await
         .unwrap();

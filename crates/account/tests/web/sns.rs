@@ -247,3 +247,51 @@ async fn the_consent_page_redirects_back_with_code_and_state_or_only_state_when_
     let bad = http.get(consent("a-b_c")).send().await.unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+#[tokio::test]
+async fn a_snapshot_page_userinfo_sign_in_is_flagged_with_a_virtual_openid_and_base_ones_are_not() {
+    let (fake, client) = client().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let code_from_consent = |scope: &'static str| {
+        let url = format!(
+            "{}/connect/oauth2/authorize?appid={}&redirect_uri={}&response_type=code&scope={scope}&state=abc",
+            fake.base_url(),
+            testkit::fake_wechat::FAKE_APP_ID,
+            crate::support::encode("https://app.example/oauth/callback"),
+        );
+        let http = http.clone();
+        async move {
+            let back = http.get(url).send().await.unwrap();
+            let location = back.headers()["location"].to_str().unwrap().to_string();
+            crate::support::query_param(&location, "code").unwrap()
+        }
+    };
+    let ordinary = client
+        .exchange_code(&code_from_consent("snsapi_userinfo").await, now())
+        .await
+        .unwrap();
+    assert_eq!(ordinary.openid, FAKE_OPENID);
+    assert!(!ordinary.snapshot_user);
+
+    lock(&fake.state().sns).snapshot_user = true;
+    let snapshot = client
+        .exchange_code(&code_from_consent("snsapi_userinfo").await, now())
+        .await
+        .unwrap();
+    assert!(snapshot.snapshot_user);
+    assert_eq!(
+        lock(&fake.state().sns).virtual_openids(),
+        [snapshot.openid.as_str()]
+    );
+    assert!(snapshot.unionid.is_some(), "a virtual unionid, too");
+    // WeChat shows the snapshot page for snsapi_userinfo sign-ins; silent ones are unaffected.
+    let silent = client
+        .exchange_code(&code_from_consent("snsapi_base").await, now())
+        .await
+        .unwrap();
+    assert_eq!(silent.openid, FAKE_OPENID);
+    assert!(!silent.snapshot_user);
+}

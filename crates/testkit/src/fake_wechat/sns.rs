@@ -5,10 +5,15 @@
 //!
 //! The consent page "approves" at once as [`SnsState::signed_in_openid`] by redirecting to
 //! `redirect_uri` with `code` and `state`; with [`SnsState::decline`] set it redirects with only
-//! `state`, as WeChat does when the user declines. The fake keeps its own time (the system clock
-//! plus [`SnsState::advance_s`]) so tests can expire codes and tokens.
+//! `state`, as WeChat does when the user declines. With [`SnsState::snapshot_user`] set, an
+//! `snsapi_userinfo` sign-in is answered as WeChat answers one from a snapshot page (快照页模式,
+//! since 2022): a new virtual openid (and unionid, and a placeholder profile that `/sns/userinfo`
+//! serves), with `"is_snapshotuser": 1` in the code exchange's answer.
+//!
+//! The fake keeps its own time (the system clock plus [`SnsState::advance_s`]) so tests can
+//! expire codes and tokens.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
@@ -26,6 +31,8 @@ pub const FAKE_NICKNAME: &str = "小明🐼 Ming";
 /// The second seeded user: no unionid.
 pub const FAKE_OPENID_2: &str = "oLVPpjqs9BhvzwPj5A-vTYAX3GLc";
 pub const FAKE_NICKNAME_2: &str = "Zoë 🌸 测试";
+/// The nickname of every snapshot-page virtual account.
+pub const SNAPSHOT_NICKNAME: &str = "微信用户";
 
 /// A WeChat user the fake knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +72,11 @@ pub struct SnsState {
     pub signed_in_openid: String,
     /// When set, the consent page declines (redirects back with only `state`).
     pub decline: bool,
+    /// When set, `snsapi_userinfo` sign-ins come from a snapshot page: each one is a new virtual
+    /// account, and the code exchange answers `"is_snapshotuser": 1`.
+    pub snapshot_user: bool,
+    /// The virtual accounts' openids issued so far.
+    virtual_openids: HashSet<String>,
     codes: HashMap<String, IssuedCode>,
     access_tokens: HashMap<String, IssuedToken>,
     refresh_tokens: HashMap<String, IssuedToken>,
@@ -105,6 +117,8 @@ impl Default for SnsState {
             users,
             signed_in_openid: FAKE_OPENID.into(),
             decline: false,
+            snapshot_user: false,
+            virtual_openids: HashSet::new(),
             codes: HashMap::new(),
             access_tokens: HashMap::new(),
             refresh_tokens: HashMap::new(),
@@ -162,6 +176,33 @@ impl SnsState {
         )
     }
 
+    /// The openids of the snapshot-page virtual accounts issued so far.
+    pub fn virtual_openids(&self) -> Vec<String> {
+        self.virtual_openids.iter().cloned().collect()
+    }
+
+    /// A new snapshot-page virtual account, known to `/sns/userinfo` like any user.
+    fn issue_virtual_user(&mut self) -> String {
+        let serial = self.next_serial();
+        let openid = format!("oSNAPSHOTvirtual{serial:012}");
+        self.users.insert(
+            openid.clone(),
+            FakeUser {
+                openid: openid.clone(),
+                unionid: Some(format!("oSNAPSHOTunion{serial:012}")),
+                nickname: SNAPSHOT_NICKNAME.into(),
+                sex: 0,
+                province: String::new(),
+                city: String::new(),
+                country: String::new(),
+                headimgurl: "https://thirdwx.qlogo.cn/mmopen/snapshot-default/132".into(),
+                privilege: vec![],
+            },
+        );
+        self.virtual_openids.insert(openid.clone());
+        openid
+    }
+
     fn next_serial(&mut self) -> u64 {
         self.serial += 1;
         self.serial
@@ -190,7 +231,7 @@ impl SnsState {
             "refresh_token": refresh_token,
             "openid": openid,
             "scope": scope,
-            "is_snapshotuser": 0,
+            "is_snapshotuser": u8::from(self.virtual_openids.contains(openid)),
         });
         if let Some(unionid) = self.users.get(openid).and_then(|u| u.unionid.clone()) {
             answer["unionid"] = json!(unionid);
@@ -260,7 +301,11 @@ fn consent(state: &FakeState, req: &FakeRequest) -> FakeResponse {
     let mut sns = lock(&state.sns);
     let mut back = form_urlencoded::Serializer::new(String::new());
     if !sns.decline {
-        let openid = sns.signed_in_openid.clone();
+        let openid = if sns.snapshot_user && scope == "snsapi_userinfo" {
+            sns.issue_virtual_user()
+        } else {
+            sns.signed_in_openid.clone()
+        };
         back.append_pair("code", &sns.issue_code(&openid, scope));
     }
     back.append_pair("state", oauth_state);

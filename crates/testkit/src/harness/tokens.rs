@@ -313,6 +313,7 @@ pub async fn quota_writes_are_compare_and_swap(store: &impl TokenStore, app_id: 
         force_count: 1,
         last_force_at_ms: T0_MS,
         blocked_until_ms: 0,
+        ..QuotaRecord::default()
     };
     assert_eq!(
         store.write_quota(app_id, &first, None).await.unwrap(),
