@@ -180,7 +180,7 @@ async fn a_5000_byte_chinese_answer_arrives_as_three_parts_in_order() {
     assert_eq!(content.len(), 5000);
     let answer = serde_json::json!({"type": "text", "content": content}).to_string();
     service.answer(400, 200, &answer);
-    let fake = fake_on_wall_clock(&testkit::harness::unique("wx")).await;
+    let fake = fake_on_wall_clock(&testkit::harness::unique_app_id()).await;
     let handler = instance(&service, &fake, 100).await;
     let msg = fresh_text("tell me everything");
 
@@ -210,7 +210,7 @@ async fn an_event_answer_ready_after_its_minute_is_not_sent() {
         200,
         r#"{"type":"text","content":"too late for the click"}"#,
     );
-    let fake = fake_on_wall_clock(&testkit::harness::unique("wx")).await;
+    let fake = fake_on_wall_clock(&testkit::harness::unique_app_id()).await;
     let rules = format!(
         "[[rules]]\nevent = \"CLICK\"\nevent_key = \"ORDERS\"\n\
          reply = {{ type = \"forward\", url = \"{}\", timeout_ms = 100 }}\n",
@@ -236,7 +236,7 @@ async fn an_event_answer_ready_after_its_minute_is_not_sent() {
 async fn a_message_answer_wechat_refuses_busy_twice_is_sent_again_and_delivered_once() {
     let service = ScriptedService::start().await;
     service.answer(300, 200, r#"{"type":"text","content":"third time lucky"}"#);
-    let fake = fake_on_wall_clock(&testkit::harness::unique("wx")).await;
+    let fake = fake_on_wall_clock(&testkit::harness::unique_app_id()).await;
     // One call per send: the worker's own retries are what gets the answer through.
     let one_call = RetryPolicy {
         attempts: 1,
@@ -271,7 +271,7 @@ async fn the_user_sees_typing_before_a_late_answer() {
         200,
         r#"{"type":"text","content":"thought about it"}"#,
     );
-    let fake = fake_on_wall_clock(&testkit::harness::unique("wx")).await;
+    let fake = fake_on_wall_clock(&testkit::harness::unique_app_id()).await;
     let handler = instance(&service, &fake, 100).await;
     let msg = fresh_text("think hard");
 
@@ -304,7 +304,7 @@ async fn the_user_sees_typing_before_a_late_answer() {
 async fn a_typing_status_wechat_refuses_does_not_hold_up_the_answer() {
     let service = ScriptedService::start().await;
     service.answer(1_000, 200, r#"{"type":"text","content":"here anyway"}"#);
-    let fake = fake_on_wall_clock(&testkit::harness::unique("wx")).await;
+    let fake = fake_on_wall_clock(&testkit::harness::unique_app_id()).await;
     let handler = instance(&service, &fake, 100).await;
     fake.script(TYPING_PATH, Scripted::ErrCode(45080));
     let msg = fresh_text("typing refused");

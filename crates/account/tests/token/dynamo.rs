@@ -412,7 +412,7 @@ impl TicketChain {
     async fn start() -> Self {
         let table = testkit::harness::dynalite_table().await;
         let clock = manual_clock();
-        let fake = fake_for(&testkit::harness::unique("wx"), &clock).await;
+        let fake = fake_for(&testkit::harness::unique_app_id(), &clock).await;
         let service = Arc::new(service(config(&fake, &[]), table.clone(), clock.clone()));
         let (endpoint, invocations) = fake_lambda(service, "wechat-refresh").await;
         Self {
