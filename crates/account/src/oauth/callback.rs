@@ -443,33 +443,15 @@ fn log(flow: &Flow, outcome: &CallbackOutcome, elapsed_ms: u64) {
             scope = %flow.scope,
             "snapshot-page virtual account (is_snapshotuser=1): not signed in, nothing stored"
         ),
-        // The refusals and failures keep the words every other `/oauth/*` refusal logs.
-        CallbackOutcome::CodeRejected(error) => tracing::info!(
+        // The refusals keep the words every other `/oauth/*` refusal logs.
+        CallbackOutcome::CodeRejected(_)
+        | CallbackOutcome::StateMalformed
+        | CallbackOutcome::StateUnknown
+        | CallbackOutcome::BindingMismatch => tracing::info!(
             outcome = code,
             status,
             elapsed_ms,
-            error = %format_args!("WeChat rejected the code after the automatic restart: {error}"),
-            "oauth request refused"
-        ),
-        CallbackOutcome::StateMalformed => tracing::info!(
-            outcome = code,
-            status,
-            elapsed_ms,
-            error = "state parameter is missing or malformed",
-            "oauth request refused"
-        ),
-        CallbackOutcome::StateUnknown => tracing::info!(
-            outcome = code,
-            status,
-            elapsed_ms,
-            error = "state is unknown or expired",
-            "oauth request refused"
-        ),
-        CallbackOutcome::BindingMismatch => tracing::info!(
-            outcome = code,
-            status,
-            elapsed_ms,
-            error = "state was issued to another browser",
+            error = %refusal(outcome),
             "oauth request refused"
         ),
         CallbackOutcome::WeChatUnavailable(error) | CallbackOutcome::ProfileUnavailable(error) => {
@@ -488,6 +470,19 @@ fn log(flow: &Flow, outcome: &CallbackOutcome, elapsed_ms: u64) {
             %error,
             "oauth request failed"
         ),
+    }
+}
+
+/// Why the callback refused the request, for its log line.
+fn refusal(outcome: &CallbackOutcome) -> String {
+    match outcome {
+        CallbackOutcome::CodeRejected(error) => {
+            format!("WeChat rejected the code after the automatic restart: {error}")
+        }
+        CallbackOutcome::StateMalformed => "state parameter is missing or malformed".into(),
+        CallbackOutcome::StateUnknown => "state is unknown or expired".into(),
+        CallbackOutcome::BindingMismatch => "state was issued to another browser".into(),
+        _ => String::new(),
     }
 }
 
