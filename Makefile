@@ -35,12 +35,12 @@ WEBHOOK_MAX_BYTES := 6291456
 OTHER_MAX_BYTES := 8388608
 
 .PHONY: help run test e2e build bench coldstart validate deploy fmt lint clean \
-	fmt-check unit-tests interop-test lint-template tools deploy-tools e2e-tools browser lambda-target
+	fmt-check unit-tests interop-test lint-template lint-combinations tools deploy-tools e2e-tools browser lambda-target
 
 help: ## List the targets
 	@echo "Usage: make <target>"
 	@grep -E '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) \
-		| awk 'BEGIN { FS = ":.*## " } { printf "  %-13s %s\n", $$1, $$2 }'
+		| awk 'BEGIN { FS = ":.*## " } { printf "  %-18s %s\n", $$1, $$2 }'
 
 run: ## Serve every function on http://localhost:3000 (`wx serve`: embedded store; reads .env)
 	cargo run -p wx -- serve
@@ -73,9 +73,16 @@ coldstart: tools ## Cold start, warm latency and peak RSS of verify and message 
 		verify-secret=target/release/verify message=target/release/message \
 		message-secret=target/release/message message-forward=target/release/message
 
-validate: tools deploy-tools ## Validate template.yaml offline: sam validate --lint and cfn-lint
+validate: tools deploy-tools ## Validate template.yaml offline: sam validate --lint, cfn-lint, then every EgressMode x domain combination
 	AWS_DEFAULT_REGION=us-east-1 sam validate --lint --template template.yaml
 	scripts/lint-template.sh template.yaml
+	$(MAKE) --no-print-directory lint-combinations
+
+# The SAM transform and cfn-lint once per combination of EgressMode (3) and custom domain (2),
+# with those parameter values, in the aws and aws-cn partitions' regions; the Rules evaluated
+# for each, and for combinations they must refuse. About a minute and a half on 2 busy cores.
+lint-combinations: tools ## cfn-lint the transformed template for every EgressMode x custom-domain combination (regions incl. ap-east-1, cn-north-1)
+	$(VENV_PY) scripts/lint-template-combinations.py template.yaml
 
 deploy: deploy-tools lambda-target ## sam build, then sam deploy (--guided the first time)
 	sam build --template template.yaml
