@@ -76,7 +76,7 @@ coldstart: tools ## Cold start, warm latency and peak RSS of verify and message 
 validate: tools deploy-tools ## Validate template.yaml offline: sam validate --lint, cfn-lint, then every EgressMode x domain combination
 	AWS_DEFAULT_REGION=us-east-1 sam validate --lint --template template.yaml
 	scripts/lint-template.sh template.yaml
-	$(MAKE) --no-print-directory lint-combinations
+	$(VENV_PY) scripts/lint-template-combinations.py template.yaml
 
 # The SAM transform and cfn-lint once per combination of EgressMode (3) and custom domain (2),
 # with those parameter values, in the aws and aws-cn partitions' regions; the Rules evaluated
