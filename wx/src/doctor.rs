@@ -442,10 +442,11 @@ async fn token(config: &Config, via: &Via) -> Outcome {
     let function = match refresh_function(config, via).await {
         Ok((function, _)) => function,
         Err(e) => {
-            return Outcome::fail(
-                e.to_string(),
-                "set TOKEN_FUNCTION_NAME (the stack's RefreshFunctionName output)",
-            );
+            let fix = match via.local {
+                Some(_) => "start `make run` in this directory, or pass --local URL",
+                None => "set TOKEN_FUNCTION_NAME (the stack's RefreshFunctionName output)",
+            };
+            return Outcome::fail(e.to_string(), fix);
         }
     };
     match function.invoke(Invocation::Get).await {

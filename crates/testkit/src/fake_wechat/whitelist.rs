@@ -65,10 +65,11 @@ pub fn refusal(state: &FakeState, req: &FakeRequest, caller: IpAddr) -> Option<F
         IpAddr::V4(v4) => v4.to_ipv6_mapped().to_string(),
         IpAddr::V6(v6) => v6.to_string(),
     };
+    // WeChat's `rid` is a request id for its support; the fake numbers its refusals.
     let errmsg = format!(
-        "invalid ip {caller} ipv6 {ipv6}, not in whitelist rid: {:08x}-{:08x}",
-        whitelist.refused,
-        state.app_id.len() as u64 * 0x9e37 + whitelist.refused
+        "invalid ip {caller} ipv6 {ipv6}, not in whitelist rid: fa4e{:04x}-{:08x}",
+        whitelist.refused % 0x10000,
+        whitelist.refused
     );
     Some(FakeResponse::json(
         serde_json::json!({ "errcode": 40164, "errmsg": errmsg }),
