@@ -7,10 +7,10 @@
 //! - `GET /oauth/callback?code=&state=` → 302 to `return_to` with a session cookie, or a page.
 //! - `GET /oauth/me` → the signed-in user as JSON, or 401 JSON.
 //! - `POST /oauth/logout` → 204, session and binding cookies cleared.
-//! - `GET /MP_verify_<code>.txt` (the name `WECHAT_MP_VERIFY_FILE` sets) → 200 `text/plain`, the
-//!   code: the domain verification file WeChat fetches (see [`crate::oauth::verify_file`]).
 //! - `POST /oauth/logout?everywhere=1` → 204 after bumping the user's session epoch, which
 //!   revokes every session of that user in every browser; same-origin requests only (CSRF).
+//! - `GET /MP_verify_<code>.txt` (the name `WECHAT_MP_VERIFY_FILE` sets) → 200 `text/plain`, the
+//!   code: the domain verification file WeChat fetches (see [`crate::oauth::verify_file`]).
 //!
 //! Sessions carry the user's session epoch; `/oauth/me` and [`OAuth::session`] accept a session
 //! only while it matches the stored epoch.
