@@ -227,9 +227,11 @@ fn off_the_fake_whitelist_the_token_check_and_other_commands_name_the_ip_to_add(
     assert!(fix.contains("IP白名单"), "{fix}");
 
     // Every command that surfaces WeChat's refusal says the same.
+    let page = format!("{}/demo", server.url);
     for args in [
         &["token", "get", "--local"][..],
         &["menu", "show", "--local"][..],
+        &["jssdk", "sign", &page, "--local"][..],
     ] {
         let output = server.run(args);
         assert_eq!(output.status.code(), Some(1), "{args:?}");

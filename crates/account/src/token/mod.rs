@@ -326,7 +326,12 @@ impl fmt::Display for RefreshOutcome {
                 f,
                 "WeChat stayed busy (errcode {errcode}) through {attempts} attempts"
             ),
-            Self::WeChatUnavailable(e) => write!(f, "{e}"),
+            // A call with the token refused by the whitelist (a jsapi_ticket fetch): the same
+            // sentence as the token fetch's, so the operator sees which IP to add.
+            Self::WeChatUnavailable(e) => match e.whitelist_ip() {
+                Some(ip) => write!(f, "{} ({e})", errcode::whitelist_fix(ip)),
+                None => write!(f, "{e}"),
+            },
             Self::TokenUnavailable(outcome) => {
                 write!(
                     f,

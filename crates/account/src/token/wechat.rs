@@ -347,7 +347,12 @@ impl TokenFetcher {
                 FetchFailure::QuotaExhausted
             }
             Retried::Failed(other) => {
-                tracing::warn!(app_id = %self.app_id, error = %other, "could not fetch a jsapi_ticket; the stored ticket is kept");
+                tracing::warn!(
+                    app_id = %self.app_id,
+                    error = %other,
+                    whitelist_ip = other.whitelist_ip().map(tracing::field::display),
+                    "could not fetch a jsapi_ticket; the stored ticket is kept"
+                );
                 FetchFailure::Unavailable(other)
             }
         }

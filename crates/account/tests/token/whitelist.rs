@@ -83,3 +83,20 @@ async fn a_call_with_a_token_from_an_address_off_the_whitelist_says_which_ip_to_
     );
     assert_eq!(reqwest::get(&script).await.unwrap().status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn a_ticket_fetch_refused_by_the_whitelist_says_which_ip_to_add() {
+    let (service, _clock, fake) = setup(&[]).await;
+    service.get().await.unwrap();
+    fake.set_ip_whitelist(elsewhere());
+    let err = service.get_ticket().await.unwrap_err();
+    assert!(matches!(err, TokenError::NoUsableTicket(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "WeChat refused the call from IP 127.0.0.1: add 127.0.0.1 to the IP whitelist"
+        ),
+        "{text}"
+    );
+    assert_eq!(fake.calls(GETTICKET), 1);
+}
