@@ -607,8 +607,8 @@ pub fn domain_problems(public: &str, origins: &[String]) -> Result<Vec<String>, 
 }
 
 /// The host of `url` (from `variable`) when WeChat can accept it as a domain: https on the
-/// default port, and not API Gateway's own host (which cannot be ICP-filed nor hold the file at
-/// its root: the stage is in the path).
+/// default port, and not API Gateway's own host (a subdomain of amazonaws.com, which its owner
+/// cannot ICP-file, and WeChat asks for filed domains).
 fn acceptable_host(variable: &str, url: &str) -> Result<String, (String, String)> {
     let parsed = Url::parse(url).map_err(|e| {
         (
@@ -632,7 +632,7 @@ fn acceptable_host(variable: &str, url: &str) -> Result<String, (String, String)
     if host.contains(".execute-api.") && host.ends_with(".amazonaws.com") {
         return Err((
             format!(
-                "{variable}: {host} is API Gateway's own host: it cannot be ICP-filed, and the verification file cannot sit at its root"
+                "{variable}: {host} is API Gateway's own host: it cannot be ICP-filed, so WeChat will not accept it as a domain"
             ),
             "use a custom domain (docs/deploy.md) and set it here".into(),
         ));
