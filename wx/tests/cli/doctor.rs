@@ -94,6 +94,23 @@ fn a_healthy_local_setup_passes_every_check_it_can_make() {
     let output = server.run(&["doctor", "--local"]);
     let printed = text(&output.stdout);
     assert_eq!(printed.lines().count(), 7, "{printed}");
+
+    // Told another file than the one deployed: WeChat would not find it.
+    let (output, report) = doctor(
+        &server,
+        &[("WECHAT_MP_VERIFY_FILE", "MP_verify_Other999.txt")],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let file = check(&report, "verify_file");
+    assert_eq!(file["status"], "fail", "{report}");
+    assert!(
+        file["why"]
+            .as_str()
+            .unwrap()
+            .contains("/MP_verify_Other999.txt answered HTTP 404"),
+        "{file}"
+    );
     assert!(
         printed
             .lines()
