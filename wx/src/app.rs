@@ -4,7 +4,7 @@
 //! | route | Lambda function |
 //! |---|---|
 //! | `GET`/`POST /wechat` | `verify` / `message` |
-//! | `/oauth/*`, `/jssdk/config`, `/demo` | `oauth` |
+//! | `/oauth/*`, `/jssdk/config`, `/demo`, `/MP_verify_….txt` | `oauth` |
 //! | `POST /2015-03-31/functions/{name}/invocations` | `refresh`, as the Lambda Invoke API |
 
 use std::collections::HashMap;
@@ -13,8 +13,8 @@ use std::sync::Arc;
 use account::clock::{self, SharedClock};
 use account::compose::Web;
 use account::config::vars::{
-    JSSDK_SCRIPT_URL, LOCAL_FAKE_WECHAT, WECHAT_API_BASE, WECHAT_APP_ID, WECHAT_APP_SECRET,
-    WECHAT_OPEN_BASE, WECHAT_TOKEN,
+    JSSDK_SCRIPT_URL, LOCAL_FAKE_WECHAT, LOCAL_FAKE_WECHAT_IP_WHITELIST, WECHAT_API_BASE,
+    WECHAT_APP_ID, WECHAT_APP_SECRET, WECHAT_OPEN_BASE, WECHAT_TOKEN,
 };
 use account::config::{Env, flag_or, optional};
 use account::customer_service::CustomerService;
@@ -131,6 +131,13 @@ impl App {
             ] {
                 env.insert(name.into(), value);
             }
+            // To see (and test) what WeChat answers a server whose IP is not whitelisted.
+            if let Some(list) = optional(env, LOCAL_FAKE_WECHAT_IP_WHITELIST) {
+                let allowed = testkit::fake_wechat::whitelist::parse(&list).map_err(|reason| {
+                    account::config::ConfigError::new(LOCAL_FAKE_WECHAT_IP_WHITELIST, reason)
+                })?;
+                fake.set_ip_whitelist(allowed);
+            }
             // Under `make run` the developer sees what a late answer delivered, in the log.
             testkit::fake_wechat::lock(&fake.state().custom).log_deliveries = true;
             WeChatApi::Fake(fake)
@@ -208,7 +215,8 @@ impl App {
         } {
             return response;
         }
-        if path == "/oauth" || path.starts_with("/oauth/") {
+        let web_serves = self.web.as_ref().is_some_and(|web| web.oauth.serves(path));
+        if path == "/oauth" || path.starts_with("/oauth/") || web_serves {
             return match &self.web {
                 Some(web) => web.oauth.handle(&req).await,
                 None => off("OAuth"),

@@ -10,6 +10,7 @@
 
 mod app;
 mod config;
+mod doctor;
 mod env;
 mod error;
 mod invoke;
@@ -60,6 +61,9 @@ enum Command {
     Menu(menu::MenuArgs),
     /// JS-SDK: sign a page URL for wx.config with the account's jsapi_ticket
     Jssdk(jssdk::JssdkArgs),
+    /// Check a deployment as WeChat will: webhook URL, token, encryption, access_token (IP
+    /// whitelist), domain verification file, domains, menu against the rules
+    Doctor(doctor::DoctorArgs),
     /// New random settings: an EncodingAESKey (aes-key) or a Token (token)
     #[command(subcommand)]
     Keygen(keygen::KeygenCommand),
@@ -100,6 +104,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Menu(args) => menu::run(&config, &out, args).await,
         Command::Jssdk(args) => jssdk::run(&config, &out, args).await,
         Command::Keygen(command) => keygen::run(&out, command),
+        Command::Doctor(args) => doctor::run(&config, &out, args).await,
     }
 }
 

@@ -46,13 +46,13 @@ enum MenuCommand {
     },
 }
 
-/// The WeChat API and the token for menu calls.
-struct Api {
-    http: WeChatHttp,
-    tokens: TokenClient<RefreshFunction>,
+/// The WeChat API and the token for menu calls (`wx doctor` reads the live menu the same way).
+pub(crate) struct Api {
+    pub(crate) http: WeChatHttp,
+    pub(crate) tokens: TokenClient<RefreshFunction>,
 }
 
-async fn api(config: &Config, via: &Via) -> Result<Api, CliError> {
+pub(crate) async fn api(config: &Config, via: &Via) -> Result<Api, CliError> {
     let (function, local) = refresh_function(config, via).await?;
     let mut env = config.env.clone();
     if let Some(server) = local {

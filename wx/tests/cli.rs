@@ -12,6 +12,10 @@ const TOKEN: &str = "wxclitesttoken0123456789abcdefgh";
 const APP_ID: &str = "wx5823bf96d3bd56c7";
 const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 
+// In a folder of its own: a file directly under tests/ would be a test binary of its own.
+#[path = "cli/doctor.rs"]
+mod doctor;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }

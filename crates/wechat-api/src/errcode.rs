@@ -237,7 +237,7 @@ pub const TABLE: &[ErrCode] = &[
         "invalid ip 127.0.0.1 ipv6 ::ffff:127.0.0.1, not in whitelist",
         "the calling IP address is not on the account's IP whitelist",
         Some(
-            "add the function's outbound IP (the NAT gateway's Elastic IP) to the IP whitelist in mp.weixin.qq.com > Settings and Development > Basic Configuration",
+            "add the stack's EgressIp output to the IP whitelist (微信开发者平台 → 我的业务 → 公众号/服务号 → 基础信息 → 开发密钥 → API IP白名单)",
         ),
     ),
     row(
@@ -390,6 +390,34 @@ pub const TABLE: &[ErrCode] = &[
         ),
     ),
 ];
+
+/// 40164: the caller's IP address is not on the account's IP whitelist.
+pub const IP_NOT_WHITELISTED: i64 = 40164;
+
+/// Where the account's IP whitelist is edited: WeChat moved the AppSecret and the API IP
+/// whitelist from the Official Account platform (设置与开发 → 基本配置) to the 微信开发者平台
+/// (developers.weixin.qq.com, its migration guide); docs/deploy.md has both paths.
+pub const IP_WHITELIST_CONSOLE: &str =
+    "微信开发者平台 → 我的业务 → 公众号/服务号 → 基础信息 → 开发密钥 → API IP白名单";
+
+/// The one sentence every surface (token log, `wx` errors, `wx doctor`) uses for a call WeChat
+/// refused because `ip` is not whitelisted.
+pub fn whitelist_fix(ip: std::net::IpAddr) -> String {
+    format!(
+        "WeChat refused the call from IP {ip}: add {ip} to the IP whitelist ({IP_WHITELIST_CONSOLE})"
+    )
+}
+
+/// The caller's address in a 40164 `errmsg`. WeChat writes it as
+/// `invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist rid: …` (older answers end
+/// in `hint: [...]`); the IPv4 form comes first, and an IPv4-mapped IPv6 address is given back
+/// as IPv4. `None` when the text does not have that shape.
+pub fn whitelist_ip_in(errmsg: &str) -> Option<std::net::IpAddr> {
+    let rest = &errmsg[errmsg.find("invalid ip ")? + "invalid ip ".len()..];
+    let word = rest.split(|c: char| c.is_whitespace() || c == ',').next()?;
+    let ip: std::net::IpAddr = word.parse().ok()?;
+    Some(ip.to_canonical())
+}
 
 /// The row for `code`, if the code knows it.
 pub fn lookup(code: i64) -> Option<&'static ErrCode> {

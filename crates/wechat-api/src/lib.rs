@@ -67,6 +67,18 @@ impl ApiError {
         self.errcode().map(errcode::class)
     }
 
+    /// The caller's IP address WeChat named when it refused the call with 40164 (not on the
+    /// account's IP whitelist); `None` for every other error, or when the `errmsg` names none.
+    /// The stack's own outbound address is not personal data: it may be logged and printed.
+    pub fn whitelist_ip(&self) -> Option<std::net::IpAddr> {
+        match self {
+            ApiError::WeChat { errcode, errmsg } if *errcode == errcode::IP_NOT_WHITELISTED => {
+                errcode::whitelist_ip_in(errmsg)
+            }
+            _ => None,
+        }
+    }
+
     /// 40001 (invalid credential), 40014 (invalid access_token), 42001 (access_token expired):
     /// the token used for the call is no longer good and must be reported stale.
     pub fn is_access_token_invalid(&self) -> bool {
@@ -254,6 +266,65 @@ mod tests {
                 .unwrap_err()
                 .is_access_token_invalid()
         );
+    }
+
+    fn refusal(errcode: i64, errmsg: &str) -> ApiError {
+        ApiError::WeChat {
+            errcode,
+            errmsg: errmsg.into(),
+        }
+    }
+
+    #[test]
+    fn a_40164_names_the_callers_ip_in_both_of_wechats_shapes() {
+        let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+        let now = "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist rid: 6561a2f3-1b2c3d4e-5f6a7b8c";
+        assert_eq!(refusal(40164, now).whitelist_ip(), ip("203.0.113.7"));
+        let older = "invalid ip 101.45.43.1 ipv6 ::ffff:101.45.43.1, not in whitelist hint: [jotvMa01143580]";
+        assert_eq!(refusal(40164, older).whitelist_ip(), ip("101.45.43.1"));
+        // An IPv6 caller, and an IPv4-mapped one given back as IPv4.
+        let v6 = "invalid ip 2001:db8::7 ipv6 2001:db8::7, not in whitelist";
+        assert_eq!(refusal(40164, v6).whitelist_ip(), ip("2001:db8::7"));
+        let mapped = "invalid ip ::ffff:198.51.100.2, not in whitelist";
+        assert_eq!(refusal(40164, mapped).whitelist_ip(), ip("198.51.100.2"));
+    }
+
+    #[test]
+    fn no_ip_is_read_from_other_codes_or_other_shapes() {
+        let text = "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist";
+        assert_eq!(refusal(40001, text).whitelist_ip(), None);
+        assert_eq!(refusal(40164, "not in whitelist").whitelist_ip(), None);
+        assert_eq!(
+            refusal(40164, "invalid ip , not in whitelist").whitelist_ip(),
+            None
+        );
+        assert_eq!(
+            refusal(40164, "invalid ip 999.1.1.1 ipv6").whitelist_ip(),
+            None
+        );
+        assert_eq!(ApiError::Timeout.whitelist_ip(), None);
+    }
+
+    #[test]
+    fn the_fix_names_the_ip_twice_and_the_console() {
+        let fix = errcode::whitelist_fix("203.0.113.7".parse().unwrap());
+        assert_eq!(fix.matches("203.0.113.7").count(), 2, "{fix}");
+        assert!(fix.contains("IP白名单"), "{fix}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_errmsg_is_read_without_panicking(errmsg in ".*", prefix in "(invalid ip )?[0-9a-f:.]{0,40}") {
+            let _ = refusal(40164, &errmsg).whitelist_ip();
+            let _ = refusal(40164, &format!("{prefix}{errmsg}")).whitelist_ip();
+        }
+
+        #[test]
+        fn every_ipv4_address_is_read_back(octets in proptest::array::uniform4(0u8..), rid in "[ -~]{0,40}") {
+            let ip = std::net::Ipv4Addr::from(octets);
+            let errmsg = format!("invalid ip {ip} ipv6 ::ffff:{ip}, not in whitelist rid: {rid}");
+            proptest::prop_assert_eq!(refusal(40164, &errmsg).whitelist_ip(), Some(ip.into()));
+        }
     }
 
     #[test]

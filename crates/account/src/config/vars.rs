@@ -47,6 +47,8 @@ pub const SESSION_SECRET: &str = "SESSION_SECRET";
 pub const SESSION_TTL_SECS: &str = "SESSION_TTL_SECS";
 pub const OAUTH_ALLOWED_ORIGINS: &str = "OAUTH_ALLOWED_ORIGINS";
 pub const OAUTH_PROFILE_MAX_AGE_SECS: &str = "OAUTH_PROFILE_MAX_AGE_SECS";
+/// The domain verification file's name (`MP_verify_<code>.txt`), served with its code.
+pub const WECHAT_MP_VERIFY_FILE: &str = "WECHAT_MP_VERIFY_FILE";
 
 // JS-SDK signatures and the demo page (`oauth`; see `jssdk`).
 pub const JSSDK_ALLOWED_ORIGINS: &str = "JSSDK_ALLOWED_ORIGINS";
@@ -58,6 +60,8 @@ pub const HOST: &str = "HOST";
 pub const PORT: &str = "PORT";
 pub const LOCAL_STORE: &str = "LOCAL_STORE";
 pub const LOCAL_FAKE_WECHAT: &str = "LOCAL_FAKE_WECHAT";
+/// With `LOCAL_FAKE_WECHAT`: the fake's IP whitelist (addresses, comma-separated); unset: none.
+pub const LOCAL_FAKE_WECHAT_IP_WHITELIST: &str = "LOCAL_FAKE_WECHAT_IP_WHITELIST";
 pub const LOCAL_REFRESH_INTERVAL_SECS: &str = "LOCAL_REFRESH_INTERVAL_SECS";
 /// The local server's Lambda Invoke key (`X-Local-Invoke-Key`); random per run when unset. A
 /// Lambda client built by `aws::lambda_client` sends it when set.

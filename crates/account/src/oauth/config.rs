@@ -8,6 +8,7 @@ use crate::config::vars::{
     SESSION_TTL_SECS, TABLE_NAME,
 };
 use crate::config::{ConfigError, Env, WeChatAppConfig, optional, parsed_or, required};
+use crate::oauth::verify_file::VerifyFile;
 
 pub const DEFAULT_SESSION_TTL_S: i64 = 7 * 24 * 3600;
 pub const DEFAULT_PROFILE_MAX_AGE_S: i64 = 24 * 3600;
@@ -39,6 +40,8 @@ pub struct OAuthConfig {
     pub session_ttl_s: i64,
     /// `OAUTH_PROFILE_MAX_AGE_SECS`, default 1 day: older profiles are refreshed when possible.
     pub profile_max_age_s: i64,
+    /// `WECHAT_MP_VERIFY_FILE`: the domain verification file to serve, if any.
+    pub verify_file: Option<VerifyFile>,
 }
 
 impl OAuthConfig {
@@ -88,6 +91,7 @@ impl OAuthConfig {
             table_name: required(env, TABLE_NAME)?,
             session_ttl_s,
             profile_max_age_s,
+            verify_file: VerifyFile::from_env(env)?,
         })
     }
 }

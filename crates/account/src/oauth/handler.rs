@@ -9,6 +9,8 @@
 //! - `POST /oauth/logout` → 204, session and binding cookies cleared.
 //! - `POST /oauth/logout?everywhere=1` → 204 after bumping the user's session epoch, which
 //!   revokes every session of that user in every browser; same-origin requests only (CSRF).
+//! - `GET /MP_verify_<code>.txt` (the name `WECHAT_MP_VERIFY_FILE` sets) → 200 `text/plain`, the
+//!   code: the domain verification file WeChat fetches (see [`crate::oauth::verify_file`]).
 //!
 //! Sessions carry the user's session epoch; `/oauth/me` and [`OAuth::session`] accept a session
 //! only while it matches the stored epoch.
@@ -51,6 +53,8 @@ enum Route {
     Callback,
     Me,
     Logout,
+    /// `GET /MP_verify_<code>.txt` when `WECHAT_MP_VERIFY_FILE` names that file.
+    VerifyFile,
 }
 
 impl Route {
@@ -144,7 +148,16 @@ where
             Route::Callback => self.callback.handle(req).await,
             Route::Me => self.me(req).await,
             Route::Logout => self.logout(req).await,
+            Route::VerifyFile => match &self.config.verify_file {
+                Some(file) => text(StatusCode::OK, file.code()),
+                None => text(StatusCode::NOT_FOUND, "not found"),
+            },
         }
+    }
+
+    /// Whether `path` is one of this handler's routes (the local server routes by it).
+    pub fn serves(&self, path: &str) -> bool {
+        self.route(path).is_some()
     }
 
     fn route(&self, path: &str) -> Option<Route> {
@@ -158,6 +171,14 @@ where
             "/oauth/callback" => Some(Route::Callback),
             "/oauth/me" => Some(Route::Me),
             "/oauth/logout" => Some(Route::Logout),
+            _ if self
+                .config
+                .verify_file
+                .as_ref()
+                .is_some_and(|file| file.is_path(path)) =>
+            {
+                Some(Route::VerifyFile)
+            }
             _ => None,
         }
     }

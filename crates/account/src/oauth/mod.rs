@@ -7,7 +7,8 @@
 //! their profiles fresh ([`users`]), the `return_to` allow-list ([`return_to`]), the URLs the
 //! flow sends browsers to ([`links`]), the friendly pages shown when something goes wrong
 //! ([`pages`]) and the HTTP handler that routes to them ([`handler`], refusing with
-//! [`OAuthError`] from [`error`]). Sessions are signed cookies ([`session`]), set and read with
+//! [`OAuthError`] from [`error`]), and the domain verification file WeChat fetches before it
+//! accepts the domain ([`verify_file`]). Sessions are signed cookies ([`session`]), set and read with
 //! the binding cookie in [`cookies`]. The stored entities are defined here — the sign-in state
 //! ([`state`]) and the user ([`user`]) — and stored through the ports in `crate::oauth::store`.
 //!
@@ -29,6 +30,7 @@ pub mod state;
 pub mod store;
 pub mod user;
 pub mod users;
+pub mod verify_file;
 
 pub use callback::CallbackOutcome;
 pub use config::OAuthConfig;
@@ -39,6 +41,7 @@ pub use sns::{Authorization, SnsClient};
 pub use state::{AuthState, StateStatus};
 pub use user::{Profile, SnsGrant, User};
 pub use users::{ProfileStatus, SignInError, UserDirectory};
+pub use verify_file::VerifyFile;
 
 /// The two scopes of WeChat web authorization, stored and sent as their WeChat names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

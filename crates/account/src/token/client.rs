@@ -94,9 +94,10 @@ impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Token(e) => write!(f, "no access_token: {e}"),
-            Self::Api(e) => match with_token_meaning(e) {
-                Some(meaning) => write!(f, "{e} ({meaning})"),
-                None => write!(f, "{e}"),
+            Self::Api(e) => match (e.whitelist_ip(), with_token_meaning(e)) {
+                (Some(ip), _) => write!(f, "{} ({e})", errcode::whitelist_fix(ip)),
+                (None, Some(meaning)) => write!(f, "{e} ({meaning})"),
+                (None, None) => write!(f, "{e}"),
             },
         }
     }

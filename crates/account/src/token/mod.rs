@@ -28,7 +28,7 @@ use std::fmt;
 use std::time::Duration;
 
 use table::StoreError;
-use wechat_api::ApiError;
+use wechat_api::{ApiError, errcode};
 use wechat_protocol::secret::{Secret, fingerprint};
 
 use crate::config::vars::{
@@ -204,7 +204,12 @@ pub enum RefreshOutcome {
     /// A forced stable-token refresh is not allowed yet (20 a day, 30 s apart).
     ForceRefreshLimited { until_ms: i64 },
     /// WeChat rejected the app's configuration (wrong app id or secret, IP not whitelisted, ...).
-    ConfigError { errcode: i64 },
+    /// `whitelist_ip`: with 40164, the caller's address WeChat named (the one to whitelist); it
+    /// travels in the outcome's text to the refresh function's callers (`wx`).
+    ConfigError {
+        errcode: i64,
+        whitelist_ip: Option<std::net::IpAddr>,
+    },
     /// WeChat stayed busy (-1 or 45011) through every allowed attempt.
     WeChatBusy { errcode: i64, attempts: u32 },
     /// WeChat timed out, answered an HTTP error or something that is not a token.
@@ -306,7 +311,11 @@ impl fmt::Display for RefreshOutcome {
                 "a forced refresh is not allowed before epoch {}s (20 a day, 30 s apart)",
                 until_ms.div_euclid(1000)
             ),
-            Self::ConfigError { errcode } => {
+            Self::ConfigError {
+                errcode,
+                whitelist_ip: Some(ip),
+            } => write!(f, "{} (errcode {errcode})", errcode::whitelist_fix(*ip)),
+            Self::ConfigError { errcode, .. } => {
                 let (meaning, _) = config_errcode_advice(*errcode);
                 write!(
                     f,
@@ -317,7 +326,12 @@ impl fmt::Display for RefreshOutcome {
                 f,
                 "WeChat stayed busy (errcode {errcode}) through {attempts} attempts"
             ),
-            Self::WeChatUnavailable(e) => write!(f, "{e}"),
+            // A call with the token refused by the whitelist (a jsapi_ticket fetch): the same
+            // sentence as the token fetch's, so the operator sees which IP to add.
+            Self::WeChatUnavailable(e) => match e.whitelist_ip() {
+                Some(ip) => write!(f, "{} ({e})", errcode::whitelist_fix(ip)),
+                None => write!(f, "{e}"),
+            },
             Self::TokenUnavailable(outcome) => {
                 write!(
                     f,

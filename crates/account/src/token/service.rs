@@ -721,7 +721,13 @@ impl<S: TokenStore> TokenService<S> {
         let app_id = self.config.wechat.app_id.as_str();
         let quota_id = R::lease_and_quota_id(app_id);
         Ok(match failure {
-            FetchFailure::Configuration { errcode } => RefreshOutcome::ConfigError { errcode },
+            FetchFailure::Configuration {
+                errcode,
+                whitelist_ip,
+            } => RefreshOutcome::ConfigError {
+                errcode,
+                whitelist_ip,
+            },
             FetchFailure::AccessTokenRejected { errcode } => {
                 RefreshOutcome::AccessTokenRejected { errcode }
             }

@@ -139,8 +139,12 @@ pub enum TokenCheck {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchFailure {
     /// The app's configuration is wrong; retrying cannot help. Already logged at error level.
+    /// `whitelist_ip`: the caller's address WeChat named with 40164 (IP not whitelisted).
     #[error("WeChat rejected the app's configuration (errcode {errcode})")]
-    Configuration { errcode: i64 },
+    Configuration {
+        errcode: i64,
+        whitelist_ip: Option<std::net::IpAddr>,
+    },
     /// 45009: stop calling until the quota resets.
     #[error("WeChat's daily quota is exhausted (errcode 45009)")]
     QuotaExhausted,
@@ -343,7 +347,12 @@ impl TokenFetcher {
                 FetchFailure::QuotaExhausted
             }
             Retried::Failed(other) => {
-                tracing::warn!(app_id = %self.app_id, error = %other, "could not fetch a jsapi_ticket; the stored ticket is kept");
+                tracing::warn!(
+                    app_id = %self.app_id,
+                    error = %other,
+                    whitelist_ip = other.whitelist_ip().map(tracing::field::display),
+                    "could not fetch a jsapi_ticket; the stored ticket is kept"
+                );
                 FetchFailure::Unavailable(other)
             }
         }
@@ -355,17 +364,30 @@ impl TokenFetcher {
             Retried::Failed(e) => e,
         };
         match error {
-            ApiError::WeChat { errcode, errmsg } if errcode::config_advice(errcode).is_some() => {
+            ApiError::WeChat {
+                errcode,
+                ref errmsg,
+            } if errcode::config_advice(errcode).is_some() => {
                 let (meaning, fix) = config_errcode_advice(errcode);
+                // The stack's own outbound address (not personal data): the one to whitelist.
+                let whitelist_ip = error.whitelist_ip();
+                let fix = match whitelist_ip {
+                    Some(ip) => errcode::whitelist_fix(ip),
+                    None => fix.to_string(),
+                };
                 tracing::error!(
                     app_id = %self.app_id,
                     errcode,
                     errmsg = %errmsg,
+                    whitelist_ip = whitelist_ip.map(tracing::field::display),
                     meaning,
                     fix,
                     "WeChat refuses to issue an access_token: configuration error; the stored token is kept"
                 );
-                FetchFailure::Configuration { errcode }
+                FetchFailure::Configuration {
+                    errcode,
+                    whitelist_ip,
+                }
             }
             ApiError::WeChat { errcode, .. }
                 if errcode::class(errcode) == ErrClass::QuotaExhausted =>
@@ -544,7 +566,13 @@ mod tests {
             .fetch(FetchMode::Normal, 10_000)
             .await
             .unwrap_err();
-        assert_eq!(failure, FetchFailure::Configuration { errcode: 40125 });
+        assert_eq!(
+            failure,
+            FetchFailure::Configuration {
+                errcode: 40125,
+                whitelist_ip: None
+            }
+        );
         assert_eq!(double.requests().len(), 1);
     }
 

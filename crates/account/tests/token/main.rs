@@ -7,3 +7,4 @@ mod menu_api;
 mod service;
 mod stale_check;
 mod ticket;
+mod whitelist;

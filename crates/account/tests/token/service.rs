@@ -211,7 +211,15 @@ async fn minute_quota_answers_are_retried_boundedly() {
 async fn configuration_errors_are_not_retried_and_never_replace_the_token() {
     for errcode in [40001, 40013, 40125, 40164, 41004, 89503] {
         let (report, calls, kept) = scheduled_run_after(vec![Scripted::ErrCode(errcode)]).await;
-        assert_eq!(report.outcome, RefreshOutcome::ConfigError { errcode });
+        // The fake answers 40164 as WeChat does, naming the caller (here loopback).
+        let whitelist_ip = (errcode == 40164).then(|| std::net::Ipv4Addr::LOCALHOST.into());
+        assert_eq!(
+            report.outcome,
+            RefreshOutcome::ConfigError {
+                errcode,
+                whitelist_ip
+            }
+        );
         assert_eq!(calls, 1, "errcode {errcode}");
         assert!(kept, "errcode {errcode}");
     }
@@ -317,7 +325,13 @@ async fn wrong_credentials_are_configuration_errors_like_wechat_answers_them() {
             clock.clone(),
         );
         let report = service.on_schedule().await.unwrap();
-        assert_eq!(report.outcome, RefreshOutcome::ConfigError { errcode });
+        assert_eq!(
+            report.outcome,
+            RefreshOutcome::ConfigError {
+                errcode,
+                whitelist_ip: None
+            }
+        );
         let err = service.get().await.unwrap_err();
         assert!(!err.to_string().contains("not-the-secret"));
         assert!(!format!("{err:?} {report:?}").contains("not-the-secret"));
@@ -391,9 +405,13 @@ async fn the_refresh_function_answers_get_refresh_and_the_schedule() {
     let err = invoke(&service, scheduled).await.unwrap_err();
     assert!(matches!(
         err,
-        TokenError::ScheduledRefreshFailed(RefreshOutcome::ConfigError { errcode: 40164 })
+        TokenError::ScheduledRefreshFailed(RefreshOutcome::ConfigError {
+            errcode: 40164,
+            whitelist_ip: Some(_)
+        })
     ));
     assert!(err.to_string().contains("whitelist"));
+    assert!(err.to_string().contains("from IP 127.0.0.1"), "{err}");
 }
 
 #[tokio::test]

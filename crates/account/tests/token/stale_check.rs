@@ -344,7 +344,10 @@ async fn forty_thousand_one_reads_as_a_wrong_appsecret_only_for_the_token_fetch(
     assert!(
         matches!(
             err,
-            TokenError::NoUsableToken(RefreshOutcome::ConfigError { errcode: 40001 })
+            TokenError::NoUsableToken(RefreshOutcome::ConfigError {
+                errcode: 40001,
+                whitelist_ip: None
+            })
         ),
         "{err:?}"
     );

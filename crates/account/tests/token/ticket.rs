@@ -384,11 +384,17 @@ async fn without_a_token_the_schedule_does_not_try_the_ticket() {
     let report = service.on_schedule_both().await.unwrap();
     assert_eq!(
         report.token.outcome,
-        RefreshOutcome::ConfigError { errcode: 40164 }
+        RefreshOutcome::ConfigError {
+            errcode: 40164,
+            whitelist_ip: Some(std::net::Ipv4Addr::LOCALHOST.into())
+        }
     );
     assert_eq!(
         report.ticket.outcome,
-        RefreshOutcome::TokenUnavailable(Box::new(RefreshOutcome::ConfigError { errcode: 40164 }))
+        RefreshOutcome::TokenUnavailable(Box::new(RefreshOutcome::ConfigError {
+            errcode: 40164,
+            whitelist_ip: Some(std::net::Ipv4Addr::LOCALHOST.into())
+        }))
     );
     assert_eq!(report.failure(), Some(&report.token.outcome));
     assert_eq!((fake.calls(STABLE), fake.calls(GETTICKET)), (2, 1));

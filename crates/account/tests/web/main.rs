@@ -9,3 +9,4 @@ mod sessions;
 mod sns;
 mod store;
 mod support;
+mod verify_file;

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -26,6 +26,7 @@ pub mod jweixin;
 pub mod menu;
 pub mod sns;
 pub mod token;
+pub mod whitelist;
 
 /// The app credentials the fake accepts by default. The AppID is shaped like a real one (`wx` and
 /// 16 hexadecimal digits, as `WECHAT_APP_ID` is checked), its digits spelling "fa4e".
@@ -112,6 +113,8 @@ pub struct FakeState {
     pub custom: Mutex<custom::CustomState>,
     pub jssdk: Mutex<jssdk::TicketState>,
     pub menu: Mutex<menu::MenuState>,
+    /// The account's IP whitelist: none unless set ([`whitelist`]).
+    pub whitelist: Mutex<whitelist::Whitelist>,
     /// Where a persistent fake keeps what WeChat would remember across its restarts.
     persisted_at: Option<PathBuf>,
 }
@@ -142,6 +145,7 @@ impl FakeState {
             custom: Mutex::default(),
             jssdk: Mutex::default(),
             menu: Mutex::default(),
+            whitelist: Mutex::default(),
             persisted_at: None,
         }
     }
@@ -243,12 +247,12 @@ impl FakeWeChat {
         let served = state.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let Ok((stream, peer)) = listener.accept().await else {
                     continue;
                 };
                 let state = served.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| serve(state.clone(), req));
+                    let service = service_fn(move |req| serve(state.clone(), peer.ip(), req));
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
@@ -276,6 +280,12 @@ impl FakeWeChat {
         lock(&self.state.calls).get(path).copied().unwrap_or(0)
     }
 
+    /// Answer 40164 to every call with the token or the AppSecret from an address not in
+    /// `allowed` ([`whitelist`]); e.g. a whitelist without `127.0.0.1` refuses every local caller.
+    pub fn set_ip_whitelist(&self, allowed: Vec<IpAddr>) {
+        lock(&self.state.whitelist).set(allowed);
+    }
+
     /// Queue a forced answer for the next call to `path`.
     pub fn script(&self, path: &str, answer: Scripted) {
         lock(&self.state.scripts)
@@ -293,6 +303,7 @@ impl Drop for FakeWeChat {
 
 async fn serve(
     state: Arc<FakeState>,
+    caller: IpAddr,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
@@ -335,7 +346,7 @@ async fn serve(
             tokio::time::sleep(pause).await;
             route(&state, &req)
         }
-        None => route(&state, &req),
+        None => whitelist::refusal(&state, &req, caller).unwrap_or_else(|| route(&state, &req)),
     };
     state.persist();
     Ok(to_hyper(answer))
