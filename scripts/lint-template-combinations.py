@@ -9,8 +9,9 @@ refused combination they let through is one too), and cfn-lint checks the transf
 with the same parameter values against the regions of that partition.
 
 Combinations: EgressMode (nat-instance, nat-gateway, none) x custom domain (off, on). "On" also
-sets MpVerifyFile, forward (the worker) and JS-SDK origins, so every conditional resource is
-created in some combination.
+sets MpVerifyFile, forward (the worker), JS-SDK origins, template receipts, QR code counts, the
+api function's allow-list and callers (two roles, one in another account), so every conditional
+resource is created in some combination.
 
   scripts/lint-template-combinations.py [template.yaml]   (CFN_LINT defaults to .venv/bin/cfn-lint)
 """
@@ -47,6 +48,10 @@ DOMAIN_ON = {
     "MpVerifyFile": "MP_verify_AbC123.txt",
     "ForwardSecret": "f" * 32,
     "JssdkAllowedOrigins": "https://wx.example.com",
+    "TemplateReceipts": "true",
+    "QrStats": "true",
+    "ApiAllowedPaths": "/cgi-bin/message/template/send,/cgi-bin/user/info",
+    "ApiCallerRoleArns": "arn:aws:iam::123456789012:role/notify,arn:aws:iam::210987654321:role/crm",
 }
 COMBINATIONS = [
     (f"egress-{mode}-domain-{domain}", {**BASE, "EgressMode": mode, **(DOMAIN_ON if domain == "on" else {})})
