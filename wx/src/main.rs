@@ -17,6 +17,7 @@ mod jssdk;
 mod keygen;
 mod menu;
 mod push;
+mod rotate;
 mod run_file;
 mod serve;
 mod token;
@@ -63,6 +64,9 @@ enum Command {
     /// New random settings: an EncodingAESKey (aes-key) or a Token (token)
     #[command(subcommand)]
     Keygen(keygen::KeygenCommand),
+    /// Rotate the EncodingAESKey (aes-key) or the Token (token) without downtime: the steps
+    #[command(subcommand)]
+    Rotate(rotate::RotateCommand),
 }
 
 #[tokio::main]
@@ -100,6 +104,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Menu(args) => menu::run(&config, &out, args).await,
         Command::Jssdk(args) => jssdk::run(&config, &out, args).await,
         Command::Keygen(command) => keygen::run(&out, command),
+        Command::Rotate(command) => rotate::run(&config, &out, command),
     }
 }
 
