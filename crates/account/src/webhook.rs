@@ -5,7 +5,7 @@
 //! authenticated, only a broken envelope or hostile XML is refused: unreadable details are
 //! logged at warn and the push is answered by its type (see [`wechat_protocol::message`]).
 //! The token and key are a [`KeyRing`]: during a rotation the previous ones are accepted until
-//! `WECHAT_PREVIOUS_KEYS_UNTIL`, and from the stack's secret they are read again ([`keys`]).
+//! `WECHAT_PREVIOUS_KEYS_UNTIL`, and from the stack's secret they are read again (`webhook/keys.rs`).
 
 mod keys;
 
