@@ -8,6 +8,7 @@ and parses or renders the replies for comparison. The server runs with the examp
 Run: cargo build -p wx && LOCAL_BIN=target/debug/wx .venv/bin/python -m pytest -q tests/interop
 """
 
+import contextlib
 import json
 import os
 import pathlib
@@ -62,8 +63,9 @@ def http(method, url, body=None):
         return error.code, error.read().decode("utf-8")
 
 
-@pytest.fixture(scope="module")
-def server():
+@contextlib.contextmanager
+def running_server(**settings):
+    """The local server with the interop settings, `settings` over them; yields its webhook URL."""
     binary = pathlib.Path(os.environ.get("LOCAL_BIN", "target/debug/wx"))
     if not binary.is_absolute():
         binary = REPO / binary
@@ -83,6 +85,7 @@ def server():
         WECHAT_REPLY_RULES=str(REPO / "crates/account/rules/example.toml"),
         RUST_LOG="warn",
     )
+    env.update(settings)
     url = f"http://127.0.0.1:{port}/wechat"
     # A scratch working directory, so that no developer's .env is read.
     with tempfile.TemporaryDirectory() as cwd, open(pathlib.Path(cwd) / "server.log", "w+") as log:
@@ -110,6 +113,12 @@ def server():
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture(scope="module")
+def server():
+    with running_server() as url:
+        yield url
 
 
 def signed_params():
@@ -356,3 +365,36 @@ def test_a_push_for_another_app_id_gets_the_same_crypto_answer(server):
     body = f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><Encrypt><![CDATA[{sealed['Encrypt']}]]></Encrypt></xml>"
     status, text = http("POST", f"{server}?{urllib.parse.urlencode(params)}", body)
     assert (status, text) == (403, "invalid encrypted message")
+
+
+NEW_TOKEN = "interopToken2025"
+NEW_ENCODING_AES_KEY = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut"
+
+
+def test_during_a_rotation_wechatpy_with_the_old_or_the_new_values_gets_a_reply_it_can_read():
+    """WeChat's guidance: decrypt with the previous key when the current one fails, and reply
+    with the key that worked (and, here, the token that signed)."""
+    until = str(int(time.time()) + 3600)
+    with running_server(
+        WECHAT_TOKEN=NEW_TOKEN,
+        WECHAT_TOKEN_PREVIOUS=TOKEN,
+        WECHAT_ENCODING_AES_KEY=NEW_ENCODING_AES_KEY,
+        WECHAT_ENCODING_AES_KEY_PREVIOUS=ENCODING_AES_KEY,
+        WECHAT_PREVIOUS_KEYS_UNTIL=until,
+    ) as url:
+        for token, key in [(TOKEN, ENCODING_AES_KEY), (NEW_TOKEN, NEW_ENCODING_AES_KEY)]:
+            wechat = WeChatCrypto(token, key, APP_ID)
+            timestamp, nonce = str(int(time.time())), str(random.randint(10**8, 10**10))
+            signer = WeChatSigner()
+            signer.add_data(token, timestamp, nonce)
+            sealed = xmltodict.parse(wechat.encrypt_message(text_message("hello"), nonce, timestamp))["xml"]
+            params = {"signature": signer.signature, "timestamp": timestamp, "nonce": nonce,
+                      "openid": USER, "encrypt_type": "aes", "msg_signature": sealed["MsgSignature"]}
+            body = (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
+                    f"<Encrypt><![CDATA[{sealed['Encrypt']}]]></Encrypt></xml>")
+            status, text = http("POST", f"{url}?{urllib.parse.urlencode(params)}", body)
+            assert status == 200, (token, text)
+            envelope = xmltodict.parse(text)["xml"]
+            reply = parse_message(wechat.decrypt_message(
+                text, envelope["MsgSignature"], envelope["TimeStamp"], envelope["Nonce"]))
+            assert reply.source == ACCOUNT and reply.target == USER, (token, reply)

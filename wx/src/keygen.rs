@@ -51,7 +51,7 @@ pub fn run(out: &Output, command: KeygenCommand) -> Result<(), CliError> {
 }
 
 /// 32 letters and digits, each equally likely (rejection sampling).
-fn token() -> Result<String, getrandom::Error> {
+pub(crate) fn token() -> Result<String, getrandom::Error> {
     const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     const LEN: usize = 32;
     let limit = 256 - 256 % ALPHANUMERIC.len();

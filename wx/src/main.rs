@@ -18,6 +18,7 @@ mod jssdk;
 mod keygen;
 mod menu;
 mod push;
+mod rotate;
 mod run_file;
 mod serve;
 mod token;
@@ -67,6 +68,9 @@ enum Command {
     /// New random settings: an EncodingAESKey (aes-key) or a Token (token)
     #[command(subcommand)]
     Keygen(keygen::KeygenCommand),
+    /// Rotate the EncodingAESKey (aes-key) or the Token (token) without downtime: the steps
+    #[command(subcommand)]
+    Rotate(rotate::RotateCommand),
 }
 
 #[tokio::main]
@@ -105,6 +109,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Jssdk(args) => jssdk::run(&config, &out, args).await,
         Command::Keygen(command) => keygen::run(&out, command),
         Command::Doctor(args) => doctor::run(&config, &out, args).await,
+        Command::Rotate(command) => rotate::run(&config, &out, command),
     }
 }
 

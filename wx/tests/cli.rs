@@ -1173,3 +1173,123 @@ fn the_docs_examples_print_what_the_docs_say() {
     );
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
+
+/// `wx rotate` in a fresh directory with the current values set, as for `wx push`.
+fn rotate(args: &[&str]) -> Output {
+    // One directory per call: the tests run in parallel.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("wx-cli-rotate-{}-{call}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = newcomer(&dir)
+        .env("WECHAT_TOKEN", TOKEN)
+        .env("WECHAT_ENCODING_AES_KEY", KEY)
+        .env("WECHAT_APP_ID", APP_ID)
+        .env(
+            "SECRETS_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:wechat-AbCdEf",
+        )
+        .args(args)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    output
+}
+
+#[test]
+fn rotate_prints_four_ordered_steps_for_a_valid_new_key_and_never_the_current_secret() {
+    let output = rotate(&["--json", "rotate", "aes-key"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let rotation: Value = serde_json::from_str(&stdout).unwrap();
+    let key = rotation["value"].as_str().unwrap();
+    assert_eq!(key.len(), 43, "{key}");
+    assert!(key.bytes().all(|b| b.is_ascii_alphanumeric()), "{key}");
+    assert_ne!(key, KEY);
+    wechat_protocol::crypto::MessageCrypto::new(key, APP_ID).expect("the webhook accepts it");
+    assert_eq!(rotation["variable"], "WECHAT_ENCODING_AES_KEY");
+    assert_eq!(
+        rotation["previous_variable"],
+        "WECHAT_ENCODING_AES_KEY_PREVIOUS"
+    );
+    // The end of the grace: RFC 3339, 24 h ahead by default, which the functions accept.
+    let until = rotation["until"].as_str().unwrap();
+    let until_s = account::webhook::parse_instant(until).expect("RFC 3339");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((now + 86_300..=now + 86_500).contains(&until_s), "{until}");
+    let steps = rotation["steps"].as_array().unwrap();
+    let numbers: Vec<u64> = steps.iter().map(|s| s["step"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, [1, 2, 3, 4]);
+    let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wechat-AbCdEf";
+    let put = steps[0]["command"].as_str().unwrap();
+    assert!(
+        put.starts_with(&format!(
+            "aws secretsmanager get-secret-value --secret-id {arn} "
+        )),
+        "{put}"
+    );
+    assert!(
+        put.contains(&format!("--arg new {key} --arg until {until}")),
+        "{put}"
+    );
+    assert!(put.contains(".WECHAT_ENCODING_AES_KEY_PREVIOUS = .WECHAT_ENCODING_AES_KEY | .WECHAT_ENCODING_AES_KEY = $new"), "{put}");
+    assert!(
+        put.ends_with(&format!(
+            "put-secret-value --secret-id {arn} --secret-string file:///dev/stdin"
+        )),
+        "{put}"
+    );
+    let check = steps[1]["command"].as_str().unwrap();
+    assert!(
+        check.starts_with(&format!(
+            "WECHAT_ENCODING_AES_KEY={key} wx push --url \"$WEBHOOK_URL\" --encrypt"
+        )),
+        "{check}"
+    );
+    assert!(steps[2]["command"].is_null());
+    assert!(
+        steps[2]["note"]
+            .as_str()
+            .unwrap()
+            .contains("基本配置 → 服务器配置 → 修改配置")
+    );
+    let remove = steps[3]["command"].as_str().unwrap();
+    assert!(remove.contains("del(.WECHAT_TOKEN_PREVIOUS, .WECHAT_ENCODING_AES_KEY_PREVIOUS, .WECHAT_PREVIOUS_KEYS_UNTIL)"), "{remove}");
+    for current in [KEY, TOKEN] {
+        assert!(!stdout.contains(current) && !text(&output.stderr).contains(current));
+    }
+}
+
+#[test]
+fn rotate_token_prints_the_steps_as_text_and_bounds_the_grace_to_seven_days() {
+    let output = rotate(&["rotate", "token", "--stack", "wechat", "--grace-hours", "2"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let first = stdout.lines().next().unwrap();
+    let token = first.strip_prefix("New WECHAT_TOKEN: ").expect(first);
+    assert_eq!(token.len(), 32, "{token}");
+    assert!(token.bytes().all(|b| b.is_ascii_alphanumeric()), "{token}");
+    let order: Vec<usize> = ["\n1. ", "\n2. ", "\n3. ", "\n4. "]
+        .iter()
+        .map(|step| {
+            stdout
+                .find(step)
+                .unwrap_or_else(|| panic!("{step} in {stdout}"))
+        })
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{stdout}");
+    assert!(
+        stdout.contains(&format!("WECHAT_TOKEN={token} wx verify-url ")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(".WECHAT_TOKEN_PREVIOUS = .WECHAT_TOKEN | .WECHAT_TOKEN = $new"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(TOKEN) && !stdout.contains(KEY), "{stdout}");
+    let output = rotate(&["rotate", "token", "--grace-hours", "169"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+}

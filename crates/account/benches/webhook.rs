@@ -6,7 +6,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use account::clock::ManualClock;
-use account::webhook::Webhook;
+use account::rules::Rules;
+use account::webhook::{Webhook, WebhookConfig};
 use criterion::{Criterion, criterion_group, criterion_main};
 use wechat_protocol::crypto::MessageCrypto;
 use wechat_protocol::message::Message;
@@ -82,6 +83,31 @@ fn exchanges(c: &mut Criterion) {
     assert!(String::from_utf8_lossy(response.body()).contains("<Encrypt>"));
     c.bench_function("exchange/safe_mode_text", |b| {
         b.iter(|| rt.block_on(safe.message(black_box(&request))))
+    });
+
+    // During a rotation, a push under the previous key: one failed decryption first.
+    let fixture_time = 1_458_300_676;
+    let until = (fixture_time + 3_600).to_string();
+    let env = [
+        ("WECHAT_TOKEN", "pamtest"),
+        ("WECHAT_APP_ID", "wxb11529c136998cb6"),
+        (
+            "WECHAT_ENCODING_AES_KEY",
+            "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut",
+        ),
+        (
+            "WECHAT_ENCODING_AES_KEY_PREVIOUS",
+            "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+        ),
+        ("WECHAT_PREVIOUS_KEYS_UNTIL", until.as_str()),
+    ];
+    let config = WebhookConfig::read_at(&env, fixture_time).expect("rotation config");
+    let rotating = Webhook::new(config, Rules::bundled().expect("the bundled rules"))
+        .with_clock(Arc::new(ManualClock::at_ms(fixture_time * 1000)));
+    let response = rt.block_on(rotating.message(&request));
+    assert_eq!(response.status(), 200);
+    c.bench_function("exchange/safe_mode_text_previous_key", |b| {
+        b.iter(|| rt.block_on(rotating.message(black_box(&request))))
     });
 }
 

@@ -34,7 +34,9 @@ use crate::jssdk::{Jssdk, JssdkConfig};
 use crate::oauth::{OAuth, OAuthConfig};
 use crate::rules::Rules;
 use crate::token::{LambdaTokenSource, TicketSource, TokenClient, TokenConfig, TokenService};
-use crate::webhook::{NoReplies, Webhook, WebhookConfig};
+use crate::webhook::{
+    NoReplies, PREVIOUS_KEYS, PREVIOUS_TOKEN_KEYS, SecretKeys, Webhook, WebhookConfig,
+};
 
 /// Why a container could not start. Each is a configuration or client problem that a retry of
 /// the cold start would meet again, so the main fails and Lambda reports it.
@@ -71,10 +73,13 @@ pub async fn cold_start<T>(
 }
 
 /// The `verify` function: the server-URL check needs the token (and the key for its mode),
-/// never the reply rules or a client.
+/// never the reply rules or a client. From the stack's secret, the keys are read again to
+/// follow a rotation.
 pub async fn verify() -> Result<Webhook<NoReplies>, ColdStartError> {
-    let env = SecretsEnv::load(ProcessEnv, &[WECHAT_TOKEN]).await?;
-    Ok(Webhook::new(WebhookConfig::from_env(&env)?, NoReplies))
+    let env =
+        SecretsEnv::load_with_optional(ProcessEnv, &[WECHAT_TOKEN], PREVIOUS_TOKEN_KEYS).await?;
+    Ok(Webhook::new(WebhookConfig::from_env(&env)?, NoReplies)
+        .with_key_source(SecretKeys::of(&env)))
 }
 
 /// The `message` function's replies: the rules, and with a forward rule the message side of the
@@ -84,7 +89,12 @@ pub type MessageHandler = ForwardingRules<DynamoTable, LambdaLauncher>;
 /// The `message` function. Static rules make no AWS call; a forward rule builds the DynamoDB and
 /// Lambda clients, and only then.
 pub async fn message() -> Result<Webhook<MessageHandler>, ColdStartError> {
-    let env = SecretsEnv::load(ProcessEnv, &[WECHAT_TOKEN, WECHAT_ENCODING_AES_KEY]).await?;
+    let env = SecretsEnv::load_with_optional(
+        ProcessEnv,
+        &[WECHAT_TOKEN, WECHAT_ENCODING_AES_KEY],
+        PREVIOUS_KEYS,
+    )
+    .await?;
     let config = WebhookConfig::from_env(&env)?;
     let rules = Rules::from_env(&env)?;
     let forwarding = match rules.has_forward() {
@@ -101,10 +111,10 @@ pub async fn message() -> Result<Webhook<MessageHandler>, ColdStartError> {
             Some(side)
         }
     };
-    Ok(Webhook::new(
-        config,
-        ForwardingRules::new(rules, forwarding),
-    ))
+    Ok(
+        Webhook::new(config, ForwardingRules::new(rules, forwarding))
+            .with_key_source(SecretKeys::of(&env)),
+    )
 }
 
 /// The `oauth` function's routes: `/jssdk/config` and `/demo` first, web authorization for the

@@ -4,12 +4,17 @@
 //! decryption → parse), and the mapping of every refusal to an HTTP status. Once a push is
 //! authenticated, only a broken envelope or hostile XML is refused: unreadable details are
 //! logged at warn and the push is answered by its type (see [`wechat_protocol::message`]).
+//! The token and key are a [`KeyRing`]: during a rotation the previous ones are accepted until
+//! `WECHAT_PREVIOUS_KEYS_UNTIL`, and from the stack's secret they are read again (`webhook/keys.rs`).
+
+mod keys;
 
 use std::sync::Arc;
 
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use wechat_protocol::crypto::{CryptoError, MessageCrypto, random_prefix};
+use wechat_protocol::keys::{Generation, KeyRing, Previous};
 use wechat_protocol::message::Message;
 use wechat_protocol::reply::{MessageHandler, Reply};
 use wechat_protocol::secret::Secret;
@@ -21,6 +26,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Env, flag_or, optional, parsed_or, required};
 use crate::http::{body_bytes, query, text, xml};
 use crate::rules::Rules;
+use keys::Keys;
+pub use keys::{
+    DEFAULT_SECRETS_MAX_AGE_SECS, KeySource, MAX_GRACE_SECS, PREVIOUS_KEYS, PREVIOUS_TOKEN_KEYS,
+    REREAD_MIN_INTERVAL_SECS, SecretKeys, format_instant, parse_instant,
+};
 
 /// Bodies above this size are refused with 413 before anything else is looked at.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -30,7 +40,8 @@ pub const DEFAULT_MAX_CLOCK_SKEW_SECS: u64 = 300;
 pub const MAX_CLOCK_SKEW_CAP_SECS: u64 = 600;
 
 use crate::config::vars::{
-    WECHAT_APP_ID, WECHAT_ENCODING_AES_KEY, WECHAT_MAX_CLOCK_SKEW_SECS, WECHAT_REQUIRE_ENCRYPTION,
+    WECHAT_APP_ID, WECHAT_ENCODING_AES_KEY, WECHAT_ENCODING_AES_KEY_PREVIOUS,
+    WECHAT_MAX_CLOCK_SKEW_SECS, WECHAT_PREVIOUS_KEYS_UNTIL, WECHAT_REQUIRE_ENCRYPTION,
     WECHAT_TOKEN,
 };
 
@@ -50,6 +61,11 @@ pub struct WebhookConfig {
     /// 兼容模式 pushes carry `encrypt_type=aes` and are answered from their encrypted copy, so
     /// only a migration from 明文模式 needs `WECHAT_REQUIRE_ENCRYPTION=false` (for its duration).
     pub require_encryption: bool,
+    /// The previous token and key during a rotation, with the end of their grace.
+    pub previous: Option<Previous>,
+    /// How old keys read from the stack's secret may grow before a request reads them again
+    /// (`SECRETS_MAX_AGE_SECS`).
+    pub secrets_max_age_secs: u64,
 }
 
 impl WebhookConfig {
@@ -65,13 +81,27 @@ impl WebhookConfig {
                 "the token is shorter than 32 characters; a random 32-character token resists offline guessing"
             );
         }
+        if let Some(until) = config.previous.as_ref().map(|p| p.until_s)
+            && until <= SystemClock.now_s()
+        {
+            tracing::warn!(
+                variable = WECHAT_PREVIOUS_KEYS_UNTIL,
+                until = %format_instant(until),
+                "the previous token or key is past its grace and no longer accepted; remove it"
+            );
+        }
         Ok(config)
     }
 
     /// [`Self::from_env`] without the short-token warning: for the local server, which runs
     /// with its development default token (its banner says so) unless told otherwise.
     pub fn read(env: &impl Env) -> Result<Self, ConfigError> {
-        let token = Secret::new(token(env)?);
+        Self::read_at(env, SystemClock.now_s())
+    }
+
+    /// [`Self::read`] at `now_s`, which bounds `WECHAT_PREVIOUS_KEYS_UNTIL` ([`MAX_GRACE_SECS`]).
+    pub fn read_at(env: &impl Env, now_s: i64) -> Result<Self, ConfigError> {
+        let token = Secret::new(check_token(WECHAT_TOKEN, required(env, WECHAT_TOKEN)?)?);
         let app_id = crate::config::app_id(env)?;
         let crypto = match optional(env, WECHAT_ENCODING_AES_KEY) {
             None => None,
@@ -103,13 +133,31 @@ impl WebhookConfig {
                 format!("is true but {WECHAT_ENCODING_AES_KEY} is not set"),
             ));
         }
+        let previous = keys::previous(env, app_id.as_deref(), now_s)?;
+        if previous.as_ref().is_some_and(|p| p.crypto.is_some()) && crypto.is_none() {
+            return Err(ConfigError::new(
+                WECHAT_ENCODING_AES_KEY_PREVIOUS,
+                format!("is set but {WECHAT_ENCODING_AES_KEY} is not"),
+            ));
+        }
         Ok(Self {
             token,
             app_id,
             crypto,
             max_clock_skew_secs,
             require_encryption,
+            previous,
+            secrets_max_age_secs: keys::max_age_secs(env)?,
         })
+    }
+
+    /// The token and keys, current and previous.
+    pub fn key_ring(&self) -> KeyRing {
+        let ring = KeyRing::new(self.token.clone(), self.crypto.clone());
+        match &self.previous {
+            Some(previous) => ring.with_previous(previous.clone()),
+            None => ring,
+        }
     }
 }
 
@@ -123,14 +171,14 @@ impl WebhookConfig {
 /// Shortest and longest Token the WeChat console accepts.
 pub const TOKEN_LENGTHS: std::ops::RangeInclusive<usize> = 3..=32;
 
-/// `WECHAT_TOKEN`, held to the console's rule (3–32 ASCII letters or digits, as template.yaml's
-/// `WeChatToken` parameter) so that a typo shows at start-up, not in the WeChat console.
-fn token(env: &impl Env) -> Result<String, ConfigError> {
-    let token = required(env, WECHAT_TOKEN)?;
+/// `WECHAT_TOKEN` (or its previous value, `variable`), held to the console's rule (3–32 ASCII
+/// letters or digits, as template.yaml's `WeChatToken` parameter) so that a typo shows at
+/// start-up, not in the WeChat console.
+fn check_token(variable: &'static str, token: String) -> Result<String, ConfigError> {
     if !TOKEN_LENGTHS.contains(&token.len()) || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
         // The value is a secret: say what is wrong with it, never what it is.
         return Err(ConfigError::new(
-            WECHAT_TOKEN,
+            variable,
             format!(
                 "must be {} to {} letters or digits (A-Z, a-z, 0-9), as in the WeChat console (this one has {} characters)",
                 TOKEN_LENGTHS.start(),
@@ -182,6 +230,16 @@ pub enum CryptoFailure {
 }
 
 impl WebhookError {
+    /// Whether the push was refused for a signature or key none of the keys in hand matches:
+    /// what a rotation looks like to a container that has not read the secret again yet.
+    pub fn is_unknown_key(&self) -> bool {
+        matches!(
+            self,
+            Self::BadSignature
+                | Self::Crypto(CryptoFailure::MsgSignature | CryptoFailure::Decrypt(_))
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -219,8 +277,8 @@ impl WebhookError {
 
 /// The webhook for one account, generic over how replies are decided.
 pub struct Webhook<H = Rules> {
-    token: Secret<String>,
-    crypto: Option<MessageCrypto>,
+    keys: Keys,
+    secrets_max_age_secs: u64,
     max_clock_skew_secs: u64,
     require_encryption: bool,
     handler: H,
@@ -248,18 +306,28 @@ impl MessageHandler for NoReplies {
     }
 }
 
-/// Query parameters the signature check reads.
+/// Query parameters the signature check reads, and the generation of the token that signed.
 struct Signed<'a> {
     timestamp: &'a str,
     nonce: &'a str,
+    token: Generation,
+}
+
+/// An authenticated push: its message, whether it came encrypted, and the generation of the
+/// token and (when encrypted) of the key that opened it, which the reply uses.
+struct Authenticated {
+    msg: Message,
+    encrypted: bool,
+    token: Generation,
+    key: Generation,
 }
 
 impl<H: MessageHandler> Webhook<H> {
     /// `handler` decides the replies: the reply rules, or an owner's own [`MessageHandler`].
     pub fn new(config: WebhookConfig, handler: H) -> Self {
         Self {
-            token: config.token,
-            crypto: config.crypto,
+            keys: Keys::fixed(config.key_ring()),
+            secrets_max_age_secs: config.secrets_max_age_secs,
             max_clock_skew_secs: config.max_clock_skew_secs,
             require_encryption: config.require_encryption,
             handler,
@@ -269,21 +337,53 @@ impl<H: MessageHandler> Webhook<H> {
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self.keys.read_at(self.clock.now_s());
         self
+    }
+
+    /// Keys read again from `source` (the stack's secret, [`SecretKeys::of`]) once they are
+    /// `SECRETS_MAX_AGE_SECS` old, and when a push verifies with none of them; `None` (plain
+    /// variables) keeps them as they are. The keys in hand count as read now.
+    pub fn with_key_source(mut self, source: Option<Arc<dyn KeySource>>) -> Self {
+        if let Some(source) = source {
+            let now_s = self.clock.now_s();
+            self.keys = self
+                .keys
+                .refreshed(source, self.secrets_max_age_secs, now_s);
+        }
+        self
+    }
+
+    /// The keys in hand (the current token and key, and the previous ones during a rotation).
+    pub fn keys(&self) -> Arc<KeyRing> {
+        self.keys.in_hand()
     }
 
     pub fn handler(&self) -> &H {
         &self.handler
     }
 
-    /// `GET /wechat`: answers `echostr` when the signature and timestamp check out.
-    pub fn verify(&self, req: &Request) -> Response<Body> {
+    /// `GET /wechat`: answers `echostr` when the signature and timestamp check out (with the
+    /// previous token too, during a rotation: the console checks the URL when a new one is
+    /// submitted, and WeChat may check it again with either).
+    pub async fn verify(&self, req: &Request) -> Response<Body> {
         let query = query(req);
-        let checked = parameter(&query, "echostr").and_then(|echostr| {
-            self.check_signature(&query)?;
-            Ok(echostr)
-        });
-        match checked {
+        let checked = async {
+            let echostr = parameter(&query, "echostr")?;
+            let now = self.clock.now_s();
+            let keys = self.keys.for_request(now).await;
+            match self.check_signature(&keys, &query) {
+                Err(e) if e.is_unknown_key() => {
+                    let fresh = self.keys.after_unknown_key(now).await.ok_or(e)?;
+                    self.check_signature(&fresh, &query)?;
+                }
+                checked => {
+                    checked?;
+                }
+            }
+            Ok::<_, WebhookError>(echostr)
+        };
+        match checked.await {
             Ok(echostr) => {
                 tracing::info!("server URL verified");
                 text(StatusCode::OK, echostr)
@@ -303,7 +403,7 @@ impl<H: MessageHandler> Webhook<H> {
     /// Dispatch on the method: GET verifies, POST messages, anything else is 405.
     pub async fn handle(&self, req: &Request) -> Response<Body> {
         match *req.method() {
-            Method::GET => self.verify(req),
+            Method::GET => self.verify(req).await,
             Method::POST => self.message(req).await,
             _ => WebhookError::MethodNotAllowed.into_response(),
         }
@@ -315,28 +415,32 @@ impl<H: MessageHandler> Webhook<H> {
             return Err(WebhookError::BodyTooLarge);
         }
         let query = query(req);
-        let signed = self.check_signature(&query)?;
-        let encrypted = match query.get("encrypt_type").map(|t| t.trim()) {
-            None | Some("") => false,
-            Some(t) if t.eq_ignore_ascii_case("raw") => false,
-            Some(t) if t.eq_ignore_ascii_case("aes") => true,
-            Some(_) => return Err(WebhookError::UnsupportedEncryptType),
-        };
-
-        let msg = if encrypted {
-            let crypto = self
-                .crypto
-                .as_ref()
-                .ok_or(WebhookError::Crypto(CryptoFailure::NotConfigured))?;
-            let msg_signature = parameter(&query, "msg_signature")?;
-            let plaintext = self.open_envelope(crypto, body, msg_signature, &signed)?;
-            Message::parse(plaintext.as_bytes())?
-        } else {
-            if self.require_encryption && self.crypto.is_some() {
-                return Err(WebhookError::EncryptionRequired);
+        let now = self.clock.now_s();
+        let mut keys = self.keys.for_request(now).await;
+        let pushed = match self.authenticate(&keys, &query, body) {
+            Err(e) if e.is_unknown_key() => {
+                // Perhaps the secret changed under this container: read it again (rate-limited)
+                // and check once more; the first refusal stands if nothing new came.
+                let fresh = self.keys.after_unknown_key(now).await.ok_or(e)?;
+                keys = fresh;
+                self.authenticate(&keys, &query, body)?
             }
-            Message::parse(body)?
+            pushed => pushed?,
         };
+        let Authenticated {
+            msg,
+            encrypted,
+            token,
+            key,
+        } = pushed;
+        if token == Generation::Previous || key == Generation::Previous {
+            // The operator's signal that WeChat still uses the old values.
+            tracing::info!(
+                token = generation_name(token),
+                key = generation_name(key),
+                "push verified with a previous value"
+            );
+        }
         tracing::info!(
             msg_type = %msg.msg_type,
             event = msg.event_name().unwrap_or_default(),
@@ -360,91 +464,142 @@ impl<H: MessageHandler> Webhook<H> {
             return Ok(text(StatusCode::OK, "success"));
         };
         tracing::info!(reply = reply.msg_type(), "replying");
-        match (&self.crypto, encrypted) {
-            (Some(crypto), true) => Ok(xml(self.seal(crypto, &reply_xml, now)?)),
+        match (keys.crypto(key), encrypted) {
+            (Some(crypto), true) => Ok(xml(seal(crypto, keys.token(token), &reply_xml, now)?)),
             _ => Ok(xml(reply_xml)),
         }
     }
 
-    /// Checks `signature` over token, timestamp and nonce, then the timestamp window.
+    /// Signature, timestamp window, then for an encrypted push its msg_signature and
+    /// decryption: the message, and which token and key opened it.
+    fn authenticate(
+        &self,
+        keys: &KeyRing,
+        query: &std::collections::HashMap<String, String>,
+        body: &[u8],
+    ) -> Result<Authenticated, WebhookError> {
+        let signed = self.check_signature(keys, query)?;
+        let encrypted = match query.get("encrypt_type").map(|t| t.trim()) {
+            None | Some("") => false,
+            Some(t) if t.eq_ignore_ascii_case("raw") => false,
+            Some(t) if t.eq_ignore_ascii_case("aes") => true,
+            Some(_) => return Err(WebhookError::UnsupportedEncryptType),
+        };
+        if encrypted {
+            if keys.current_crypto().is_none() {
+                return Err(WebhookError::Crypto(CryptoFailure::NotConfigured));
+            }
+            let msg_signature = parameter(query, "msg_signature")?;
+            let (plaintext, key) = self.open_envelope(keys, body, msg_signature, &signed)?;
+            Ok(Authenticated {
+                msg: Message::parse(plaintext.as_bytes())?,
+                encrypted,
+                token: signed.token,
+                key,
+            })
+        } else {
+            if self.require_encryption && keys.current_crypto().is_some() {
+                return Err(WebhookError::EncryptionRequired);
+            }
+            Ok(Authenticated {
+                msg: Message::parse(body)?,
+                encrypted,
+                token: signed.token,
+                key: Generation::Current,
+            })
+        }
+    }
+
+    /// Checks `signature` over token, timestamp and nonce (the current token, then the
+    /// previous one during its grace), then the timestamp window.
     fn check_signature<'q>(
         &self,
+        keys: &KeyRing,
         query: &'q std::collections::HashMap<String, String>,
     ) -> Result<Signed<'q>, WebhookError> {
         let signature = parameter(query, "signature")?;
         let timestamp = parameter(query, "timestamp")?;
         let nonce = parameter(query, "nonce")?;
-        if !signature::verify(signature, &[self.token.expose().as_str(), timestamp, nonce]) {
-            return Err(WebhookError::BadSignature);
-        }
+        let now = self.clock.now_s();
+        let token = keys
+            .signed_by(signature, &[timestamp, nonce], now)
+            .ok_or(WebhookError::BadSignature)?;
         let sent_at: i64 = timestamp
             .trim()
             .parse()
             .map_err(|_| WebhookError::InvalidTimestamp)?;
         // Exclusive: a push is replayable for strictly less than the window, which is what the
         // forward rules' de-duplication items are kept for.
-        let skew = self.clock.now_s().saturating_sub(sent_at).unsigned_abs();
+        let skew = now.saturating_sub(sent_at).unsigned_abs();
         if skew >= self.max_clock_skew_secs {
             return Err(WebhookError::Replayed);
         }
-        Ok(Signed { timestamp, nonce })
+        Ok(Signed {
+            timestamp,
+            nonce,
+            token,
+        })
     }
 
-    /// Safe mode in: the `Encrypt` field, its msg_signature, then decryption.
+    /// Safe mode in: the `Encrypt` field, its msg_signature (by the token that signed the
+    /// query), then decryption with the current key or the previous one.
     fn open_envelope(
         &self,
-        crypto: &MessageCrypto,
+        keys: &KeyRing,
         body: &[u8],
         msg_signature: &str,
         signed: &Signed<'_>,
-    ) -> Result<String, WebhookError> {
+    ) -> Result<(String, Generation), WebhookError> {
         let envelope = std::str::from_utf8(body).map_err(|_| ParseError::NotUtf8)?;
         let fields = Fields::parse(envelope)?;
         let encrypt = fields
             .get("Encrypt")
             .filter(|e| !e.trim().is_empty())
             .ok_or(ParseError::MissingField("Encrypt"))?;
-        let parts = [
-            self.token.expose().as_str(),
-            signed.timestamp,
-            signed.nonce,
-            encrypt,
-        ];
-        if !signature::verify(msg_signature, &parts) {
+        let rest = [signed.timestamp, signed.nonce, encrypt];
+        if !keys.is_signed_by(signed.token, msg_signature, &rest) {
             return Err(WebhookError::Crypto(CryptoFailure::MsgSignature));
         }
-        crypto
-            .decrypt(encrypt)
-            .map_err(|e| WebhookError::Crypto(CryptoFailure::Decrypt(e)))
+        match keys.decrypt(encrypt, self.clock.now_s()) {
+            Some(Ok(opened)) => Ok(opened),
+            Some(Err(e)) => Err(WebhookError::Crypto(CryptoFailure::Decrypt(e))),
+            None => Err(WebhookError::Crypto(CryptoFailure::NotConfigured)),
+        }
     }
+}
 
-    /// Safe mode out: the reply encrypted with a fresh prefix and signed over its own
-    /// timestamp and nonce.
-    fn seal(
-        &self,
-        crypto: &MessageCrypto,
-        reply_xml: &str,
-        now: i64,
-    ) -> Result<String, WebhookError> {
-        let prefix = random_prefix().map_err(|_| WebhookError::Internal)?;
-        let nonce = getrandom::u32()
-            .map_err(|_| WebhookError::Internal)?
-            .to_string();
-        let timestamp = now.to_string();
-        let encrypt = crypto.encrypt_with_prefix(&prefix, reply_xml);
-        let msg_signature =
-            signature::sign(&[self.token.expose().as_str(), &timestamp, &nonce, &encrypt]);
-        let mut envelope = String::with_capacity(encrypt.len() + 200);
-        envelope.push_str("<xml>");
-        cdata_element(&mut envelope, "Encrypt", &encrypt);
-        cdata_element(&mut envelope, "MsgSignature", &msg_signature);
-        envelope.push_str("<TimeStamp>");
-        envelope.push_str(&timestamp);
-        envelope.push_str("</TimeStamp>");
-        cdata_element(&mut envelope, "Nonce", &nonce);
-        envelope.push_str("</xml>");
-        Ok(envelope)
+fn generation_name(generation: Generation) -> &'static str {
+    match generation {
+        Generation::Current => "current",
+        Generation::Previous => "previous",
     }
+}
+
+/// Safe mode out: the reply encrypted with a fresh prefix and signed with `token` over its own
+/// timestamp and nonce.
+fn seal(
+    crypto: &MessageCrypto,
+    token: &str,
+    reply_xml: &str,
+    now: i64,
+) -> Result<String, WebhookError> {
+    let prefix = random_prefix().map_err(|_| WebhookError::Internal)?;
+    let nonce = getrandom::u32()
+        .map_err(|_| WebhookError::Internal)?
+        .to_string();
+    let timestamp = now.to_string();
+    let encrypt = crypto.encrypt_with_prefix(&prefix, reply_xml);
+    let msg_signature = signature::sign(&[token, &timestamp, &nonce, &encrypt]);
+    let mut envelope = String::with_capacity(encrypt.len() + 200);
+    envelope.push_str("<xml>");
+    cdata_element(&mut envelope, "Encrypt", &encrypt);
+    cdata_element(&mut envelope, "MsgSignature", &msg_signature);
+    envelope.push_str("<TimeStamp>");
+    envelope.push_str(&timestamp);
+    envelope.push_str("</TimeStamp>");
+    cdata_element(&mut envelope, "Nonce", &nonce);
+    envelope.push_str("</xml>");
+    Ok(envelope)
 }
 
 fn parameter<'q>(

@@ -4,6 +4,7 @@
 //! - [`signature`]: the SHA-1 signatures of a push (`signature`, `msg_signature`) and of
 //!   `wx.config` (JS-SDK), compared in constant time.
 //! - [`crypto`]: safe and compatible mode (AES-256-CBC with WeChat's framing).
+//! - [`keys`]: the current Token and EncodingAESKey and, during a rotation, the previous ones.
 //! - [`xml`]: the hostile-input reader of pushed XML, and the CDATA writer.
 //! - [`message`]: typed messages and events, and the vocabulary of their names.
 //! - [`reply`]: passive replies and their XML, and the [`reply::MessageHandler`] port.
@@ -12,6 +13,7 @@
 //!   origins, the operating system's random source.
 
 pub mod crypto;
+pub mod keys;
 pub mod message;
 pub mod origin;
 pub mod random;

@@ -12,7 +12,7 @@ use lambda_http::{Error, Request, service_fn};
 async fn main() -> Result<(), Error> {
     let webhook = &compose::cold_start(compose::verify()).await?;
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Infallible>(webhook.verify(&req))
+        Ok::<_, Infallible>(webhook.verify(&req).await)
     }))
     .await
 }

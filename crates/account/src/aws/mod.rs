@@ -21,7 +21,7 @@ use crate::config::vars::{
 };
 use crate::config::{ConfigError, Env, optional, required};
 
-pub use secrets::SecretsEnv;
+pub use secrets::{SecretRead, SecretSource, SecretsEnv, SecretsManagerSource};
 
 /// The header the local server's Lambda Invoke emulation requires (`wx serve` prints its value).
 pub const LOCAL_INVOKE_KEY_HEADER: &str = "x-local-invoke-key";

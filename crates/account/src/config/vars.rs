@@ -15,9 +15,16 @@ pub const WECHAT_ENCODING_AES_KEY: &str = "WECHAT_ENCODING_AES_KEY";
 pub const WECHAT_MAX_CLOCK_SKEW_SECS: &str = "WECHAT_MAX_CLOCK_SKEW_SECS";
 pub const WECHAT_REQUIRE_ENCRYPTION: &str = "WECHAT_REQUIRE_ENCRYPTION";
 pub const WECHAT_REPLY_RULES: &str = "WECHAT_REPLY_RULES";
+// Key rotation (`verify`, `message`; see `webhook` and docs/rotation.md): the previous values,
+// accepted until WECHAT_PREVIOUS_KEYS_UNTIL, and how old the secret's values may grow.
+pub const WECHAT_TOKEN_PREVIOUS: &str = "WECHAT_TOKEN_PREVIOUS";
+pub const WECHAT_ENCODING_AES_KEY_PREVIOUS: &str = "WECHAT_ENCODING_AES_KEY_PREVIOUS";
+pub const WECHAT_PREVIOUS_KEYS_UNTIL: &str = "WECHAT_PREVIOUS_KEYS_UNTIL";
+pub const SECRETS_MAX_AGE_SECS: &str = "SECRETS_MAX_AGE_SECS";
 
 // The stack's secret: a Secrets Manager secret whose JSON object holds the secret variables
-// (WECHAT_TOKEN, WECHAT_ENCODING_AES_KEY, WECHAT_APP_SECRET, SESSION_SECRET, WECHAT_FORWARD_SECRET)
+// (WECHAT_TOKEN, WECHAT_ENCODING_AES_KEY, WECHAT_APP_SECRET, SESSION_SECRET, WECHAT_FORWARD_SECRET,
+// and during a key rotation the previous values and WECHAT_PREVIOUS_KEYS_UNTIL)
 // and takes their place; see `aws::SecretsEnv`.
 pub const SECRETS_ARN: &str = "SECRETS_ARN";
 // Standard AWS variables (Lambda sets all but the endpoints), read for the secret's client.

@@ -235,3 +235,70 @@ async fn without_aws_credentials_the_cold_start_fails_naming_the_variable() {
     let err = SecretsEnv::load(env, &[WECHAT_TOKEN]).await.unwrap_err();
     assert_eq!(err.variable, AWS_ACCESS_KEY_ID);
 }
+
+/// The server-URL check WeChat's console sends, signed with `token` at `at`.
+fn url_check(token: &str, at: i64) -> lambda_http::Request {
+    let query = wechat_protocol::wechat_side::verification_query(token, at, "77", "echo-me");
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
+    lambda_http::http::Request::builder()
+        .method("GET")
+        .uri(format!("https://api.example.com/wechat?{query}"))
+        .body(lambda_http::Body::Empty)
+        .expect("a request")
+}
+
+#[tokio::test]
+async fn a_rotation_put_into_secrets_manager_reaches_a_warm_verify_function() {
+    use account::clock::{Clock, ManualClock, SystemClock};
+    use account::webhook::{NoReplies, PREVIOUS_TOKEN_KEYS, SecretKeys, Webhook, format_instant};
+    use lambda_http::http::StatusCode;
+    use std::sync::Arc;
+
+    const NEW_TOKEN: &str = "NewToken0123456789abcdefghijklmn";
+    let moto = Moto::start();
+    let client = client(&moto.url);
+    let arn = secret(&client, &full_secret()).await;
+    // The verify function as compose builds it, from the environment alone.
+    let env = SecretsEnv::load_with_optional(
+        deployed_env(&moto.url, &arn),
+        &[WECHAT_TOKEN],
+        PREVIOUS_TOKEN_KEYS,
+    )
+    .await
+    .unwrap();
+    let now = SystemClock.now_s();
+    let clock = ManualClock::at_ms(now * 1000);
+    let webhook = Webhook::new(WebhookConfig::from_env(&env).unwrap(), NoReplies)
+        .with_clock(Arc::new(clock.clone()))
+        .with_key_source(SecretKeys::of(&env));
+    assert_eq!(
+        webhook.verify(&url_check(TOKEN, now)).await.status(),
+        StatusCode::OK
+    );
+
+    // What `wx rotate token` has the operator put: the new token current, the old one previous.
+    let mut rotated: serde_json::Value = serde_json::from_str(&full_secret()).unwrap();
+    rotated[WECHAT_TOKEN_PREVIOUS] = TOKEN.into();
+    rotated[WECHAT_TOKEN] = NEW_TOKEN.into();
+    rotated[WECHAT_PREVIOUS_KEYS_UNTIL] = format_instant(now + 3_600).into();
+    client
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(rotated.to_string())
+        .send()
+        .await
+        .expect("put the rotated secret in moto");
+
+    // The console's check with the new token, 31 s later: read again, then passed.
+    clock.set_ms((now + 31) * 1000);
+    let response = webhook.verify(&url_check(NEW_TOKEN, now + 31)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(webhook.keys().current_token().expose(), NEW_TOKEN);
+    // WeChat's pushes signed with the old token still pass during the grace.
+    assert_eq!(
+        webhook.verify(&url_check(TOKEN, now + 32)).await.status(),
+        StatusCode::OK
+    );
+}
