@@ -258,12 +258,20 @@ impl WebhookError {
 
     fn into_response(self) -> Response<Body> {
         let status = self.status();
+        // `outcome` is what the stack's metric filters count (PushesRefused, VerificationsRefused
+        // in template.yaml): a stable field rather than the wording of a message.
+        let outcome = match status {
+            StatusCode::FORBIDDEN => "refused",
+            _ => "invalid",
+        };
         match &self {
             Self::Crypto(cause) => {
-                tracing::warn!(status = status.as_u16(), %cause, "encrypted push refused")
+                tracing::warn!(status = status.as_u16(), outcome, %cause, "encrypted push refused")
             }
             Self::Internal => tracing::error!(status = status.as_u16(), "webhook failed"),
-            other => tracing::warn!(status = status.as_u16(), reason = %other, "request refused"),
+            other => {
+                tracing::warn!(status = status.as_u16(), outcome, reason = %other, "request refused")
+            }
         }
         let mut response = text(status, self.to_string());
         if matches!(self, Self::MethodNotAllowed) {
@@ -446,6 +454,7 @@ impl<H: MessageHandler> Webhook<H> {
             event = msg.event_name().unwrap_or_default(),
             msg_id = msg.msg_id.as_deref().unwrap_or_default(),
             encrypted,
+            outcome = "accepted",
             "message received"
         );
         if let Some(problem) = &msg.detail_error {

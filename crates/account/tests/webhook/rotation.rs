@@ -600,3 +600,33 @@ async fn without_a_secret_the_keys_never_change_and_nothing_is_read() {
     let response = webhook.verify(&url_check(OLD_TOKEN, NOW + 10_000)).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// The stack's PushesRefused and PushesAccepted metric filters (template.yaml) match
+/// `outcome = "refused"` and `outcome = "accepted"`: a key mismatch, the failure every user sees,
+/// alarms only while these fields are logged.
+#[tokio::test]
+async fn a_refused_push_and_an_accepted_one_log_the_outcome_the_alarm_counts() {
+    let (logs, _guard) = Logs::capture();
+    let clock = ManualClock::at_ms(NOW * 1000);
+    let webhook = webhook(
+        &[
+            (WECHAT_TOKEN, NEW_TOKEN),
+            (WECHAT_APP_ID, APP_ID),
+            (WECHAT_ENCODING_AES_KEY, NEW_KEY),
+        ],
+        &clock,
+    );
+    let refused = webhook
+        .message(&push(NEW_TOKEN, Some(OLD_KEY), Mode::Safe, "old key", NOW))
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let text = logs.text();
+    assert!(text.contains("outcome=\"refused\""), "{text}");
+    assert!(!text.contains("outcome=\"accepted\""), "{text}");
+    let accepted = webhook
+        .message(&push(NEW_TOKEN, Some(NEW_KEY), Mode::Safe, "new key", NOW))
+        .await;
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let text = logs.text();
+    assert!(text.contains("outcome=\"accepted\""), "{text}");
+}
