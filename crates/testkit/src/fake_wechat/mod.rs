@@ -25,6 +25,7 @@ pub mod jssdk;
 pub mod jweixin;
 pub mod menu;
 pub mod sns;
+pub mod template;
 pub mod token;
 
 /// The app credentials the fake accepts by default. The AppID is shaped like a real one (`wx` and
@@ -112,6 +113,7 @@ pub struct FakeState {
     pub custom: Mutex<custom::CustomState>,
     pub jssdk: Mutex<jssdk::TicketState>,
     pub menu: Mutex<menu::MenuState>,
+    pub template: Mutex<template::TemplateState>,
     /// Where a persistent fake keeps what WeChat would remember across its restarts.
     persisted_at: Option<PathBuf>,
 }
@@ -142,6 +144,7 @@ impl FakeState {
             custom: Mutex::default(),
             jssdk: Mutex::default(),
             menu: Mutex::default(),
+            template: Mutex::default(),
             persisted_at: None,
         }
     }
@@ -348,6 +351,7 @@ fn route(state: &FakeState, req: &FakeRequest) -> FakeResponse {
         .or_else(|| jssdk::handle(state, req))
         .or_else(|| jweixin::handle(req))
         .or_else(|| menu::handle(state, req))
+        .or_else(|| template::handle(state, req))
         .unwrap_or_else(|| FakeResponse {
             status: 404,
             content_type: "text/plain",
