@@ -22,8 +22,8 @@ use crate::api::{Api, ApiConfig};
 use crate::aws::{self, SecretsEnv};
 use crate::clock;
 use crate::config::vars::{
-    SESSION_SECRET, TABLE_NAME, TEMPLATE_RECEIPTS, WECHAT_APP_SECRET, WECHAT_ENCODING_AES_KEY, WECHAT_FORWARD_SECRET,
-    WECHAT_TOKEN,
+    SESSION_SECRET, TABLE_NAME, TEMPLATE_RECEIPTS, WECHAT_APP_SECRET, WECHAT_ENCODING_AES_KEY,
+    WECHAT_FORWARD_SECRET, WECHAT_TOKEN,
 };
 use crate::config::{ConfigError, ProcessEnv, WeChatApiConfig, flag_or, required, required_app_id};
 use crate::customer_service::CustomerService;
@@ -83,7 +83,8 @@ pub async fn verify() -> Result<Webhook<NoReplies>, ColdStartError> {
 /// The `message` function's replies: the rules, and with a forward rule the message side of the
 /// flow (DynamoDB for the `msg#` item, Lambda for the worker); with `TEMPLATE_RECEIPTS=true`,
 /// template-message receipts recorded first.
-pub type MessageHandler = ReceiptRecorder<ForwardingRules<DynamoTable, LambdaLauncher>, DynamoTable>;
+pub type MessageHandler =
+    ReceiptRecorder<ForwardingRules<DynamoTable, LambdaLauncher>, DynamoTable>;
 
 /// The `message` function. Static rules make no AWS call; a forward rule builds the DynamoDB and
 /// Lambda clients, and only then.

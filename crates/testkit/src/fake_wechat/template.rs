@@ -230,6 +230,65 @@ pub fn finish_xml(sent: &SentTemplate, status: &str, create_time: i64) -> String
     xml
 }
 
+/// Where and how the fake pushes to the account's webhook, as WeChat would.
+pub struct PushTarget<'a> {
+    /// The webhook's URL (`http://127.0.0.1:PORT/wechat`).
+    pub url: &'a str,
+    /// The account's `WECHAT_TOKEN`.
+    pub token: &'a str,
+    /// The account's EncodingAESKey, for the compatible and safe modes.
+    pub crypto: Option<&'a wechat_protocol::crypto::MessageCrypto>,
+    pub mode: wechat_protocol::wechat_side::Mode,
+}
+
+impl super::FakeWeChat {
+    /// Push `TEMPLATESENDJOBFINISH` with `status` (`success`, `failed:user block`,
+    /// `failed: system failed`) for the delivered message `msgid` to `target`, signed (and
+    /// sealed) as WeChat does; the webhook's HTTP status and body. `Err` names what went wrong.
+    pub async fn push_template_finish(
+        &self,
+        msgid: u64,
+        status: &str,
+        target: &PushTarget<'_>,
+    ) -> Result<(u16, String), String> {
+        use wechat_protocol::wechat_side::{Account, sign_push};
+        let (sent, now_ms) = {
+            let templates = lock(&self.state().template);
+            let sent = templates
+                .sent_message(msgid)
+                .cloned()
+                .ok_or_else(|| format!("the fake sent no message {msgid}"))?;
+            (sent, lock(&self.state().token).now_ms())
+        };
+        let create_time = now_ms.div_euclid(1000);
+        let xml = finish_xml(&sent, status, create_time);
+        let account = Account {
+            token: target.token,
+            crypto: target.crypto,
+        };
+        let nonce = format!("{msgid}");
+        let signed = sign_push(
+            &account,
+            target.mode,
+            &xml,
+            &sent.touser,
+            create_time,
+            &nonce,
+        )
+        .map_err(|e| e.to_string())?;
+        let response = reqwest::Client::new()
+            .post(target.url)
+            .query(&signed.query)
+            .body(signed.body)
+            .send()
+            .await
+            .map_err(|e| format!("the push to the webhook failed: {e}"))?;
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        Ok((status, body))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,64 +423,5 @@ mod tests {
                 }
             )
         );
-    }
-}
-
-/// Where and how the fake pushes to the account's webhook, as WeChat would.
-pub struct PushTarget<'a> {
-    /// The webhook's URL (`http://127.0.0.1:PORT/wechat`).
-    pub url: &'a str,
-    /// The account's `WECHAT_TOKEN`.
-    pub token: &'a str,
-    /// The account's EncodingAESKey, for the compatible and safe modes.
-    pub crypto: Option<&'a wechat_protocol::crypto::MessageCrypto>,
-    pub mode: wechat_protocol::wechat_side::Mode,
-}
-
-impl super::FakeWeChat {
-    /// Push `TEMPLATESENDJOBFINISH` with `status` (`success`, `failed:user block`,
-    /// `failed: system failed`) for the delivered message `msgid` to `target`, signed (and
-    /// sealed) as WeChat does; the webhook's HTTP status and body. `Err` names what went wrong.
-    pub async fn push_template_finish(
-        &self,
-        msgid: u64,
-        status: &str,
-        target: &PushTarget<'_>,
-    ) -> Result<(u16, String), String> {
-        use wechat_protocol::wechat_side::{Account, sign_push};
-        let (sent, now_ms) = {
-            let templates = lock(&self.state().template);
-            let sent = templates
-                .sent_message(msgid)
-                .cloned()
-                .ok_or_else(|| format!("the fake sent no message {msgid}"))?;
-            (sent, lock(&self.state().token).now_ms())
-        };
-        let create_time = now_ms.div_euclid(1000);
-        let xml = finish_xml(&sent, status, create_time);
-        let account = Account {
-            token: target.token,
-            crypto: target.crypto,
-        };
-        let nonce = format!("{msgid}");
-        let signed = sign_push(
-            &account,
-            target.mode,
-            &xml,
-            &sent.touser,
-            create_time,
-            &nonce,
-        )
-        .map_err(|e| e.to_string())?;
-        let response = reqwest::Client::new()
-            .post(target.url)
-            .query(&signed.query)
-            .body(signed.body)
-            .send()
-            .await
-            .map_err(|e| format!("the push to the webhook failed: {e}"))?;
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
-        Ok((status, body))
     }
 }
