@@ -5,16 +5,18 @@
 //! |---|---|
 //! | `GET`/`POST /wechat` | `verify` / `message` |
 //! | `/oauth/*`, `/jssdk/config`, `/demo`, `/MP_verify_….txt` | `oauth` |
+//! | `POST /2015-03-31/functions/api/invocations` | `api`, as the Lambda Invoke API |
 //! | `POST /2015-03-31/functions/{name}/invocations` | `refresh`, as the Lambda Invoke API |
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use account::api::{Api, ApiConfig};
 use account::clock::{self, SharedClock};
 use account::compose::Web;
 use account::config::vars::{
-    JSSDK_SCRIPT_URL, LOCAL_FAKE_WECHAT, LOCAL_FAKE_WECHAT_IP_WHITELIST, WECHAT_API_BASE,
-    WECHAT_APP_ID, WECHAT_APP_SECRET, WECHAT_OPEN_BASE, WECHAT_TOKEN,
+    JSSDK_SCRIPT_URL, LOCAL_FAKE_WECHAT, LOCAL_FAKE_WECHAT_IP_WHITELIST, TEMPLATE_RECEIPTS,
+    WECHAT_API_BASE, WECHAT_APP_ID, WECHAT_APP_SECRET, WECHAT_OPEN_BASE, WECHAT_TOKEN,
 };
 use account::config::{Env, flag_or, optional};
 use account::customer_service::CustomerService;
@@ -23,6 +25,7 @@ use account::forward::{
     LateSender, MessageSide, Worker,
 };
 use account::jssdk::JssdkConfig;
+use account::notify::ReceiptRecorder;
 use account::oauth::OAuthConfig;
 use account::rules::Rules;
 use account::token::{TokenClient, TokenConfig, TokenService};
@@ -33,9 +36,12 @@ use table::embedded::EmbeddedStore;
 use testkit::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat, jweixin};
 
 use crate::config::DEV_TOKEN;
-use crate::invoke::{InvokeKey, answer_invoke_request};
+use crate::invoke::{InvokeKey, answer_api_invoke_request, answer_invoke_request};
 
 pub type LocalTokenService = TokenService<EmbeddedStore>;
+
+/// The `api` function over the embedded store, with tokens from the token service in process.
+pub type LocalApi = Api<EmbeddedStore, Arc<LocalTokenService>>;
 
 /// Where the token service and OAuth talk to WeChat.
 pub enum WeChatApi {
@@ -48,8 +54,10 @@ pub enum WeChatApi {
 }
 
 /// The webhook's replies: the rules, and a forward rule's flow with the worker as a background
-/// task of this server (Lambda freezes a function once it answered; this process does not).
-pub type LocalHandler = ForwardingRules<EmbeddedStore, LocalLauncher>;
+/// task of this server (Lambda freezes a function once it answered; this process does not);
+/// with `TEMPLATE_RECEIPTS=true`, template-message receipts recorded in the store first.
+pub type LocalHandler =
+    ReceiptRecorder<ForwardingRules<EmbeddedStore, LocalLauncher>, EmbeddedStore>;
 
 /// Runs the worker in this process.
 pub type LocalLauncher = InProcessLauncher<EmbeddedStore, HttpForwarder, LocalLateChannel>;
@@ -93,6 +101,8 @@ pub struct App {
     /// the token service in process.
     pub web: Option<Web<EmbeddedStore, Arc<LocalTokenService>>>,
     pub tokens: Option<Arc<LocalTokenService>>,
+    /// The `api` function, whenever the token service runs.
+    pub api: Option<LocalApi>,
     pub wechat_api: WeChatApi,
     /// What a Lambda Invoke request must carry (see [`crate::invoke`]).
     pub invoke_key: InvokeKey,
@@ -148,8 +158,8 @@ impl App {
         };
 
         let clock = clock::system();
-        let (web, tokens, http) = match wechat_api {
-            WeChatApi::Off => (None, None, None),
+        let (web, tokens, http, api) = match wechat_api {
+            WeChatApi::Off => (None, None, None, None),
             _ => {
                 let tokens = TokenConfig::from_env(env)?;
                 // One client to WeChat for all, as one Lambda container would build it.
@@ -167,7 +177,14 @@ impl App {
                     Some(tokens.clone()),
                     clock.clone(),
                 )?;
-                (Some(web), Some(tokens), Some(http))
+                let api = Api::new(
+                    ApiConfig::from_env(env)?,
+                    store.clone(),
+                    http.clone(),
+                    TokenClient::with_clock(tokens.clone(), clock.clone()),
+                    clock.clone(),
+                );
+                (Some(web), Some(tokens), Some(http), Some(api))
             }
         };
         let rules = Rules::from_env(env)?;
@@ -184,7 +201,13 @@ impl App {
                     }
                     _ => LocalLateChannel::Off,
                 };
-                Some(local_forwarding(env, &rules, store, late_channel, clock)?)
+                Some(local_forwarding(
+                    env,
+                    &rules,
+                    store.clone(),
+                    late_channel,
+                    clock.clone(),
+                )?)
             }
         };
         // The development default token is short on purpose and the banner says it is a
@@ -193,11 +216,23 @@ impl App {
             Some(DEV_TOKEN) => WebhookConfig::read(env)?,
             _ => WebhookConfig::from_env(env)?,
         };
-        let webhook = Webhook::new(webhook_config, ForwardingRules::new(rules, forwarding));
+        let handler = ForwardingRules::new(rules, forwarding);
+        let handler = match (
+            flag_or(env, TEMPLATE_RECEIPTS, false)?,
+            account::config::app_id(env)?,
+        ) {
+            (true, Some(app_id)) => ReceiptRecorder::recording(handler, store, app_id, clock),
+            (true, None) => {
+                return Err(format!("{TEMPLATE_RECEIPTS}=true needs {WECHAT_APP_ID}").into());
+            }
+            (false, _) => ReceiptRecorder::off(handler),
+        };
+        let webhook = Webhook::new(webhook_config, handler);
         Ok(Self {
             webhook,
             web,
             tokens,
+            api,
             wechat_api,
             invoke_key,
         })
@@ -220,6 +255,15 @@ impl App {
             return match &self.web {
                 Some(web) => web.oauth.handle(&req).await,
                 None => off("OAuth"),
+            };
+        }
+        if is_invoke_path(path) && invoked_function(path) == Some("api") {
+            return match (&self.api, req.method()) {
+                (Some(api), &Method::POST) => {
+                    answer_api_invoke_request(api, &self.invoke_key, &req).await
+                }
+                (Some(_), _) => account::http::text(StatusCode::METHOD_NOT_ALLOWED, "use POST"),
+                (None, _) => off("The api function"),
             };
         }
         if is_invoke_path(path) {
@@ -268,11 +312,17 @@ pub fn fake_wechat_state_path(store: &std::path::Path) -> std::path::PathBuf {
     store.with_extension("wechat.json")
 }
 
-/// `/2015-03-31/functions/{name}/invocations`: any function name reaches the token service.
+/// `/2015-03-31/functions/{name}/invocations`: `api` reaches the api function, any other name
+/// the token service.
 fn is_invoke_path(path: &str) -> bool {
+    invoked_function(path).is_some()
+}
+
+/// The function name of an invoke path.
+fn invoked_function(path: &str) -> Option<&str> {
     path.strip_prefix("/2015-03-31/functions/")
         .and_then(|rest| rest.strip_suffix("/invocations"))
-        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+        .filter(|name| !name.is_empty() && !name.contains('/'))
 }
 
 fn off(what: &str) -> Response<Body> {
@@ -292,6 +342,7 @@ GET  /oauth/authorize     web authorization (oauth); also /oauth/callback, /oaut
 GET  /jssdk/config?url=   wx.config signature for a page on JSSDK_ALLOWED_ORIGINS (oauth)\n\
 GET  /demo                the demo page: sign-in, profile, wx.config (oauth)\n\
 POST /2015-03-31/functions/refresh/invocations   the refresh function, as the Lambda Invoke API\n\
+POST /2015-03-31/functions/api/invocations       the api function (WeChat's API, token added), likewise\n\
                                                  (loopback only, with the X-Local-Invoke-Key the banner prints)\n";
 
 #[cfg(test)]
@@ -533,6 +584,64 @@ mod tests {
             panic!("expected the fake WeChat API");
         };
         assert_eq!(fake.calls("/cgi-bin/stable_token"), 0);
+    }
+
+    /// The receipt's status, read through the emulated api function.
+    async fn receipt_status(app: &App, msgid: u64) -> String {
+        let read = serde_json::json!({"action": "template_receipt", "msgid": msgid});
+        let resp = app
+            .route(invoke_function("api", &read.to_string(), KEY))
+            .await;
+        let answer: Value = serde_json::from_slice(resp.body().as_ref()).unwrap();
+        answer["body"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn the_api_function_sends_through_the_fake_and_the_webhook_records_the_receipt() {
+        use testkit::fake_wechat::template::{FAKE_TEMPLATE_ID, finish_xml};
+        use wechat_protocol::wechat_side::{Account, Mode, sign_push};
+        let mut env = dev_env(&[("LOCAL_FAKE_WECHAT", "true"), ("TEMPLATE_RECEIPTS", "true")]);
+        let app = App::build(&mut env, EmbeddedStore::in_memory(), key())
+            .await
+            .unwrap();
+        let send = serde_json::json!({"method": "POST", "path": "/cgi-bin/message/template/send", "body": {
+            "touser": "oUser_1", "template_id": FAKE_TEMPLATE_ID, "data": {"thing1": {"value": "shipped"}}
+        }});
+        let resp = app
+            .route(invoke_function("api", &send.to_string(), KEY))
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let answer: Value = serde_json::from_slice(resp.body().as_ref()).unwrap();
+        assert_eq!(answer["outcome"], "sent", "{answer}");
+        let msgid = answer["body"]["msgid"].as_u64().unwrap();
+        assert_eq!(receipt_status(&app, msgid).await, "pending");
+
+        // WeChat's event, as the fake would push it, to the local webhook.
+        let WeChatApi::Fake(fake) = &app.wechat_api else {
+            panic!("expected the fake WeChat API");
+        };
+        let sent = testkit::fake_wechat::lock(&fake.state().template).sent()[0].clone();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let xml = finish_xml(&sent, "success", now);
+        let account = Account {
+            token: "devtoken",
+            crypto: None,
+        };
+        let push = sign_push(&account, Mode::Plaintext, &xml, &sent.touser, now, "n1").unwrap();
+        // Hex, digits and the openid: nothing to escape.
+        let query: Vec<String> = push.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let query = query.join("&");
+        let resp = app
+            .route(request("POST", &format!("/wechat?{query}"), &push.body))
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(receipt_status(&app, msgid).await, "success");
     }
 
     #[test]

@@ -646,11 +646,7 @@ async fn menu(config: &Config, via: &Via) -> Outcome {
         Ok(rules) => rules,
         Err(e) => return Outcome::fail(e.to_string(), "fix WECHAT_REPLY_RULES"),
     };
-    let api = match crate::menu::api(config, via).await {
-        Ok(api) => api,
-        Err(e) => return Outcome::fail(e.to_string(), "see `wx menu show`"),
-    };
-    let live = match account::menu::fetch(&api.http, &api.tokens).await {
+    let live = match crate::menu::fetch(config, via).await {
         Ok(Some(live)) => live,
         Ok(None) => return Outcome::skip("no custom menu is live"),
         Err(e) => {

@@ -25,6 +25,7 @@ pub mod jssdk;
 pub mod jweixin;
 pub mod menu;
 pub mod sns;
+pub mod template;
 pub mod token;
 pub mod whitelist;
 
@@ -115,6 +116,7 @@ pub struct FakeState {
     pub menu: Mutex<menu::MenuState>,
     /// The account's IP whitelist: none unless set ([`whitelist`]).
     pub whitelist: Mutex<whitelist::Whitelist>,
+    pub template: Mutex<template::TemplateState>,
     /// Where a persistent fake keeps what WeChat would remember across its restarts.
     persisted_at: Option<PathBuf>,
 }
@@ -146,6 +148,7 @@ impl FakeState {
             jssdk: Mutex::default(),
             menu: Mutex::default(),
             whitelist: Mutex::default(),
+            template: Mutex::default(),
             persisted_at: None,
         }
     }
@@ -359,6 +362,7 @@ fn route(state: &FakeState, req: &FakeRequest) -> FakeResponse {
         .or_else(|| jssdk::handle(state, req))
         .or_else(|| jweixin::handle(req))
         .or_else(|| menu::handle(state, req))
+        .or_else(|| template::handle(state, req))
         .unwrap_or_else(|| FakeResponse {
             status: 404,
             content_type: "text/plain",
