@@ -32,6 +32,7 @@ use crate::forward::{
 };
 use crate::jssdk::{Jssdk, JssdkConfig};
 use crate::oauth::{OAuth, OAuthConfig};
+use crate::qrcode::SceneCounter;
 use crate::rules::Rules;
 use crate::token::{LambdaTokenSource, TicketSource, TokenClient, TokenConfig, TokenService};
 use crate::webhook::{NoReplies, Webhook, WebhookConfig};
@@ -78,8 +79,9 @@ pub async fn verify() -> Result<Webhook<NoReplies>, ColdStartError> {
 }
 
 /// The `message` function's replies: the rules, and with a forward rule the message side of the
-/// flow (DynamoDB for the `msg#` item, Lambda for the worker).
-pub type MessageHandler = ForwardingRules<DynamoTable, LambdaLauncher>;
+/// flow (DynamoDB for the `msg#` item, Lambda for the worker); with `QR_STATS`, scene events
+/// counted around them.
+pub type MessageHandler = SceneCounter<ForwardingRules<DynamoTable, LambdaLauncher>, DynamoTable>;
 
 /// The `message` function. Static rules make no AWS call; a forward rule builds the DynamoDB and
 /// Lambda clients, and only then.
@@ -101,10 +103,14 @@ pub async fn message() -> Result<Webhook<MessageHandler>, ColdStartError> {
             Some(side)
         }
     };
-    Ok(Webhook::new(
-        config,
-        ForwardingRules::new(rules, forwarding),
-    ))
+    let rules = ForwardingRules::new(rules, forwarding);
+    let counted = SceneCounter::from_env(&env, rules, qr_stats_table, clock::system()).await?;
+    Ok(Webhook::new(config, counted))
+}
+
+/// The counters' table, built only when `QR_STATS` is on.
+async fn qr_stats_table(table_name: String) -> DynamoTable {
+    DynamoTable::new(aws::dynamodb_client(&aws::sdk_config().await), table_name)
 }
 
 /// The `oauth` function's routes: `/jssdk/config` and `/demo` first, web authorization for the

@@ -7,7 +7,8 @@
 //! stack's secret); the central token service and its clients (`token`), customer-service
 //! messages (`customer_service`: the late channel), web authorization and its sessions (`oauth`),
 //! JS-SDK signatures and the demo page (`jssdk`); the reply rules (`rules`), the custom menu
-//! (`menu`), forwarding to the account's own service (`forward`), the webhook (`webhook`); and at
+//! (`menu`), channel QR codes and their per-scene counts (`qrcode`), forwarding to the
+//! account's own service (`forward`), the webhook (`webhook`); and at
 //! the top the composition roots (`compose`) the functions' mains and `wx serve` share.
 
 pub mod aws;
@@ -21,6 +22,7 @@ pub mod jssdk;
 pub mod menu;
 pub mod metrics;
 pub mod oauth;
+pub mod qrcode;
 pub mod rules;
 pub mod telemetry;
 pub mod token;
