@@ -24,6 +24,7 @@ pub mod custom;
 pub mod jssdk;
 pub mod jweixin;
 pub mod menu;
+pub mod qrcode;
 pub mod sns;
 pub mod token;
 
@@ -112,6 +113,7 @@ pub struct FakeState {
     pub custom: Mutex<custom::CustomState>,
     pub jssdk: Mutex<jssdk::TicketState>,
     pub menu: Mutex<menu::MenuState>,
+    pub qrcode: Mutex<qrcode::QrState>,
     /// Where a persistent fake keeps what WeChat would remember across its restarts.
     persisted_at: Option<PathBuf>,
 }
@@ -142,6 +144,7 @@ impl FakeState {
             custom: Mutex::default(),
             jssdk: Mutex::default(),
             menu: Mutex::default(),
+            qrcode: Mutex::default(),
             persisted_at: None,
         }
     }
@@ -313,6 +316,9 @@ async fn serve(
         body,
     };
     *lock(&state.calls).entry(req.path.clone()).or_default() += 1;
+    if let Some(image) = qrcode::image(&state, &req) {
+        return Ok(image);
+    }
 
     let scripted = lock(&state.scripts)
         .get_mut(&req.path)
@@ -348,6 +354,7 @@ fn route(state: &FakeState, req: &FakeRequest) -> FakeResponse {
         .or_else(|| jssdk::handle(state, req))
         .or_else(|| jweixin::handle(req))
         .or_else(|| menu::handle(state, req))
+        .or_else(|| qrcode::handle(state, req))
         .unwrap_or_else(|| FakeResponse {
             status: 404,
             content_type: "text/plain",

@@ -1,0 +1,182 @@
+//! Channel QR codes against the fake WeChat API on loopback: temporary and permanent codes
+//! created through the token client, their images fetched by the URL-encoded ticket with no
+//! token, and WeChat's errcodes for what the offline check would have stopped and for the
+//! permanent-code limit.
+
+use account::qrcode::{self, CreateQrCode, Lifetime, Scene};
+use account::token::{AccessToken, CallError, TokenClient, TokenError, TokenSource};
+use serde_json::json;
+use testkit::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat, lock};
+use wechat_api::WeChatHttp;
+use wechat_protocol::secret::Secret;
+
+/// Tokens straight from the fake's classic endpoint.
+struct FakeTokens {
+    base: String,
+}
+
+impl TokenSource for FakeTokens {
+    async fn current(&self) -> Result<AccessToken, TokenError> {
+        let url = format!(
+            "{}/cgi-bin/token?grant_type=client_credential&appid={FAKE_APP_ID}&secret={FAKE_APP_SECRET}",
+            self.base
+        );
+        let issued: serde_json::Value = reqwest::get(url)
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| TokenError::Invoke(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| TokenError::Invoke(e.to_string()))?;
+        Ok(AccessToken {
+            value: Secret::new(issued["access_token"].as_str().unwrap_or_default().into()),
+            expires_at_ms: i64::MAX,
+        })
+    }
+
+    async fn report_stale(&self, _stale: &str) -> Result<AccessToken, TokenError> {
+        self.current().await
+    }
+}
+
+fn setup(fake: &FakeWeChat) -> (WeChatHttp, TokenClient<FakeTokens>) {
+    let http = WeChatHttp::new(fake.base_url(), std::time::Duration::from_secs(5)).unwrap();
+    let tokens = TokenClient::new(FakeTokens {
+        base: fake.base_url().into(),
+    });
+    (http, tokens)
+}
+
+fn errcode(err: &CallError) -> Option<i64> {
+    match err {
+        CallError::Api(e) => e.errcode(),
+        CallError::Token(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn a_temporary_code_is_created_and_its_image_is_a_png_fetched_without_a_token() {
+    let fake = FakeWeChat::start().await;
+    let (http, tokens) = setup(&fake);
+    let scene = Scene::new("poster-a").unwrap();
+    let request = CreateQrCode::new(scene, Lifetime::days(7).unwrap());
+    let answer = qrcode::create(&http, &tokens, &request).await.unwrap();
+    assert_eq!(answer.expire_seconds, Some(604_800));
+    assert!(
+        answer.url.starts_with("http://weixin.qq.com/q/"),
+        "{}",
+        answer.url
+    );
+    // The ticket holds `+`, `/` and `=`: only the encoded URL finds it.
+    assert!(answer.ticket.contains('+') && answer.ticket.contains('/'));
+
+    let url = qrcode::image_url(fake.base_url(), &answer.ticket);
+    let image = reqwest::get(&url).await.unwrap();
+    assert_eq!(image.status(), 200);
+    assert_eq!(image.headers()["content-type"], "image/png");
+    let bytes = image.bytes().await.unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+
+    let unencoded = format!(
+        "{}/cgi-bin/showqrcode?ticket={}",
+        fake.base_url(),
+        answer.ticket
+    );
+    assert_eq!(reqwest::get(&unencoded).await.unwrap().status(), 404);
+    let unknown = qrcode::image_url(fake.base_url(), "gQFnot-issued==");
+    assert_eq!(reqwest::get(&unknown).await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn a_permanent_code_has_no_expiry_and_the_same_scene_is_the_same_code() {
+    let fake = FakeWeChat::start().await;
+    let (http, tokens) = setup(&fake);
+    let request = CreateQrCode::new(Scene::new("门店-01").unwrap(), Lifetime::Permanent);
+    let first = qrcode::create(&http, &tokens, &request).await.unwrap();
+    let again = qrcode::create(&http, &tokens, &request).await.unwrap();
+    assert_eq!(first.expire_seconds, None);
+    assert_eq!(first.ticket, again.ticket);
+    assert_eq!(lock(&fake.state().qrcode).permanent_count(), 1);
+}
+
+#[tokio::test]
+async fn past_the_permanent_limit_wechat_answers_45029() {
+    let fake = FakeWeChat::start().await;
+    let (http, tokens) = setup(&fake);
+    lock(&fake.state().qrcode).permanent_limit = 2;
+    for name in ["a", "b"] {
+        let request = CreateQrCode::new(Scene::new(name).unwrap(), Lifetime::Permanent);
+        qrcode::create(&http, &tokens, &request).await.unwrap();
+    }
+    let third = CreateQrCode::new(Scene::new("c").unwrap(), Lifetime::Permanent);
+    let err = qrcode::create(&http, &tokens, &third).await.unwrap_err();
+    assert_eq!(errcode(&err), Some(45029), "{err:?}");
+    // Temporary codes do not count against it.
+    let temporary = CreateQrCode::new(Scene::new("c").unwrap(), Lifetime::days(1).unwrap());
+    assert!(qrcode::create(&http, &tokens, &temporary).await.is_ok());
+}
+
+/// What the offline check stops, sent anyway, as another tool might: WeChat's answers.
+#[tokio::test]
+async fn requests_the_offline_check_would_stop_get_wechats_errcodes() {
+    let fake = FakeWeChat::start().await;
+    let (_, tokens) = setup(&fake);
+    let token = tokens.current().await.unwrap().value.expose().clone();
+    let url = format!(
+        "{}/cgi-bin/qrcode/create?access_token={token}",
+        fake.base_url()
+    );
+    let client = reqwest::Client::new();
+    let post = |body: serde_json::Value| client.post(&url).json(&body).send();
+    let cases = [
+        (
+            json!({"action_name": "QR_STR_SCENE", "action_info": {"scene": {"scene_str": "a".repeat(65)}}}),
+            40053,
+        ),
+        (
+            json!({"action_name": "QR_LIMIT_STR_SCENE", "action_info": {"scene": {"scene_str": ""}}}),
+            40053,
+        ),
+        (
+            json!({"action_name": "QR_LIMIT_SCENE", "action_info": {"scene": {"scene_id": 100_001}}}),
+            40053,
+        ),
+        (
+            json!({"action_name": "QR_BOGUS", "action_info": {"scene": {"scene_str": "a"}}}),
+            40053,
+        ),
+    ];
+    for (body, code) in cases {
+        let answer: serde_json::Value = post(body.clone()).await.unwrap().json().await.unwrap();
+        assert_eq!(answer["errcode"], code, "{body}");
+    }
+    // No expire_seconds: WeChat's default of 30 s; past 30 days: capped.
+    let default: serde_json::Value = post(json!({"action_name": "QR_STR_SCENE",
+        "action_info": {"scene": {"scene_str": "a"}}}))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(default["expire_seconds"], 30);
+    let long: serde_json::Value = post(
+        json!({"expire_seconds": 9_999_999, "action_name": "QR_STR_SCENE",
+        "action_info": {"scene": {"scene_str": "a"}}}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(long["expire_seconds"], 2_592_000);
+    let answer: serde_json::Value = client
+        .post(format!("{}/cgi-bin/qrcode/create", fake.base_url()))
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["errcode"], 41001);
+}
