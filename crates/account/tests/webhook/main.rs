@@ -5,5 +5,6 @@ mod hostile;
 mod lenient;
 mod messages;
 mod properties;
+mod qrcode;
 mod safe_mode;
 mod verify;
