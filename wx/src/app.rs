@@ -24,6 +24,7 @@ use account::forward::{
 };
 use account::jssdk::JssdkConfig;
 use account::oauth::OAuthConfig;
+use account::qrcode::SceneCounter;
 use account::rules::Rules;
 use account::token::{TokenClient, TokenConfig, TokenService};
 use account::webhook::{Webhook, WebhookConfig};
@@ -48,8 +49,9 @@ pub enum WeChatApi {
 }
 
 /// The webhook's replies: the rules, and a forward rule's flow with the worker as a background
-/// task of this server (Lambda freezes a function once it answered; this process does not).
-pub type LocalHandler = ForwardingRules<EmbeddedStore, LocalLauncher>;
+/// task of this server (Lambda freezes a function once it answered; this process does not);
+/// with `QR_STATS`, scene events counted in the store, as the message function counts them.
+pub type LocalHandler = SceneCounter<ForwardingRules<EmbeddedStore, LocalLauncher>, EmbeddedStore>;
 
 /// Runs the worker in this process.
 pub type LocalLauncher = InProcessLauncher<EmbeddedStore, HttpForwarder, LocalLateChannel>;
@@ -164,6 +166,7 @@ impl App {
             }
         };
         let rules = Rules::from_env(env)?;
+        let (stats_store, stats_clock) = (store.clone(), clock.clone());
         let forwarding = match rules.has_forward() {
             false => None,
             true => {
@@ -186,7 +189,10 @@ impl App {
             Some(DEV_TOKEN) => WebhookConfig::read(env)?,
             _ => WebhookConfig::from_env(env)?,
         };
-        let webhook = Webhook::new(webhook_config, ForwardingRules::new(rules, forwarding));
+        let handler = ForwardingRules::new(rules, forwarding);
+        let counted = |_| async { stats_store };
+        let handler = SceneCounter::from_env(env, handler, counted, stats_clock).await?;
+        let webhook = Webhook::new(webhook_config, handler);
         Ok(Self {
             webhook,
             web,
