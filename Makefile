@@ -67,11 +67,12 @@ build: deploy-tools lambda-target ## Build every function for Lambda (arm64, rel
 bench: ## Run the criterion benchmarks of the shared crate
 	cargo bench -p account
 
-coldstart: tools ## Cold start, warm latency and peak RSS of verify and message (plain variables, the stack's secret in moto, forward rules) under a local Lambda Runtime API
-	cargo build --release -p verify -p message
+coldstart: tools ## Cold start, warm latency and peak RSS of verify, message (plain variables, the stack's secret in moto, forward rules) and api under a local Lambda Runtime API
+	cargo build --release -p verify -p message -p api
 	node scripts/with-dynalite.mjs $(PYTHON) scripts/coldstart.py verify=target/release/verify \
 		verify-secret=target/release/verify message=target/release/message \
-		message-secret=target/release/message message-forward=target/release/message
+		message-secret=target/release/message message-forward=target/release/message \
+		api=target/release/api
 
 validate: tools deploy-tools ## Validate template.yaml offline: sam validate --lint and cfn-lint
 	AWS_DEFAULT_REGION=us-east-1 sam validate --lint --template template.yaml

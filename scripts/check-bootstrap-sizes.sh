@@ -7,11 +7,11 @@ set -euo pipefail
 
 dir=${1:?lambda output dir, e.g. target/lambda}
 webhook_max=${2:?max bytes for verify}
-other_max=${3:?max bytes for message, refresh, oauth and worker}
+other_max=${3:?max bytes for message, refresh, oauth, worker and api}
 
 over=0
 printf '%-8s %12s %12s\n' function bytes budget
-for function in verify message refresh oauth worker; do
+for function in verify message refresh oauth worker api; do
   case $function in
     verify) max=$webhook_max ;;
     *) max=$other_max ;;

@@ -3,7 +3,9 @@
 
     scripts/coldstart.py [--runs N] [--warm N] FUNCTION=BINARY [FUNCTION=BINARY ...]
 
-FUNCTION is `verify`, `message` (static reply rules) or `message-forward` (a forward rule, in safe mode, with a
+FUNCTION is `verify`, `message` (static reply rules), `api` (the api function relaying
+`GET /cgi-bin/menu/get`: its token from the refresh function's Invoke API and WeChat's answer
+(46003), both served here; the table from with-dynalite) or `message-forward` (a forward rule, in safe mode, with a
 zero budget: the function claims the `msg#` item, starts the worker and answers `success`; run it
 under `node scripts/with-dynalite.mjs`, which provides the table; the worker's Lambda Invoke
 endpoint is served here and answers 202) — the event each gets is built here, signed with a fresh
@@ -164,6 +166,15 @@ class RuntimeApi:
                 pass
 
             def do_GET(self):
+                if self.path.startswith("/cgi-bin/menu/get?"):
+                    # WeChat, for the api function: an account without a menu.
+                    answer = json.dumps({"errcode": 46003, "errmsg": "menu no exist"}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                    return
                 if self.path != f"{PREFIX}/invocation/next":
                     self.send_error(404)
                     return
@@ -186,6 +197,15 @@ class RuntimeApi:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
                 now = time.perf_counter()
+                if self.path.startswith("/2015-03-31/functions/refresh/"):
+                    # The refresh function, for the api function's token client: a token.
+                    answer = json.dumps({"access_token": "coldstart-access-token",
+                                         "expires_at": int(time.time()) + 7200}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                    return
                 if self.path.startswith("/2015-03-31/functions/"):
                     # The Lambda Invoke API, for the worker the message function starts
                     # asynchronously: accepted, as Lambda answers an Event invocation.
@@ -253,7 +273,9 @@ def run_once(binary, event, warm, extra_env):
         _, stderr = proc.communicate()
         api.server.shutdown()
     first_id, first_at, first_body = results[0]
-    status = json.loads(first_body).get("statusCode")
+    first = json.loads(first_body)
+    # API Gateway's statusCode, or the api function's own status (46003 is WeChat's 200).
+    status = first.get("statusCode", first.get("status"))
     if status != 200:
         raise RuntimeError(f"{binary}: first answer was HTTP {status}: {first_body[:300]!r}\n"
                            f"{stderr.decode(errors='replace')[-2000:]}")
@@ -281,6 +303,10 @@ def main():
     forward_env = dict(webhook_env, WECHAT_REPLY_RULES=rules.name, WORKER_FUNCTION_NAME="worker",
                        WECHAT_ENCODING_AES_KEY=AES_KEY,
                        AWS_ENDPOINT_URL_LAMBDA="http://{api}")
+    api_env = {"WECHAT_APP_ID": APP_ID, "TABLE_NAME": os.environ.get("TABLE_NAME", ""),
+               "TOKEN_FUNCTION_NAME": "refresh", "AWS_ENDPOINT_URL_LAMBDA": "http://{api}",
+               "WECHAT_API_BASE": "http://{api}"}
+    api_event = {"method": "GET", "path": "/cgi-bin/menu/get"}
     secrets = None
     if any(t.partition("=")[0].endswith("-secret") for t in args.targets):
         secrets = SecretsManager({"WECHAT_TOKEN": TOKEN, "WECHAT_ENCODING_AES_KEY": ""})
@@ -290,6 +316,8 @@ def main():
         if function.startswith("raw:"):
             with open(function[4:]) as f:
                 event, env, function = json.load(f), {}, os.path.basename(function[4:])
+        elif function == "api":
+            event, env = api_event, api_env
         elif function.endswith("-secret"):
             event = lambda f=function: webhook_event(f)
             env = dict(secrets.env(), WECHAT_APP_ID=APP_ID)

@@ -5,11 +5,13 @@
 //! |---|---|
 //! | `GET`/`POST /wechat` | `verify` / `message` |
 //! | `/oauth/*`, `/jssdk/config`, `/demo` | `oauth` |
+//! | `POST /2015-03-31/functions/api/invocations` | `api`, as the Lambda Invoke API |
 //! | `POST /2015-03-31/functions/{name}/invocations` | `refresh`, as the Lambda Invoke API |
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use account::api::{Api, ApiConfig};
 use account::clock::{self, SharedClock};
 use account::compose::Web;
 use account::config::vars::{
@@ -34,9 +36,12 @@ use table::embedded::EmbeddedStore;
 use testkit::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat, jweixin};
 
 use crate::config::DEV_TOKEN;
-use crate::invoke::{InvokeKey, answer_invoke_request};
+use crate::invoke::{InvokeKey, answer_api_invoke_request, answer_invoke_request};
 
 pub type LocalTokenService = TokenService<EmbeddedStore>;
+
+/// The `api` function over the embedded store, with tokens from the token service in process.
+pub type LocalApi = Api<EmbeddedStore, Arc<LocalTokenService>>;
 
 /// Where the token service and OAuth talk to WeChat.
 pub enum WeChatApi {
@@ -95,6 +100,8 @@ pub struct App {
     /// the token service in process.
     pub web: Option<Web<EmbeddedStore, Arc<LocalTokenService>>>,
     pub tokens: Option<Arc<LocalTokenService>>,
+    /// The `api` function, whenever the token service runs.
+    pub api: Option<LocalApi>,
     pub wechat_api: WeChatApi,
     /// What a Lambda Invoke request must carry (see [`crate::invoke`]).
     pub invoke_key: InvokeKey,
@@ -143,8 +150,8 @@ impl App {
         };
 
         let clock = clock::system();
-        let (web, tokens, http) = match wechat_api {
-            WeChatApi::Off => (None, None, None),
+        let (web, tokens, http, api) = match wechat_api {
+            WeChatApi::Off => (None, None, None, None),
             _ => {
                 let tokens = TokenConfig::from_env(env)?;
                 // One client to WeChat for all, as one Lambda container would build it.
@@ -162,7 +169,14 @@ impl App {
                     Some(tokens.clone()),
                     clock.clone(),
                 )?;
-                (Some(web), Some(tokens), Some(http))
+                let api = Api::new(
+                    ApiConfig::from_env(env)?,
+                    store.clone(),
+                    http.clone(),
+                    TokenClient::with_clock(tokens.clone(), clock.clone()),
+                    clock.clone(),
+                );
+                (Some(web), Some(tokens), Some(http), Some(api))
             }
         };
         let rules = Rules::from_env(env)?;
@@ -197,6 +211,7 @@ impl App {
             webhook,
             web,
             tokens,
+            api,
             wechat_api,
             invoke_key,
         })
@@ -218,6 +233,15 @@ impl App {
             return match &self.web {
                 Some(web) => web.oauth.handle(&req).await,
                 None => off("OAuth"),
+            };
+        }
+        if is_invoke_path(path) && invoked_function(path) == Some("api") {
+            return match (&self.api, req.method()) {
+                (Some(api), &Method::POST) => {
+                    answer_api_invoke_request(api, &self.invoke_key, &req).await
+                }
+                (Some(_), _) => account::http::text(StatusCode::METHOD_NOT_ALLOWED, "use POST"),
+                (None, _) => off("The api function"),
             };
         }
         if is_invoke_path(path) {
@@ -266,11 +290,17 @@ pub fn fake_wechat_state_path(store: &std::path::Path) -> std::path::PathBuf {
     store.with_extension("wechat.json")
 }
 
-/// `/2015-03-31/functions/{name}/invocations`: any function name reaches the token service.
+/// `/2015-03-31/functions/{name}/invocations`: `api` reaches the api function, any other name
+/// the token service.
 fn is_invoke_path(path: &str) -> bool {
+    invoked_function(path).is_some()
+}
+
+/// The function name of an invoke path.
+fn invoked_function(path: &str) -> Option<&str> {
     path.strip_prefix("/2015-03-31/functions/")
         .and_then(|rest| rest.strip_suffix("/invocations"))
-        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+        .filter(|name| !name.is_empty() && !name.contains('/'))
 }
 
 fn off(what: &str) -> Response<Body> {
@@ -290,6 +320,7 @@ GET  /oauth/authorize     web authorization (oauth); also /oauth/callback, /oaut
 GET  /jssdk/config?url=   wx.config signature for a page on JSSDK_ALLOWED_ORIGINS (oauth)\n\
 GET  /demo                the demo page: sign-in, profile, wx.config (oauth)\n\
 POST /2015-03-31/functions/refresh/invocations   the refresh function, as the Lambda Invoke API\n\
+POST /2015-03-31/functions/api/invocations       the api function (WeChat's API, token added), likewise\n\
                                                  (loopback only, with the X-Local-Invoke-Key the banner prints)\n";
 
 #[cfg(test)]

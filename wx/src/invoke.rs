@@ -1,5 +1,5 @@
 //! The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`) emulated for the
-//! `refresh` function, so `wx token --local` and `account::token::LambdaTokenSource` work against
+//! `refresh` function (and the `api` function, named `api`), so `wx token --local` and `account::token::LambdaTokenSource` work against
 //! the local server exactly as against Lambda: HTTP 200 with the function's JSON, or HTTP 200 with
 //! `X-Amz-Function-Error: Unhandled` and Lambda's `{"errorType", "errorMessage"}`. A name with the
 //! `ticket` qualifier (`refresh:ticket`, or `?Qualifier=ticket`) is the function's ticket-only
@@ -11,14 +11,16 @@
 
 use std::net::IpAddr;
 
+use account::api::Api;
 use account::aws::LOCAL_INVOKE_KEY_HEADER;
 use account::http::json;
 use account::token::store::TokenStore;
-use account::token::{Entry, LambdaError, TokenService, handle_invocation_via};
+use account::token::{Entry, LambdaError, TokenService, TokenSource, handle_invocation_via};
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
+use table::embedded::EmbeddedStore;
 use testkit::local_server::ClientAddr;
 use wechat_protocol::secret::Secret;
 
@@ -134,6 +136,36 @@ pub async fn answer_invoke_request<S: TokenStore>(
         Ok(answer) => json(StatusCode::OK, &answer),
         Err(e) => {
             let mut response = json(StatusCode::OK, &LambdaError::from(&e));
+            response.headers_mut().insert(
+                "x-amz-function-error",
+                HeaderValue::from_static("Unhandled"),
+            );
+            response
+        }
+    }
+}
+
+/// Answer one invocation of the `api` function with `api`, once [`check`] let it through: its
+/// answer with HTTP 200, or Lambda's function error.
+pub async fn answer_api_invoke_request<S: TokenSource>(
+    api: &Api<EmbeddedStore, S>,
+    key: &InvokeKey,
+    request: &Request,
+) -> Response<Body> {
+    if let Err(refusal) = check(key, request) {
+        tracing::warn!(%refusal, "Lambda Invoke request refused");
+        return account::http::text(StatusCode::FORBIDDEN, format!("{refusal}\n"));
+    }
+    // A body that is not JSON is a bad payload, answered like any other.
+    let event: Value = serde_json::from_slice(request.body().as_ref()).unwrap_or(Value::Null);
+    match api.handle(event).await {
+        Ok(answer) => json(StatusCode::OK, &answer),
+        Err(e) => {
+            let error = LambdaError {
+                error_message: e.to_string(),
+                error_type: e.kind().into(),
+            };
+            let mut response = json(StatusCode::OK, &error);
             response.headers_mut().insert(
                 "x-amz-function-error",
                 HeaderValue::from_static("Unhandled"),

@@ -8,6 +8,7 @@
 //! server's development defaults), prints text by default and JSON with `--json`, and exits 1 with
 //! one `error: …` line on failure (2 for a usage error).
 
+mod api;
 mod app;
 mod config;
 mod env;
@@ -16,6 +17,7 @@ mod invoke;
 mod jssdk;
 mod keygen;
 mod menu;
+mod notify;
 mod push;
 mod run_file;
 mod serve;
@@ -58,6 +60,8 @@ enum Command {
     Token(token::TokenCommand),
     /// The custom menu: show, diff, apply, delete (files checked offline first)
     Menu(menu::MenuArgs),
+    /// Template messages: send one to a follower, read its delivery receipt
+    Notify(notify::NotifyArgs),
     /// JS-SDK: sign a page URL for wx.config with the account's jsapi_ticket
     Jssdk(jssdk::JssdkArgs),
     /// New random settings: an EncodingAESKey (aes-key) or a Token (token)
@@ -98,6 +102,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::VerifyUrl(args) => push::verify_url(&config, &out, args).await,
         Command::Token(command) => token::run(&config, &out, command).await,
         Command::Menu(args) => menu::run(&config, &out, args).await,
+        Command::Notify(args) => notify::run(&config, &out, args).await,
         Command::Jssdk(args) => jssdk::run(&config, &out, args).await,
         Command::Keygen(command) => keygen::run(&out, command),
     }

@@ -1,23 +1,25 @@
 //! `wx menu show | check FILE | diff FILE | apply FILE | delete [--yes]`: the custom menu from a
 //! `menu.toml` ([`account::menu`]). Files are checked offline against WeChat's limits before any
-//! call; calls go through the token client (a rejected token is reported stale once and the call
-//! retried once); `diff` and `apply` warn about click keys the reply rules do not answer and
+//! call; calls go through the api function (deployed, or the local server's with `--local`),
+//! which adds the token and retries a rejected one once, so the operator's machine needs no
+//! place on the IP whitelist; `diff` and `apply` warn about click keys the reply rules do not answer and
 //! CLICK rules no button sends.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
-use account::config::vars::WECHAT_API_BASE;
-use account::config::{WeChatApiConfig, optional};
-use account::menu::{self, Change, Menu, MenuError, Violation};
+use account::menu::{
+    self, Change, CreateMenu, DeleteMenu, GetMenu, Menu, MenuAnswer, MenuError, NO_MENU_ERRCODE,
+    Violation,
+};
 use account::rules::Rules;
-use account::token::{RefreshFunction, TokenClient};
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use wechat_api::WeChatHttp;
+use wechat_api::Endpoint;
 
+use crate::api::{self, ApiRequest};
 use crate::config::Config;
-use crate::token::{LocalServer, Via, refresh_function};
+use crate::token::Via;
 use crate::{CliError, Output};
 
 #[derive(Debug, Args)]
@@ -46,50 +48,38 @@ enum MenuCommand {
     },
 }
 
-/// The WeChat API and the token for menu calls.
-struct Api {
-    http: WeChatHttp,
-    tokens: TokenClient<RefreshFunction>,
-}
-
-async fn api(config: &Config, via: &Via) -> Result<Api, CliError> {
-    let (function, local) = refresh_function(config, via).await?;
-    let mut env = config.env.clone();
-    if let Some(server) = local {
-        // With --local, WeChat is whatever the local server talks to (the fake with
-        // LOCAL_FAKE_WECHAT), never the real API by default: the token comes from that server.
-        env.insert(WECHAT_API_BASE.into(), local_wechat_api(config, &server)?);
+/// The live menu (`None`: the account has none), through the api function.
+async fn fetch(config: &Config, via: &Via) -> Result<Option<Menu>, CliError> {
+    let answer = api::call(config, via, &request("GET", GetMenu::PATH, None)).await?;
+    if answer.errcode == Some(NO_MENU_ERRCODE) {
+        return Ok(None);
     }
-    let api = WeChatApiConfig::from_env(&env)?;
-    let http = WeChatHttp::new(&api.api_base, api.http_timeout)
-        .map_err(|e| CliError::Message(format!("cannot build the HTTP client: {e}")))?;
-    Ok(Api {
-        http,
-        tokens: TokenClient::new(function),
-    })
+    let answer = api::accepted(answer)?;
+    let live: MenuAnswer = serde_json::from_value(answer.body)
+        .map_err(|e| CliError::Message(format!("WeChat's menu is not one wx can read: {e}")))?;
+    Ok(Some(live.menu.normalized()))
 }
 
-/// The WeChat API the local server `server` uses, from its run file; without one (a server
-/// started in another directory), only an explicit `WECHAT_API_BASE`.
-fn local_wechat_api(config: &Config, server: &LocalServer) -> Result<String, CliError> {
-    match &server.info {
-        Some(info) => info.wechat_api.clone().ok_or_else(|| {
-            CliError::Message(format!(
-                "the local server at {} runs no token service (no WECHAT_APP_SECRET and no \
-                 LOCAL_FAKE_WECHAT), so menu calls cannot be made through it: start it with \
-                 LOCAL_FAKE_WECHAT=true for the bundled fake",
-                server.url
-            ))
-        }),
-        None => optional(&config.env, WECHAT_API_BASE).ok_or_else(|| {
-            CliError::Message(format!(
-                "no run file of the local server at {} in this directory, so wx does not know \
-                 which WeChat API it uses (the bundled fake's URL changes every run): run wx in \
-                 the server's directory, or set {WECHAT_API_BASE} to the WeChat API its banner \
-                 prints",
-                server.url
-            ))
-        }),
+/// Make `menu` the live menu, through the api function.
+async fn create(config: &Config, via: &Via, menu: &Menu) -> Result<(), CliError> {
+    let body = serde_json::to_value(CreateMenu(menu.clone()))
+        .map_err(|e| CliError::Message(format!("cannot encode the menu: {e}")))?;
+    api::accepted(api::call(config, via, &request("POST", CreateMenu::PATH, Some(body))).await?)?;
+    Ok(())
+}
+
+/// Remove the live menu, through the api function.
+async fn delete(config: &Config, via: &Via) -> Result<(), CliError> {
+    api::accepted(api::call(config, via, &request("GET", DeleteMenu::PATH, None)).await?)?;
+    Ok(())
+}
+
+fn request(method: &str, path: &str, body: Option<serde_json::Value>) -> ApiRequest {
+    ApiRequest {
+        method: method.into(),
+        path: path.into(),
+        query: Default::default(),
+        body,
     }
 }
 
@@ -105,8 +95,7 @@ struct Plan {
 pub async fn run(config: &Config, out: &Output, args: MenuArgs) -> Result<(), CliError> {
     match args.command {
         MenuCommand::Show => {
-            let api = api(config, &args.via).await?;
-            let live = menu::fetch(&api.http, &api.tokens).await?;
+            let live = fetch(config, &args.via).await?;
             out.emit(&live, || match &live {
                 None => "no menu".into(),
                 Some(menu) => tree(menu),
@@ -137,8 +126,7 @@ pub async fn run(config: &Config, out: &Output, args: MenuArgs) -> Result<(), Cl
             if !yes {
                 confirm()?;
             }
-            let api = api(config, &args.via).await?;
-            menu::delete(&api.http, &api.tokens).await?;
+            delete(config, &args.via).await?;
             out.emit(&serde_json::json!({ "deleted": true }), || {
                 "deleted the menu (and any conditional menus)".into()
             });
@@ -158,12 +146,11 @@ async fn plan(
 ) -> Result<(), CliError> {
     let (file, desired) = load(out, file)?;
     let warnings = warnings(config, &desired)?;
-    let api = api(config, via).await?;
-    let live = menu::fetch(&api.http, &api.tokens).await?;
+    let live = fetch(config, via).await?;
     let changes = menu::diff(live.as_ref(), &desired);
     let applied = apply && !changes.is_empty();
     if applied {
-        menu::create(&api.http, &api.tokens, &desired).await?;
+        create(config, via, &desired).await?;
     }
     let plan = Plan {
         file,

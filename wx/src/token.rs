@@ -114,6 +114,11 @@ pub async fn refresh_function(
 
 /// `problem` (a deployed stack's setting is missing), with the way to the local server instead.
 pub fn needs_a_stack(problem: &str) -> String {
+    needs_a_stack_named(problem, "refresh function (its RefreshFunctionName output)")
+}
+
+/// [`needs_a_stack`] for a setting that names the stack's `function`.
+pub fn needs_a_stack_named(problem: &str, function: &str) -> String {
     let running = run_file::running(Path::new("."));
     let local = match running.first() {
         Some(info) => format!(
@@ -122,9 +127,7 @@ pub fn needs_a_stack(problem: &str) -> String {
         ),
         None => "against the local server (`make run`), add --local".to_string(),
     };
-    format!(
-        "{problem}: it names the deployed stack's refresh function (its RefreshFunctionName output); {local}"
-    )
+    format!("{problem}: it names the deployed stack's {function}; {local}")
 }
 
 /// What `wx token --json` prints.

@@ -688,49 +688,140 @@ fn a_second_server_on_another_port_leaves_the_first_ones_run_file_alone() {
 }
 
 #[test]
-fn a_local_server_without_a_run_file_here_gets_no_menu_calls_to_the_real_wechat_api() {
+fn a_local_server_without_a_run_file_here_serves_menu_calls_through_its_api_function() {
     let server = Server::start("elsewhere", false);
     let key = server.run_info()["invoke_key"]
         .as_str()
         .unwrap()
         .to_string();
-    // Another directory: no run file says which WeChat API that server uses.
+    // Another directory: no run file, but the menu calls go through that server's api function,
+    // which calls the WeChat API that server uses (its fake), never the real one from here.
     let elsewhere = std::env::temp_dir().join(format!("wx-cli-another-dir-{}", std::process::id()));
     std::fs::create_dir_all(&elsewhere).unwrap();
     let local = format!("--local={}", server.url);
     let output = wx(&elsewhere, false)
         .env("LOCAL_INVOKE_KEY", &key)
-        // Unreachable, so a call that went there anyway would fail differently.
+        // Unreachable, so a call that went anywhere but the local server would fail.
         .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .args(["--json", "menu", "show", &local])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout).trim(), "null");
+    // Without the key the server refuses, and says which header it wants.
+    let output = wx(&elsewhere, false)
+        .env("LOCAL_INVOKE_KEY", "wrong-key-0123456789")
         .args(["menu", "show", &local])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let stderr = text(&output.stderr);
-    assert!(stderr.contains("WECHAT_API_BASE"), "{stderr}");
-    assert!(!stderr.contains("api.weixin.qq.com"), "{stderr}");
-    // The token itself still comes from that server.
-    let output = wx(&elsewhere, false)
-        .env("LOCAL_INVOKE_KEY", &key)
-        .args(["--json", "token", "get", &local])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("X-Local-Invoke-Key"),
+        "{}",
+        text(&output.stderr)
+    );
     let _ = std::fs::remove_dir_all(&elsewhere);
+}
+
+#[test]
+fn a_template_message_is_sent_once_per_key_and_its_receipt_read_through_the_local_api_function() {
+    let server = Server::start("notify", false);
+    let send = |key: &str| {
+        server.json(&[
+            "notify",
+            "send",
+            "--to",
+            "o6_bmjrPTlm6_2sgVt7hMZOPfL2M",
+            "--template",
+            "fa4eTPL-OrderShipped_0000000000000000000001",
+            "--data",
+            "thing1=Order #12 shipped",
+            "--data",
+            "time2=2026-01-01 08:00#173177",
+            "--url",
+            "https://example.com/orders/12",
+            "--key",
+            key,
+            "--local",
+        ])
+    };
+    let sent = send("order-12-shipped");
+    assert_eq!(sent["outcome"], "sent");
+    let msgid = sent["msgid"].as_str().unwrap().to_string();
+    // The same key again: WeChat's de-duplication, the same msgid.
+    assert_eq!(send("order-12-shipped")["msgid"], msgid.as_str());
+    assert_ne!(send("order-13-shipped")["msgid"], msgid.as_str());
+
+    let status = server.json(&["notify", "status", &msgid, "--local"]);
+    assert_eq!(status["status"], "pending");
+    assert_eq!(status["msgid"], msgid.as_str());
+    let output = server.run(&["notify", "status", "1", "--local"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("not_found"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // Refused offline, before any call; and by WeChat, with the errcode's meaning.
+    let output = server.run(&[
+        "notify",
+        "send",
+        "--to",
+        "not an openid",
+        "--template",
+        "t",
+        "--data",
+        "k=v",
+        "--local",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("not sent: touser"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = server.run(&[
+        "notify",
+        "send",
+        "--to",
+        "oUser_1",
+        "--template",
+        "unknownTemplate",
+        "--data",
+        "k=v",
+        "--local",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("40037") && stderr.contains("invalid_template_id"),
+        "{stderr}"
+    );
+    // Neither the openid nor the message text reached the server's log.
+    let log = server.log();
+    assert!(
+        !log.contains("o6_bmjrPTlm6_2sgVt7hMZOPfL2M") && !log.contains("Order #12"),
+        "{log}"
+    );
 }
 
 #[test]
 fn commands_that_need_a_stack_say_that_local_exists_and_a_local_diff_says_how_to_apply_locally() {
     let server = Server::start("hints", false);
-    for args in [
-        &["token", "get"][..],
-        &["menu", "show"][..],
-        &["jssdk", "sign", "http://localhost:3000/demo"][..],
+    for (args, variable) in [
+        (&["token", "get"][..], "TOKEN_FUNCTION_NAME"),
+        (&["menu", "show"][..], "API_FUNCTION_NAME"),
+        (&["notify", "status", "1"][..], "API_FUNCTION_NAME"),
+        (
+            &["jssdk", "sign", "http://localhost:3000/demo"][..],
+            "TOKEN_FUNCTION_NAME",
+        ),
     ] {
         let output = server.run(args);
         assert_eq!(output.status.code(), Some(1), "{args:?}");
         let stderr = text(&output.stderr);
-        assert!(stderr.contains("TOKEN_FUNCTION_NAME"), "{args:?}: {stderr}");
+        assert!(stderr.contains(variable), "{args:?}: {stderr}");
         assert!(
             stderr.contains(&format!("a local server runs here ({})", server.url)),
             "{args:?}: {stderr}"

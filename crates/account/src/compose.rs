@@ -4,7 +4,8 @@
 //!
 //! - [`cold_start`]: the one path every main takes: the log subscriber, then the build, and one
 //!   `cold start failed` line naming the variable when it fails.
-//! - One builder per Lambda function ([`verify`], [`message`], [`web`], [`worker`], [`refresh`]),
+//! - One builder per Lambda function ([`verify`], [`message`], [`web`], [`worker`], [`refresh`],
+//!   [`api`]),
 //!   each reading its configuration from the process environment and the stack's secret.
 //! - [`Web`]: the `oauth` function's routes (JS-SDK first, then web authorization), over any table
 //!   and ticket source, so `wx serve` routes through the same type.
@@ -17,13 +18,14 @@ use table::Table;
 use table::dynamo::DynamoTable;
 use wechat_api::ClientBuildError;
 
+use crate::api::{Api, ApiConfig};
 use crate::aws::{self, SecretsEnv};
 use crate::clock;
 use crate::config::vars::{
-    SESSION_SECRET, TABLE_NAME, WECHAT_APP_SECRET, WECHAT_ENCODING_AES_KEY, WECHAT_FORWARD_SECRET,
-    WECHAT_TOKEN,
+    SESSION_SECRET, TABLE_NAME, TEMPLATE_RECEIPTS, WECHAT_APP_SECRET, WECHAT_ENCODING_AES_KEY,
+    WECHAT_FORWARD_SECRET, WECHAT_TOKEN,
 };
-use crate::config::{ConfigError, ProcessEnv, WeChatApiConfig, required};
+use crate::config::{ConfigError, ProcessEnv, WeChatApiConfig, flag_or, required, required_app_id};
 use crate::customer_service::CustomerService;
 use crate::forward;
 use crate::forward::client::BuildError;
@@ -31,6 +33,7 @@ use crate::forward::{
     ForwardConfig, ForwardingRules, HttpForwarder, LambdaLauncher, MessageSide, Worker,
 };
 use crate::jssdk::{Jssdk, JssdkConfig};
+use crate::notify::ReceiptRecorder;
 use crate::oauth::{OAuth, OAuthConfig};
 use crate::qrcode::SceneCounter;
 use crate::rules::Rules;
@@ -79,9 +82,12 @@ pub async fn verify() -> Result<Webhook<NoReplies>, ColdStartError> {
 }
 
 /// The `message` function's replies: the rules, and with a forward rule the message side of the
-/// flow (DynamoDB for the `msg#` item, Lambda for the worker); with `QR_STATS`, scene events
-/// counted around them.
-pub type MessageHandler = SceneCounter<ForwardingRules<DynamoTable, LambdaLauncher>, DynamoTable>;
+/// flow (DynamoDB for the `msg#` item, Lambda for the worker); with `TEMPLATE_RECEIPTS=true`,
+/// template-message receipts recorded first; with `QR_STATS`, scene events counted around them.
+pub type MessageHandler = SceneCounter<
+    ReceiptRecorder<ForwardingRules<DynamoTable, LambdaLauncher>, DynamoTable>,
+    DynamoTable,
+>;
 
 /// The `message` function. Static rules make no AWS call; a forward rule builds the DynamoDB and
 /// Lambda clients, and only then.
@@ -103,9 +109,20 @@ pub async fn message() -> Result<Webhook<MessageHandler>, ColdStartError> {
             Some(side)
         }
     };
-    let rules = ForwardingRules::new(rules, forwarding);
-    let counted = SceneCounter::from_env(&env, rules, qr_stats_table, clock::system()).await?;
-    Ok(Webhook::new(config, counted))
+    let handler = ForwardingRules::new(rules, forwarding);
+    // Off, the recorder never touches the table and no client is built for it.
+    let handler = match flag_or(&env, TEMPLATE_RECEIPTS, false)? {
+        false => ReceiptRecorder::off(handler),
+        true => {
+            let table_name = required(&env, TABLE_NAME)?;
+            let app_id = required_app_id(&env)?;
+            let sdk = aws::sdk_config().await;
+            let table = DynamoTable::new(aws::dynamodb_client(&sdk), table_name);
+            ReceiptRecorder::recording(handler, table, app_id, clock::system())
+        }
+    };
+    let handler = SceneCounter::from_env(&env, handler, qr_stats_table, clock::system()).await?;
+    Ok(Webhook::new(config, handler))
 }
 
 /// The counters' table, built only when `QR_STATS` is on.
@@ -212,4 +229,28 @@ pub async fn refresh() -> Result<TokenService<DynamoTable>, ColdStartError> {
     let sdk = aws::sdk_config().await;
     let table = DynamoTable::new(aws::dynamodb_client(&sdk), required(&env, TABLE_NAME)?);
     Ok(TokenService::new(config, table, http, clock::system()))
+}
+
+/// The deployed `api` function: tokens from the central service (the table, then the refresh
+/// function), receipts in the same table.
+pub type LambdaApi = Api<DynamoTable, LambdaTokenSource<DynamoTable>>;
+
+/// The `api` function. It holds no secret: it reads plain variables only, with no Secrets
+/// Manager call at cold start.
+pub async fn api() -> Result<LambdaApi, ColdStartError> {
+    let env = ProcessEnv;
+    let config = ApiConfig::from_env(&env)?;
+    let wechat = WeChatApiConfig::from_env(&env)?;
+    let clock = clock::system();
+    let sdk = aws::sdk_config().await;
+    let table = DynamoTable::new(aws::dynamodb_client(&sdk), required(&env, TABLE_NAME)?);
+    let source = LambdaTokenSource::from_env(
+        &env,
+        table.clone(),
+        aws::lambda_client(&sdk, None),
+        clock.clone(),
+    )?;
+    // A warm container asks nobody for the token while it is usable.
+    let tokens = TokenClient::with_clock(source, clock.clone());
+    Ok(Api::new(config, table, wechat.client()?, tokens, clock))
 }

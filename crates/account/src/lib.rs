@@ -11,6 +11,7 @@
 //! account's own service (`forward`), the webhook (`webhook`); and at
 //! the top the composition roots (`compose`) the functions' mains and `wx serve` share.
 
+pub mod api;
 pub mod aws;
 pub mod clock;
 pub mod compose;
@@ -21,6 +22,7 @@ pub mod http;
 pub mod jssdk;
 pub mod menu;
 pub mod metrics;
+pub mod notify;
 pub mod oauth;
 pub mod qrcode;
 pub mod rules;

@@ -218,6 +218,20 @@ pub const TABLE: &[ErrCode] = &[
         None,
     ),
     row(
+        40036,
+        Other,
+        "invalid template_id size",
+        "the template_id is empty or not as long as a template id is",
+        None,
+    ),
+    row(
+        40037,
+        Other,
+        "invalid template_id",
+        "the template_id is not one of this account's templates (deleted, or another account's)",
+        None,
+    ),
+    row(
         40053,
         Other,
         "invalid action info",
@@ -280,6 +294,20 @@ pub const TABLE: &[ErrCode] = &[
         CodeRejected,
         "code expired",
         "the authorization code has expired",
+        None,
+    ),
+    row(
+        43004,
+        Other,
+        "require subscribe",
+        "the user does not follow the account (template messages go to followers only)",
+        None,
+    ),
+    row(
+        43101,
+        Other,
+        "user refuse to accept the msg",
+        "the user turned off (refused) this account's notifications",
         None,
     ),
     row(
@@ -353,6 +381,13 @@ pub const TABLE: &[ErrCode] = &[
         None,
     ),
     row(
+        45067,
+        Other,
+        "clientmsgid size out of limit",
+        "the client_msg_id is longer than 64 bytes",
+        None,
+    ),
+    row(
         45072,
         Other,
         "command field error",
@@ -385,6 +420,13 @@ pub const TABLE: &[ErrCode] = &[
         Other,
         "data format error",
         "the request body is not the JSON WeChat expects",
+        None,
+    ),
+    row(
+        47003,
+        Other,
+        "argument invalid",
+        "a field of the request is invalid (for a template message: a data keyword's value breaks its type's rules)",
         None,
     ),
     row(

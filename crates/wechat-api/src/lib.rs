@@ -148,6 +148,12 @@ impl WeChatHttp {
         }
     }
 
+    /// Send `request` as it is and hand back WeChat's status and body undecoded: for callers that
+    /// relay WeChat's answer (the `api` function), not for typed calls.
+    pub async fn send_raw(&self, request: WireRequest) -> Result<WireResponse, ApiError> {
+        self.transport.send(request).await
+    }
+
     /// `GET {base}{path}?{query}`, decoded as `T`.
     pub async fn get<T: DeserializeOwned>(
         &self,

@@ -75,6 +75,15 @@ pub const WORKER_FUNCTION_NAME: &str = "WORKER_FUNCTION_NAME";
 /// The reply while a forward service's circuit is open (text; unset: `success`).
 pub const FORWARD_CIRCUIT_REPLY: &str = "FORWARD_CIRCUIT_REPLY";
 
+// The token-free WeChat API function (`api`; see `api`) and template-message receipts
+// (`message`; see `notify`).
+pub const API_ALLOWED_PATHS: &str = "API_ALLOWED_PATHS";
+pub const API_RETRY_ATTEMPTS: &str = "API_RETRY_ATTEMPTS";
+pub const API_RETRY_BACKOFF_MS: &str = "API_RETRY_BACKOFF_MS";
+/// The api function's name or ARN, for `wx` (like `TOKEN_FUNCTION_NAME` for the refresh function).
+pub const API_FUNCTION_NAME: &str = "API_FUNCTION_NAME";
+pub const TEMPLATE_RECEIPTS: &str = "TEMPLATE_RECEIPTS";
+
 #[cfg(test)]
 mod tests {
     /// The configuration doc names every variable this module declares, so a variable added here

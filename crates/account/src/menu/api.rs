@@ -51,7 +51,7 @@ pub const NO_MENU_ERRCODE: i64 = 46003;
 impl Menu {
     /// The menu as `/cgi-bin/menu/get` describes it, with empty `sub_button` lists (WeChat
     /// sends one on every action button) taken as none.
-    fn normalized(mut self) -> Self {
+    pub fn normalized(mut self) -> Self {
         fn clean(button: &mut Button) {
             if button.sub_button.as_ref().is_some_and(|s| s.is_empty()) && button.kind.is_some() {
                 button.sub_button = None;

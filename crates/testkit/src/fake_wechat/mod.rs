@@ -26,6 +26,7 @@ pub mod jweixin;
 pub mod menu;
 pub mod qrcode;
 pub mod sns;
+pub mod template;
 pub mod token;
 
 /// The app credentials the fake accepts by default. The AppID is shaped like a real one (`wx` and
@@ -114,6 +115,7 @@ pub struct FakeState {
     pub jssdk: Mutex<jssdk::TicketState>,
     pub menu: Mutex<menu::MenuState>,
     pub qrcode: Mutex<qrcode::QrState>,
+    pub template: Mutex<template::TemplateState>,
     /// Where a persistent fake keeps what WeChat would remember across its restarts.
     persisted_at: Option<PathBuf>,
 }
@@ -145,6 +147,7 @@ impl FakeState {
             jssdk: Mutex::default(),
             menu: Mutex::default(),
             qrcode: Mutex::default(),
+            template: Mutex::default(),
             persisted_at: None,
         }
     }
@@ -355,6 +358,7 @@ fn route(state: &FakeState, req: &FakeRequest) -> FakeResponse {
         .or_else(|| jweixin::handle(req))
         .or_else(|| menu::handle(state, req))
         .or_else(|| qrcode::handle(state, req))
+        .or_else(|| template::handle(state, req))
         .unwrap_or_else(|| FakeResponse {
             status: 404,
             content_type: "text/plain",

@@ -1,0 +1,106 @@
+//! The api function as `wx` calls it: the deployed one by Lambda Invoke (`API_FUNCTION_NAME`, the
+//! caller's AWS credentials) or, with `--local`, the local server's emulation of it (with this
+//! run's key). Either way WeChat is called by the function, with the token from the central
+//! service: an operator's laptop needs no place on the account's IP whitelist and never holds a
+//! token.
+
+use account::api::{Action, ApiFunction, ApiInvokeError, Payload};
+use account::config::vars::{API_FUNCTION_NAME, LOCAL_INVOKE_KEY};
+use account::config::{optional, required};
+use wechat_protocol::secret::Secret;
+
+pub use account::api::{ApiAnswer, CallRequest as ApiRequest};
+
+use crate::CliError;
+use crate::config::Config;
+use crate::token::{Via, local_server, needs_a_stack_named};
+
+/// The function to invoke: the deployed one, or the local server's.
+async fn function(config: &Config, via: &Via) -> Result<ApiFunction, CliError> {
+    let Some(local) = &via.local else {
+        let name = required(&config.env, API_FUNCTION_NAME).map_err(|e| {
+            CliError::Message(needs_a_stack_named(
+                &e.to_string(),
+                "api function (its ApiFunctionName output)",
+            ))
+        })?;
+        let sdk = account::aws::sdk_config().await;
+        return Ok(ApiFunction::new(
+            account::aws::lambda_client(&sdk, None),
+            name,
+        ));
+    };
+    let server = local_server(config, local)?;
+    let key = optional(&config.env, LOCAL_INVOKE_KEY)
+        .or_else(|| server.info.as_ref().map(|info| info.invoke_key.clone()))
+        .ok_or_else(|| {
+            CliError::Message(format!(
+                "no invoke key for {}: set {LOCAL_INVOKE_KEY} to the X-Local-Invoke-Key its `wx serve` banner prints",
+                server.url
+            ))
+        })?;
+    let sdk = account::aws::local_sdk_config().await;
+    let lambda =
+        account::aws::lambda_client_with_key(&sdk, Some(&server.url), Some(Secret::new(key)));
+    Ok(ApiFunction::new(lambda, "api"))
+}
+
+fn invoke_failed(e: ApiInvokeError) -> CliError {
+    CliError::Message(e.to_string())
+}
+
+/// Relay `request` to WeChat through the api function: WeChat's status and JSON, its errcode and
+/// the outcome; a refusal (400/403) comes back as an answer too.
+pub async fn call(config: &Config, via: &Via, request: &ApiRequest) -> Result<ApiAnswer, CliError> {
+    function(config, via)
+        .await?
+        .invoke(&Payload::Call(request.clone()))
+        .await
+        .map_err(invoke_failed)
+}
+
+/// One of the function's own actions.
+pub async fn act(config: &Config, via: &Via, action: Action) -> Result<ApiAnswer, CliError> {
+    function(config, via)
+        .await?
+        .invoke(&Payload::Action(action))
+        .await
+        .map_err(invoke_failed)
+}
+
+/// The answer when WeChat accepted the call (HTTP 2xx, errcode absent or 0); otherwise one error
+/// line: the refusal's message, or WeChat's errcode with what it means.
+pub fn accepted(answer: ApiAnswer) -> Result<ApiAnswer, CliError> {
+    if let Some(error) = answer.body.get("error").and_then(|e| e.as_str())
+        && answer.status >= 400
+    {
+        let message = answer.body["message"].as_str().unwrap_or_default();
+        return Err(CliError::Message(format!(
+            "the api function refused the call ({error}): {message}"
+        )));
+    }
+    if !(200..300).contains(&answer.status) {
+        return Err(CliError::Message(format!(
+            "WeChat answered HTTP {}",
+            answer.status
+        )));
+    }
+    match answer.errcode.filter(|code| *code != 0) {
+        None => Ok(answer),
+        Some(code) => Err(CliError::Message(wechat_refusal(code, &answer))),
+    }
+}
+
+/// `WeChat answered errcode N (meaning): errmsg [outcome]`.
+pub fn wechat_refusal(code: i64, answer: &ApiAnswer) -> String {
+    let errmsg = answer.body["errmsg"].as_str().unwrap_or_default();
+    let meaning = wechat_api::errcode::meaning(code, wechat_api::errcode::Context::WithToken)
+        .map(|m| format!(" ({m})"))
+        .unwrap_or_default();
+    let outcome = answer
+        .outcome
+        .as_deref()
+        .map(|o| format!(" [{o}]"))
+        .unwrap_or_default();
+    format!("WeChat answered errcode {code}{meaning}: {errmsg}{outcome}")
+}
