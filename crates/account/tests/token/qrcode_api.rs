@@ -3,9 +3,13 @@
 //! token, and WeChat's errcodes for what the offline check would have stopped and for the
 //! permanent-code limit.
 
-use account::qrcode::{self, CreateQrCode, Lifetime, Scene};
+use account::api::ApiConfig;
+use account::clock::ManualClock;
+use account::qrcode::{self, ChinaDate, CreateQrCode, Lifetime, ScanKind, Scene};
 use account::token::{AccessToken, CallError, TokenClient, TokenError, TokenSource};
 use serde_json::json;
+use table::Table;
+use table::embedded::EmbeddedStore;
 use testkit::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat, lock};
 use wechat_api::WeChatHttp;
 use wechat_protocol::secret::Secret;
@@ -179,4 +183,89 @@ async fn requests_the_offline_check_would_stop_get_wechats_errcodes() {
         .await
         .unwrap();
     assert_eq!(answer["errcode"], 41001);
+}
+
+/// The `api` function over `table`, with tokens from the fake and its clock at 2026-12-03 10:00
+/// in China.
+fn api_function<T: Table>(
+    fake: &FakeWeChat,
+    table: T,
+    app_id: &str,
+) -> account::api::Api<T, FakeTokens> {
+    let env: std::collections::HashMap<String, String> = [("WECHAT_APP_ID", app_id)]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    let (http, tokens) = setup(fake);
+    let clock = std::sync::Arc::new(ManualClock::at_ms(1_796_263_200_000));
+    account::api::Api::new(
+        ApiConfig::from_env(&env).unwrap(),
+        table,
+        http,
+        tokens,
+        clock,
+    )
+}
+
+/// `qrcode_stats` through the api function: counts of the days asked, newest first, in the
+/// documented shape; a day count out of range is the caller's mistake (400), not a failure.
+async fn the_api_function_serves_qrcode_stats<T: Table + Clone>(table: &T, _id: &str) {
+    let fake = FakeWeChat::start().await;
+    let app_id = testkit::harness::unique_app_id();
+    let today = ChinaDate::parse("2026-12-03").unwrap();
+    let scene = Scene::new("poster-a").unwrap();
+    for kind in [ScanKind::Subscribe, ScanKind::Scan, ScanKind::Scan] {
+        qrcode::count(table, &app_id, today, &scene, kind)
+            .await
+            .unwrap();
+    }
+    qrcode::count(table, &app_id, today.minus(1), &scene, ScanKind::Scan)
+        .await
+        .unwrap();
+    let api = api_function(&fake, table.clone(), &app_id);
+    let answer = api
+        .handle(json!({"action": "qrcode_stats", "days": 2}))
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&answer).unwrap(),
+        json!({"status": 200, "body": {"days": [
+            {"date": "2026-12-03", "scenes": {"poster-a": {"subscribe": 1, "scan": 2}}},
+            {"date": "2026-12-02", "scenes": {"poster-a": {"subscribe": 0, "scan": 1}}},
+        ]}})
+    );
+    for days in [0, 91] {
+        let refused = api
+            .handle(json!({"action": "qrcode_stats", "days": days}))
+            .await
+            .unwrap();
+        assert_eq!(refused.status, 400);
+        assert_eq!(refused.body["error"], "bad_payload");
+    }
+}
+
+testkit::on_both_adapters!(the_api_function_serves_qrcode_stats {
+    dynamodb: the_api_function_serves_qrcode_stats_on_dynamodb("qrapi"),
+    embedded: the_api_function_serves_qrcode_stats_on_the_embedded_store("qrapi"),
+});
+
+/// `wx qrcode create`'s call: relayed by the api function to the fake, the answer WeChat's.
+#[tokio::test]
+async fn the_api_function_relays_qrcode_create() {
+    let fake = FakeWeChat::start().await;
+    let api = api_function(&fake, EmbeddedStore::in_memory(), FAKE_APP_ID);
+    let request = CreateQrCode::new(Scene::new("poster-a").unwrap(), Lifetime::days(1).unwrap());
+    let answer = api
+        .handle(json!({"method": "POST", "path": "/cgi-bin/qrcode/create",
+            "body": serde_json::to_value(&request).unwrap()}))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    let created: qrcode::QrCodeAnswer = serde_json::from_value(answer.body).unwrap();
+    assert_eq!(created.expire_seconds, Some(86_400));
+    let code = lock(&fake.state().qrcode)
+        .code(&created.ticket)
+        .cloned()
+        .unwrap();
+    assert_eq!(code.scene, "poster-a");
 }
