@@ -15,8 +15,8 @@ use account::api::{Api, ApiConfig};
 use account::clock::{self, SharedClock};
 use account::compose::Web;
 use account::config::vars::{
-    JSSDK_SCRIPT_URL, LOCAL_FAKE_WECHAT, WECHAT_API_BASE, WECHAT_APP_ID, WECHAT_APP_SECRET,
-    WECHAT_OPEN_BASE, WECHAT_TOKEN,
+    JSSDK_SCRIPT_URL, LOCAL_FAKE_WECHAT, TEMPLATE_RECEIPTS, WECHAT_API_BASE, WECHAT_APP_ID,
+    WECHAT_APP_SECRET, WECHAT_OPEN_BASE, WECHAT_TOKEN,
 };
 use account::config::{Env, flag_or, optional};
 use account::customer_service::CustomerService;
@@ -25,6 +25,7 @@ use account::forward::{
     LateSender, MessageSide, Worker,
 };
 use account::jssdk::JssdkConfig;
+use account::notify::ReceiptRecorder;
 use account::oauth::OAuthConfig;
 use account::qrcode::SceneCounter;
 use account::rules::Rules;
@@ -55,8 +56,12 @@ pub enum WeChatApi {
 
 /// The webhook's replies: the rules, and a forward rule's flow with the worker as a background
 /// task of this server (Lambda freezes a function once it answered; this process does not);
-/// with `QR_STATS`, scene events counted in the store, as the message function counts them.
-pub type LocalHandler = SceneCounter<ForwardingRules<EmbeddedStore, LocalLauncher>, EmbeddedStore>;
+/// with `TEMPLATE_RECEIPTS=true`, template-message receipts recorded in the store first; with
+/// `QR_STATS`, scene events counted in the store, as the message function counts them.
+pub type LocalHandler = SceneCounter<
+    ReceiptRecorder<ForwardingRules<EmbeddedStore, LocalLauncher>, EmbeddedStore>,
+    EmbeddedStore,
+>;
 
 /// Runs the worker in this process.
 pub type LocalLauncher = InProcessLauncher<EmbeddedStore, HttpForwarder, LocalLateChannel>;
@@ -194,7 +199,13 @@ impl App {
                     }
                     _ => LocalLateChannel::Off,
                 };
-                Some(local_forwarding(env, &rules, store, late_channel, clock)?)
+                Some(local_forwarding(
+                    env,
+                    &rules,
+                    store.clone(),
+                    late_channel,
+                    clock.clone(),
+                )?)
             }
         };
         // The development default token is short on purpose and the banner says it is a
@@ -204,6 +215,16 @@ impl App {
             _ => WebhookConfig::from_env(env)?,
         };
         let handler = ForwardingRules::new(rules, forwarding);
+        let handler = match (
+            flag_or(env, TEMPLATE_RECEIPTS, false)?,
+            account::config::app_id(env)?,
+        ) {
+            (true, Some(app_id)) => ReceiptRecorder::recording(handler, store, app_id, clock),
+            (true, None) => {
+                return Err(format!("{TEMPLATE_RECEIPTS}=true needs {WECHAT_APP_ID}").into());
+            }
+            (false, _) => ReceiptRecorder::off(handler),
+        };
         let counted = |_| async { stats_store };
         let handler = SceneCounter::from_env(env, handler, counted, stats_clock).await?;
         let webhook = Webhook::new(webhook_config, handler);
@@ -562,6 +583,64 @@ mod tests {
             panic!("expected the fake WeChat API");
         };
         assert_eq!(fake.calls("/cgi-bin/stable_token"), 0);
+    }
+
+    /// The receipt's status, read through the emulated api function.
+    async fn receipt_status(app: &App, msgid: u64) -> String {
+        let read = serde_json::json!({"action": "template_receipt", "msgid": msgid});
+        let resp = app
+            .route(invoke_function("api", &read.to_string(), KEY))
+            .await;
+        let answer: Value = serde_json::from_slice(resp.body().as_ref()).unwrap();
+        answer["body"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn the_api_function_sends_through_the_fake_and_the_webhook_records_the_receipt() {
+        use testkit::fake_wechat::template::{FAKE_TEMPLATE_ID, finish_xml};
+        use wechat_protocol::wechat_side::{Account, Mode, sign_push};
+        let mut env = dev_env(&[("LOCAL_FAKE_WECHAT", "true"), ("TEMPLATE_RECEIPTS", "true")]);
+        let app = App::build(&mut env, EmbeddedStore::in_memory(), key())
+            .await
+            .unwrap();
+        let send = serde_json::json!({"method": "POST", "path": "/cgi-bin/message/template/send", "body": {
+            "touser": "oUser_1", "template_id": FAKE_TEMPLATE_ID, "data": {"thing1": {"value": "shipped"}}
+        }});
+        let resp = app
+            .route(invoke_function("api", &send.to_string(), KEY))
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let answer: Value = serde_json::from_slice(resp.body().as_ref()).unwrap();
+        assert_eq!(answer["outcome"], "sent", "{answer}");
+        let msgid = answer["body"]["msgid"].as_u64().unwrap();
+        assert_eq!(receipt_status(&app, msgid).await, "pending");
+
+        // WeChat's event, as the fake would push it, to the local webhook.
+        let WeChatApi::Fake(fake) = &app.wechat_api else {
+            panic!("expected the fake WeChat API");
+        };
+        let sent = testkit::fake_wechat::lock(&fake.state().template).sent()[0].clone();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let xml = finish_xml(&sent, "success", now);
+        let account = Account {
+            token: "devtoken",
+            crypto: None,
+        };
+        let push = sign_push(&account, Mode::Plaintext, &xml, &sent.touser, now, "n1").unwrap();
+        // Hex, digits and the openid: nothing to escape.
+        let query: Vec<String> = push.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let query = query.join("&");
+        let resp = app
+            .route(request("POST", &format!("/wechat?{query}"), &push.body))
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(receipt_status(&app, msgid).await, "success");
     }
 
     #[test]
