@@ -11,6 +11,7 @@ use serde_json::json;
 use table::Table;
 use table::embedded::EmbeddedStore;
 use testkit::fake_wechat::{FAKE_APP_ID, FAKE_APP_SECRET, FakeWeChat, lock};
+use testkit::harness::Logs;
 use wechat_api::WeChatHttp;
 use wechat_protocol::secret::Secret;
 
@@ -210,6 +211,10 @@ fn api_function<T: Table>(
 /// `qrcode_stats` through the api function: counts of the days asked, newest first, in the
 /// documented shape; a day count out of range is the caller's mistake (400), not a failure.
 async fn the_api_function_serves_qrcode_stats<T: Table + Clone>(table: &T, _id: &str) {
+    // Captured (and checked) on this thread, so this test never registers the api function's
+    // log callsites while no subscriber listens, which would leave them off for the other
+    // tests of this binary that check those lines.
+    let (logs, _guard) = Logs::capture();
     let fake = FakeWeChat::start().await;
     let app_id = testkit::harness::unique_app_id();
     let today = ChinaDate::parse("2026-12-03").unwrap();
@@ -242,6 +247,11 @@ async fn the_api_function_serves_qrcode_stats<T: Table + Clone>(table: &T, _id: 
         assert_eq!(refused.status, 400);
         assert_eq!(refused.body["error"], "bad_payload");
     }
+    let text = logs.text();
+    assert!(
+        text.contains("action=\"qrcode_stats\" days=2 outcome=\"read\""),
+        "{text}"
+    );
 }
 
 testkit::on_both_adapters!(the_api_function_serves_qrcode_stats {
@@ -252,6 +262,8 @@ testkit::on_both_adapters!(the_api_function_serves_qrcode_stats {
 /// `wx qrcode create`'s call: relayed by the api function to the fake, the answer WeChat's.
 #[tokio::test]
 async fn the_api_function_relays_qrcode_create() {
+    // See `the_api_function_serves_qrcode_stats`: the api function's callsites meet a subscriber.
+    let (logs, _guard) = Logs::capture();
     let fake = FakeWeChat::start().await;
     let api = api_function(&fake, EmbeddedStore::in_memory(), FAKE_APP_ID);
     let request = CreateQrCode::new(Scene::new("poster-a").unwrap(), Lifetime::days(1).unwrap());
@@ -268,4 +280,5 @@ async fn the_api_function_relays_qrcode_create() {
         .cloned()
         .unwrap();
     assert_eq!(code.scene, "poster-a");
+    assert!(logs.text().contains("api call"), "{}", logs.text());
 }
