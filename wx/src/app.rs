@@ -27,6 +27,7 @@ use account::forward::{
 use account::jssdk::JssdkConfig;
 use account::notify::ReceiptRecorder;
 use account::oauth::OAuthConfig;
+use account::qrcode::SceneCounter;
 use account::rules::Rules;
 use account::token::{TokenClient, TokenConfig, TokenService};
 use account::webhook::{Webhook, WebhookConfig};
@@ -55,9 +56,12 @@ pub enum WeChatApi {
 
 /// The webhook's replies: the rules, and a forward rule's flow with the worker as a background
 /// task of this server (Lambda freezes a function once it answered; this process does not);
-/// with `TEMPLATE_RECEIPTS=true`, template-message receipts recorded in the store first.
-pub type LocalHandler =
-    ReceiptRecorder<ForwardingRules<EmbeddedStore, LocalLauncher>, EmbeddedStore>;
+/// with `TEMPLATE_RECEIPTS=true`, template-message receipts recorded in the store first; with
+/// `QR_STATS`, scene events counted in the store, as the message function counts them.
+pub type LocalHandler = SceneCounter<
+    ReceiptRecorder<ForwardingRules<EmbeddedStore, LocalLauncher>, EmbeddedStore>,
+    EmbeddedStore,
+>;
 
 /// Runs the worker in this process.
 pub type LocalLauncher = InProcessLauncher<EmbeddedStore, HttpForwarder, LocalLateChannel>;
@@ -188,6 +192,7 @@ impl App {
             }
         };
         let rules = Rules::from_env(env)?;
+        let (stats_store, stats_clock) = (store.clone(), clock.clone());
         let forwarding = match rules.has_forward() {
             false => None,
             true => {
@@ -227,6 +232,8 @@ impl App {
             }
             (false, _) => ReceiptRecorder::off(handler),
         };
+        let counted = |_| async { stats_store };
+        let handler = SceneCounter::from_env(env, handler, counted, stats_clock).await?;
         let webhook = Webhook::new(webhook_config, handler);
         Ok(Self {
             webhook,

@@ -20,6 +20,7 @@ mod keygen;
 mod menu;
 mod notify;
 mod push;
+mod qrcode;
 mod rotate;
 mod run_file;
 mod serve;
@@ -64,6 +65,8 @@ enum Command {
     Menu(menu::MenuArgs),
     /// Template messages: send one to a follower, read its delivery receipt
     Notify(notify::NotifyArgs),
+    /// Channel QR codes: create one for a scene (image saved), per-scene follows and scans
+    Qrcode(qrcode::QrcodeArgs),
     /// JS-SDK: sign a page URL for wx.config with the account's jsapi_ticket
     Jssdk(jssdk::JssdkArgs),
     /// Check a deployment as WeChat will: webhook URL, token, encryption, access_token (IP
@@ -111,6 +114,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Token(command) => token::run(&config, &out, command).await,
         Command::Menu(args) => menu::run(&config, &out, args).await,
         Command::Notify(args) => notify::run(&config, &out, args).await,
+        Command::Qrcode(args) => qrcode::run(&config, &out, args).await,
         Command::Jssdk(args) => jssdk::run(&config, &out, args).await,
         Command::Keygen(command) => keygen::run(&out, command),
         Command::Doctor(args) => doctor::run(&config, &out, args).await,

@@ -298,7 +298,7 @@ fn banner(
             );
         }
     }
-    let forward_urls = app.webhook.handler().inner().rules().forward_urls();
+    let forward_urls = app.webhook.handler().inner().inner().rules().forward_urls();
     if forward_urls.is_empty() {
         line("  Forwarding:    off (no forward rule in the reply rules)".into());
     } else {

@@ -811,6 +811,60 @@ fn a_template_message_is_sent_once_per_key_and_its_receipt_read_through_the_loca
 }
 
 #[test]
+fn a_channel_code_is_created_with_its_image_and_its_follows_and_scans_are_counted_per_scene() {
+    let server = Server::start_with(
+        "qrcode",
+        Setup {
+            env: vec![("QR_STATS".into(), "true".into())],
+            ..Setup::default()
+        },
+    );
+    let created = server.json(&[
+        "qrcode",
+        "create",
+        "--scene",
+        "poster-a",
+        "--days",
+        "7",
+        "--out",
+        "poster-a.png",
+        "--local",
+    ]);
+    assert_eq!(created["scene"], "poster-a");
+    assert_eq!(created["expire_seconds"], 604_800);
+    let image = std::fs::read(server.dir.join("poster-a.png")).unwrap();
+    assert_eq!(&image[..8], b"\x89PNG\r\n\x1a\n");
+
+    // Checked offline: no call for a scene WeChat would refuse.
+    let output = server.run(&["qrcode", "create", "--scene", &"x".repeat(65), "--local"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("not created: the scene name is 65 bytes long"));
+
+    let webhook = server.webhook();
+    for (event, key) in [
+        ("subscribe", "qrscene_poster-a"),
+        ("SCAN", "poster-a"),
+        ("SCAN", "poster-a"),
+    ] {
+        let pushed = server.run(&["push", "--url", &webhook, "--event", event, "--key", key]);
+        assert!(pushed.status.success(), "{}", text(&pushed.stderr));
+    }
+    let stats = server.json(&["qrcode", "stats", "--days", "2", "--local"]);
+    let days = stats["days"].as_array().unwrap();
+    assert_eq!(days.len(), 2);
+    assert_eq!(
+        days[0]["scenes"]["poster-a"],
+        serde_json::json!({"subscribe": 1, "scan": 2})
+    );
+    let table = text(&server.run(&["qrcode", "stats", "--local"]).stdout);
+    assert!(
+        table.starts_with("date        scene     follows    scans"),
+        "{table}"
+    );
+    assert!(table.contains("poster-a        1        2"), "{table}");
+}
+
+#[test]
 fn commands_that_need_a_stack_say_that_local_exists_and_a_local_diff_says_how_to_apply_locally() {
     let server = Server::start("hints", false);
     for (args, variable) in [

@@ -35,6 +35,7 @@ use crate::forward::{
 use crate::jssdk::{Jssdk, JssdkConfig};
 use crate::notify::ReceiptRecorder;
 use crate::oauth::{OAuth, OAuthConfig};
+use crate::qrcode::SceneCounter;
 use crate::rules::Rules;
 use crate::token::{LambdaTokenSource, TicketSource, TokenClient, TokenConfig, TokenService};
 use crate::webhook::{
@@ -87,9 +88,11 @@ pub async fn verify() -> Result<Webhook<NoReplies>, ColdStartError> {
 
 /// The `message` function's replies: the rules, and with a forward rule the message side of the
 /// flow (DynamoDB for the `msg#` item, Lambda for the worker); with `TEMPLATE_RECEIPTS=true`,
-/// template-message receipts recorded first.
-pub type MessageHandler =
-    ReceiptRecorder<ForwardingRules<DynamoTable, LambdaLauncher>, DynamoTable>;
+/// template-message receipts recorded first; with `QR_STATS`, scene events counted around them.
+pub type MessageHandler = SceneCounter<
+    ReceiptRecorder<ForwardingRules<DynamoTable, LambdaLauncher>, DynamoTable>,
+    DynamoTable,
+>;
 
 /// The `message` function. Static rules make no AWS call; a forward rule builds the DynamoDB and
 /// Lambda clients, and only then.
@@ -128,7 +131,13 @@ pub async fn message() -> Result<Webhook<MessageHandler>, ColdStartError> {
             ReceiptRecorder::recording(handler, table, app_id, clock::system())
         }
     };
+    let handler = SceneCounter::from_env(&env, handler, qr_stats_table, clock::system()).await?;
     Ok(Webhook::new(config, handler).with_key_source(SecretKeys::of(&env)))
+}
+
+/// The counters' table, built only when `QR_STATS` is on.
+async fn qr_stats_table(table_name: String) -> DynamoTable {
+    DynamoTable::new(aws::dynamodb_client(&aws::sdk_config().await), table_name)
 }
 
 /// The `oauth` function's routes: `/jssdk/config` and `/demo` first, web authorization for the

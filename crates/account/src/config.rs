@@ -10,7 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use wechat::{
-    DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_OPEN_BASE, WeChatApiConfig, WeChatAppConfig, app_id,
+    DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_OPEN_BASE, WeChatApiConfig, WeChatAppConfig, app_id, base_url,
     is_app_id, required_app_id,
 };
 

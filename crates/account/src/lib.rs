@@ -7,9 +7,10 @@
 //! stack's secret); the central token service and its clients (`token`), customer-service
 //! messages (`customer_service`: the late channel), web authorization and its sessions (`oauth`),
 //! JS-SDK signatures and the demo page (`jssdk`); template messages and their receipts
-//! (`notify`); the reply rules (`rules`), the custom menu (`menu`), forwarding to the account's
-//! own service (`forward`), the webhook (`webhook`), the token-free WeChat API function (`api`);
-//! and at the top the composition roots (`compose`) the functions' mains and `wx serve` share.
+//! (`notify`); the reply rules (`rules`), the custom menu (`menu`), channel QR codes and their
+//! per-scene counts (`qrcode`), forwarding to the account's own service (`forward`), the webhook
+//! (`webhook`), the token-free WeChat API function (`api`); and at the top the composition roots
+//! (`compose`) the functions' mains and `wx serve` share.
 
 pub mod api;
 pub mod aws;
@@ -24,6 +25,7 @@ pub mod menu;
 pub mod metrics;
 pub mod notify;
 pub mod oauth;
+pub mod qrcode;
 pub mod rules;
 pub mod telemetry;
 pub mod token;

@@ -11,7 +11,7 @@
 //! the item has one. Adapters implement only [`Table::read`] and [`Table::write`] on stored forms
 //! (as JSON: DynamoDB maps it to attributes with `serde_dynamo`, the embedded store keeps it as
 //! is), so both store the same shape by construction; the typed operations (`get`, `put`,
-//! `update`, `delete`) are provided on top. Conditions and updates are typed values
+//! `update`, `delete`, `add`) are provided on top. Conditions and updates are typed values
 //! ([`Condition`], [`Update`]) that each adapter interprets: DynamoDB renders them as expressions,
 //! the embedded store evaluates them under its lock. A failed condition is
 //! [`WriteOutcome::ConditionFailed`], never an error; each port turns it into its domain outcome.
@@ -20,6 +20,7 @@
 pub mod dynamo;
 pub mod embedded;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use serde::Serialize;
@@ -164,6 +165,11 @@ pub enum Change {
     Put(Map<String, Value>),
     /// Change some attributes; on an absent item (only if the condition allows it) create it.
     Update(Update),
+    /// Add each number to its attribute, atomically: an absent attribute counts from 0 and an
+    /// absent item is created (DynamoDB's `ADD`). Attribute names are data here (a counter per
+    /// scene, say), so they are owned strings, unlike [`Update`]'s fixed field names; a map, since
+    /// DynamoDB refuses an expression that names one attribute twice.
+    Add(BTreeMap<String, i64>),
     Delete,
 }
 
@@ -229,6 +235,22 @@ pub trait Table: Send + Sync {
             pk: key::<I>(id),
             change: Change::Update(update),
             condition: Some(condition),
+        })
+    }
+
+    /// Add each number to its attribute of the item `I` with `id` in one atomic write, creating
+    /// the item or the attribute as needed: concurrent adds never lose a count, with no read
+    /// and no condition to retry. Only for counter items (read them with [`Table::read`]): the
+    /// item's other fields are left as they are, and none are required.
+    fn add<I: Item>(
+        &self,
+        id: &str,
+        counts: BTreeMap<String, i64>,
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send {
+        self.write(Write {
+            pk: key::<I>(id),
+            change: Change::Add(counts),
+            condition: None,
         })
     }
 

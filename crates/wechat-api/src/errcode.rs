@@ -232,6 +232,13 @@ pub const TABLE: &[ErrCode] = &[
         None,
     ),
     row(
+        40053,
+        Other,
+        "invalid action info",
+        "the QR code request's action_name or scene is not one WeChat takes (scene_str 1 to 64 bytes)",
+        None,
+    ),
+    row(
         40125,
         Configuration,
         "invalid appsecret",
@@ -357,6 +364,13 @@ pub const TABLE: &[ErrCode] = &[
         Other,
         "response out of time limit or subscription is canceled",
         "the user has not interacted with the account in the last 48 hours (or unfollowed it)",
+        None,
+    ),
+    row(
+        45029,
+        Other,
+        "qrcode count out of limit",
+        "the account already has as many permanent QR codes as WeChat allows (100,000)",
         None,
     ),
     row(

@@ -22,7 +22,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .deadline()
                 .duration_since(SystemTime::now())
                 .unwrap_or_default();
-            let outcome = worker.run_within(&event.payload, time_left).await;
+            // Boxed: the worker's future (forward call, token client, sends) nests too deep
+            // for rustc's layout query when inlined into this block; one allocation per job.
+            let outcome = Box::pin(worker.run_within(&event.payload, time_left)).await;
             if outcome.is_failure() {
                 // An invocation error: the Errors metric and the failure destination see it; the
                 // function's async retries are 0, so nothing is sent twice.

@@ -32,6 +32,7 @@ use crate::clock::SharedClock;
 use crate::config::vars::{API_RETRY_ATTEMPTS, API_RETRY_BACKOFF_MS};
 use crate::config::{ConfigError, Env, parsed_or, required_app_id};
 use crate::notify::{STATUS_PENDING, read_receipt};
+use crate::qrcode::{self, ChinaDate, MAX_STATS_DAYS, StatsError};
 use crate::token::{RetryPolicy, TokenClient, TokenError, TokenSource};
 
 pub use allow::{AllowList, DEFAULT_ALLOWED_PATHS, Refusal};
@@ -62,6 +63,9 @@ pub struct CallRequest {
 pub enum Action {
     /// `{"action": "template_receipt", "msgid": <number|string>}`: one GetItem of the receipt.
     TemplateReceipt { msgid: MsgId },
+    /// `{"action": "qrcode_stats", "days": N}` (1 to 90): the channel QR codes' per-scene counts
+    /// of the last N China days, newest first; one GetItem a day.
+    QrcodeStats { days: u32 },
 }
 
 /// A template message's `msgid`, given as WeChat gives it (a number) or as a string; kept as its
@@ -283,6 +287,37 @@ impl<T: Table, S: TokenSource> Api<T, S> {
     async fn act(&self, action: Action) -> Result<ApiAnswer, ApiFailure> {
         match action {
             Action::TemplateReceipt { msgid } => self.template_receipt(&msgid.0).await,
+            Action::QrcodeStats { days } => self.qrcode_stats(days).await,
+        }
+    }
+
+    /// `{"days": [{"date", "scenes": {scene: {"subscribe", "scan"}}}]}`, or 400 for a day count
+    /// out of range.
+    async fn qrcode_stats(&self, days: u32) -> Result<ApiAnswer, ApiFailure> {
+        let today = ChinaDate::of_ms(self.clock.now_ms());
+        match qrcode::stats(&self.table, &self.config.app_id, days, today).await {
+            Ok(stats) => {
+                tracing::info!(
+                    action = "qrcode_stats",
+                    days,
+                    outcome = "read",
+                    "api action"
+                );
+                Ok(ApiAnswer::ok(json!({ "days": stats })))
+            }
+            Err(StatsError::Days(_)) => {
+                let refusal = Refusal::BadPayload(format!(
+                    "days must be 1 to {MAX_STATS_DAYS} (one read a day), not {days}"
+                ));
+                tracing::warn!(
+                    action = "qrcode_stats",
+                    days,
+                    error = refusal.code(),
+                    "api request refused"
+                );
+                Ok(ApiAnswer::refused(&refusal))
+            }
+            Err(StatsError::Store(err)) => Err(err.into()),
         }
     }
 
@@ -337,6 +372,10 @@ mod tests {
                 })
             );
         }
+        assert_eq!(
+            Payload::parse(&json!({"action": "qrcode_stats", "days": 7})).unwrap(),
+            Payload::Action(Action::QrcodeStats { days: 7 })
+        );
         let round = Payload::Action(Action::TemplateReceipt {
             msgid: MsgId("7".into()),
         });

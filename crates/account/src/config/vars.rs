@@ -8,6 +8,8 @@ pub const WECHAT_APP_SECRET: &str = "WECHAT_APP_SECRET";
 pub const WECHAT_API_BASE: &str = "WECHAT_API_BASE";
 pub const WECHAT_OPEN_BASE: &str = "WECHAT_OPEN_BASE";
 pub const WECHAT_HTTP_TIMEOUT_MS: &str = "WECHAT_HTTP_TIMEOUT_MS";
+// Where QR code images are fetched (`/cgi-bin/showqrcode`; see `qrcode::image_url`).
+pub const WECHAT_MP_BASE: &str = "WECHAT_MP_BASE";
 
 // Webhook (`verify`, `message`).
 pub const WECHAT_TOKEN: &str = "WECHAT_TOKEN";
@@ -37,6 +39,9 @@ pub const AWS_ENDPOINT_URL_SECRETS_MANAGER: &str = "AWS_ENDPOINT_URL_SECRETS_MAN
 
 // Storage.
 pub const TABLE_NAME: &str = "TABLE_NAME";
+
+// Channel QR codes: per-scene counts by the `message` function (see `qrcode::SceneCounter`).
+pub const QR_STATS: &str = "QR_STATS";
 
 // access_token service (`refresh`) and its clients.
 pub const WECHAT_TOKEN_API: &str = "WECHAT_TOKEN_API";

@@ -110,7 +110,7 @@ impl WeChatApiConfig {
 
 /// An `https://` base URL, or `http://` on a loopback host (the fake WeChat API, `make run`): the
 /// app secret travels in these requests, so it never goes out in clear text.
-fn base_url(env: &impl Env, name: &'static str, default: &str) -> Result<String, ConfigError> {
+pub fn base_url(env: &impl Env, name: &'static str, default: &str) -> Result<String, ConfigError> {
     let raw = optional(env, name).unwrap_or_else(|| default.to_string());
     let (origin, _) = split_origin(&raw).map_err(|reason| ConfigError::new(name, reason))?;
     if !origin.as_str().starts_with("https://") && !origin.is_loopback() {

@@ -2,5 +2,6 @@
 
 mod contract;
 mod dynamo_smoke;
+mod qrstat;
 mod secrets_manager;
 mod slow_table;

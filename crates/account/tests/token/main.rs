@@ -8,6 +8,7 @@ mod client;
 mod customer_service;
 mod dynamo;
 mod menu_api;
+mod qrcode_api;
 mod service;
 mod stale_check;
 mod ticket;

@@ -5,6 +5,7 @@ mod hostile;
 mod lenient;
 mod messages;
 mod properties;
+mod qrcode;
 mod rotation;
 mod safe_mode;
 mod verify;

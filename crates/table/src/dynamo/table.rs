@@ -4,7 +4,7 @@
 //! `ConditionalCheckFailedException` turned into [`WriteOutcome::ConditionFailed`] in exactly one
 //! place.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -70,6 +70,11 @@ impl Table for DynamoTable {
             }
             Change::Update(update) => {
                 let changes = expression.update(&update)?;
+                let request = self.client.update_item().table_name(table).key(PK, key);
+                send_conditional!(request.update_expression(changes), condition, expression)
+            }
+            Change::Add(counts) => {
+                let changes = expression.add(&counts)?;
                 let request = self.client.update_item().table_name(table).key(PK, key);
                 send_conditional!(request.update_expression(changes), condition, expression)
             }
@@ -188,6 +193,19 @@ impl Expression {
         Ok(clauses.join(" "))
     }
 
+    /// `ADD #a0 :v0, #a1 :v1`: numbers added atomically, an absent attribute counting from 0.
+    fn add(&mut self, counts: &BTreeMap<String, i64>) -> Result<String, StoreError> {
+        if counts.is_empty() {
+            // DynamoDB refuses an empty update expression; nothing to add is a caller's slip.
+            return Err(StoreError::Corrupt("an add with no attributes".into()));
+        }
+        let additions: Vec<_> = counts
+            .iter()
+            .map(|(name, n)| format!("{} {}", self.name(name), self.number(*n)))
+            .collect();
+        Ok(format!("ADD {}", additions.join(", ")))
+    }
+
     /// The name and value placeholders; `None` for an empty map, which DynamoDB refuses.
     fn placeholders(self) -> (Option<HashMap<String, String>>, Option<Attributes>) {
         let names = (!self.names.is_empty()).then_some(self.names);
@@ -238,5 +256,15 @@ mod tests {
         );
         assert_eq!(expression.values[":v1"], AttributeValue::N("7".into()));
         assert_eq!(Expression::default().placeholders(), (None, None));
+    }
+
+    #[test]
+    fn adds_name_every_attribute_through_a_placeholder() {
+        let mut expression = Expression::default();
+        let counts = BTreeMap::from([("c:poster a".to_string(), 2), ("s:poster a".to_string(), 1)]);
+        assert_eq!(expression.add(&counts).unwrap(), "ADD #a0 :v0, #a1 :v1");
+        assert_eq!(expression.names["#a0"], "c:poster a");
+        assert_eq!(expression.values[":v0"], AttributeValue::N("2".into()));
+        assert!(Expression::default().add(&BTreeMap::new()).is_err());
     }
 }

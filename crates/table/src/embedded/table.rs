@@ -3,6 +3,8 @@
 //! with DynamoDB's semantics (a comparison on an absent item or attribute is false; an update
 //! whose condition holds on an absent item creates it).
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use super::EmbeddedStore;
@@ -19,7 +21,7 @@ impl Table for EmbeddedStore {
         self.transact(|items| {
             let stored = items.get(&pk);
             if !write.condition.is_none_or(|c| holds(&c, stored)) {
-                return (WriteOutcome::ConditionFailed, false);
+                return (Ok(WriteOutcome::ConditionFailed), false);
             }
             match write.change {
                 Change::Put(item) => items.insert(pk, Value::Object(item)),
@@ -27,11 +29,45 @@ impl Table for EmbeddedStore {
                     let updated = updated(&pk, stored, update);
                     items.insert(pk, updated)
                 }
+                Change::Add(counts) => match added(&pk, stored, counts) {
+                    Ok(added) => items.insert(pk, added),
+                    Err(err) => return (Err(err), false),
+                },
                 Change::Delete => items.remove(&pk),
             };
-            (WriteOutcome::Applied, true)
-        })
+            (Ok(WriteOutcome::Applied), true)
+        })?
     }
+}
+
+/// `stored` (or a new item with only its key) with each number added to its attribute, an absent
+/// one counting from 0. Adding to an attribute that is not a number is refused, as DynamoDB
+/// refuses it (a validation error, not a failed condition).
+fn added(
+    pk: &str,
+    stored: Option<&Value>,
+    counts: BTreeMap<String, i64>,
+) -> Result<Value, StoreError> {
+    let mut attributes = match stored {
+        Some(Value::Object(attributes)) => attributes.clone(),
+        _ => Map::from_iter([(PK.to_string(), Value::from(pk))]),
+    };
+    if counts.is_empty() {
+        return Err(StoreError::Corrupt("an add with no attributes".into()));
+    }
+    for (name, n) in counts {
+        let sum = match attributes.get(&name) {
+            None => n,
+            Some(value) => value
+                .as_i64()
+                .and_then(|current| current.checked_add(n))
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("{pk}: {name} is not a number to add to"))
+                })?,
+        };
+        attributes.insert(name, sum.into());
+    }
+    Ok(Value::Object(attributes))
 }
 
 /// `stored` (or a new item with only its key) with `update` applied.

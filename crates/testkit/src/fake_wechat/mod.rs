@@ -24,6 +24,7 @@ pub mod custom;
 pub mod jssdk;
 pub mod jweixin;
 pub mod menu;
+pub mod qrcode;
 pub mod sns;
 pub mod template;
 pub mod token;
@@ -116,6 +117,7 @@ pub struct FakeState {
     pub menu: Mutex<menu::MenuState>,
     /// The account's IP whitelist: none unless set ([`whitelist`]).
     pub whitelist: Mutex<whitelist::Whitelist>,
+    pub qrcode: Mutex<qrcode::QrState>,
     pub template: Mutex<template::TemplateState>,
     /// Where a persistent fake keeps what WeChat would remember across its restarts.
     persisted_at: Option<PathBuf>,
@@ -148,6 +150,7 @@ impl FakeState {
             jssdk: Mutex::default(),
             menu: Mutex::default(),
             whitelist: Mutex::default(),
+            qrcode: Mutex::default(),
             template: Mutex::default(),
             persisted_at: None,
         }
@@ -327,6 +330,9 @@ async fn serve(
         body,
     };
     *lock(&state.calls).entry(req.path.clone()).or_default() += 1;
+    if let Some(image) = qrcode::image(&state, &req) {
+        return Ok(image);
+    }
 
     let scripted = lock(&state.scripts)
         .get_mut(&req.path)
@@ -362,6 +368,7 @@ fn route(state: &FakeState, req: &FakeRequest) -> FakeResponse {
         .or_else(|| jssdk::handle(state, req))
         .or_else(|| jweixin::handle(req))
         .or_else(|| menu::handle(state, req))
+        .or_else(|| qrcode::handle(state, req))
         .or_else(|| template::handle(state, req))
         .unwrap_or_else(|| FakeResponse {
             status: 404,

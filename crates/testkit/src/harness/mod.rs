@@ -1,10 +1,12 @@
 //! The integration tests' shared harness: log capture ([`Logs`]), the dynalite table, unique keys,
-//! and the token tests' service and store wrappers ([`tokens`]). Integration tests that need DynamoDB run under
+//! the token tests' service and store wrappers ([`tokens`]), and table wrappers that count or
+//! slow every operation ([`tables`]). Integration tests that need DynamoDB run under
 //! `node scripts/with-dynalite.mjs` (as `make test` does), which exports the endpoint and table.
 
 use table::dynamo::DynamoTable;
 
 mod logs;
+pub mod tables;
 pub mod tokens;
 
 pub use logs::Logs;
