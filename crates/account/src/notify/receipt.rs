@@ -7,13 +7,14 @@
 //!     └──────────────────────────── TEMPLATESENDJOBFINISH ────────► <WeChat's Status>
 //! ```
 //!
-//! Each arrow is one conditional PutItem. `pending` is written only where nothing is (a send
+//! Each arrow is one conditional write (a PutItem for the send, an UpdateItem for the event, which
+//! keeps the send's `sent_at`). `pending` is written only where nothing is (a send
 //! recorded after its event arrived leaves the event's status alone); the event's status only
 //! where nothing or `pending` is, so the first receipt wins and WeChat's retries of the push
 //! change nothing.
 
 use serde::{Deserialize, Serialize};
-use table::{Condition, Item, StoreError, Table, Transition};
+use table::{Condition, Item, StoreError, Table, Transition, Update};
 
 /// How long a receipt is kept: 30 days.
 pub const RECEIPT_TTL_S: i64 = 30 * 24 * 3600;
@@ -88,7 +89,8 @@ pub async fn record_sent(
 }
 
 /// Record WeChat's final `status` for `msgid` at `now_s`, in one conditional write: only where no
-/// receipt or a pending one is (the first event wins).
+/// receipt or a pending one is (the first event wins). An update rather than a put, so that a
+/// pending receipt keeps its `sent_at` without a read first.
 pub async fn record_finished(
     table: &impl Table,
     app_id: &str,
@@ -96,20 +98,18 @@ pub async fn record_finished(
     status: &str,
     now_s: i64,
 ) -> Result<ReceiptWrite, StoreError> {
-    let receipt = Receipt {
-        msgid: msgid.to_string(),
-        status: status.to_string(),
-        // The pending item's send time is not read back: one write, no read.
-        sent_at: None,
-        finished_at: Some(now_s),
-        expires_at: now_s + RECEIPT_TTL_S,
-    };
-    let id = receipt_id(app_id, msgid);
+    let update = Update::new()
+        .set("msgid", msgid)
+        .set("status", status)
+        .set("finished_at", now_s)
+        .set(table::TTL, now_s + RECEIPT_TTL_S);
     let condition = Condition::Any(vec![
         Condition::Absent,
         Condition::equals("status", STATUS_PENDING),
     ]);
-    let outcome = table.put(&id, &receipt, Some(condition)).await?;
+    let outcome = table
+        .update::<Receipt>(&receipt_id(app_id, msgid), update, condition)
+        .await?;
     Ok(Transition::from(outcome).into())
 }
 

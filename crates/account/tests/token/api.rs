@@ -179,6 +179,9 @@ async fn a_template_send_and_its_receipt_end_to_end<T: Table + Clone + 'static>(
         "{finished}"
     );
     assert!(finished["body"]["finished_at"].is_i64());
+    // The event's write updates the pending receipt in place: the send's time stays.
+    assert!(pending["body"]["sent_at"].is_i64(), "{pending}");
+    assert_eq!(finished["body"]["sent_at"], pending["body"]["sent_at"]);
 
     // WeChat's retry of the push (or a later one) changes nothing: the first receipt wins.
     let (status, _) = s

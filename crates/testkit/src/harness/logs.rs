@@ -14,6 +14,7 @@ impl Logs {
 
     /// [`Logs::capture`] of the lines at `level` and above.
     pub fn capture_at(level: tracing::Level) -> (Self, tracing::subscriber::DefaultGuard) {
+        Undecided::install();
         let logs = Self::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -51,4 +52,47 @@ impl std::io::Write for Logs {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// The process's global subscriber in tests that capture logs: it records nothing, but answers
+/// every callsite "sometimes". tracing caches each callsite's interest across all subscribers;
+/// a callsite first hit on a thread with no subscriber while another test swaps its own in could
+/// be cached as "never" and stay off for a later capture (a race seen as a missing log line under
+/// load). With this one registered, no callsite is ever "never", and each event asks the
+/// current thread's subscriber.
+struct Undecided;
+
+impl Undecided {
+    fn install() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        // A binary that set its own global subscriber first keeps it.
+        ONCE.call_once(|| drop(tracing::subscriber::set_global_default(Undecided)));
+    }
+}
+
+impl tracing::Subscriber for Undecided {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        false
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, _: &tracing::Event<'_>) {}
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
 }
