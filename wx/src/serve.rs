@@ -24,7 +24,10 @@ use account::config::{flag_or, optional, parsed_or};
 use table::embedded::EmbeddedStore;
 use tokio::net::TcpListener;
 
+use testkit::fake_wechat::template::PushTarget;
 use testkit::fake_wechat::{FAKE_APP_ID, custom};
+use wechat_protocol::crypto::MessageCrypto;
+use wechat_protocol::wechat_side::Mode;
 
 use crate::app::{App, LocalTokenService, WeChatApi};
 use crate::config::{Config, DEFAULT_FAKE_STORE, DEFAULT_STORE};
@@ -87,6 +90,15 @@ pub async fn run(config: Config) -> Result<(), Box<dyn Error>> {
     if let Some(tokens) = &app.tokens {
         let every = Duration::from_secs(parsed_or(&env, LOCAL_REFRESH_INTERVAL_SECS, 300)?.max(1));
         tokio::spawn(refresh_on_schedule(tokens.clone(), every));
+    }
+    if let WeChatApi::Fake(_) = &app.wechat_api {
+        let webhook = format!("http://127.0.0.1:{}/wechat", address.port());
+        match ReceiptPusher::from_env(&env, webhook) {
+            Ok(pusher) => {
+                tokio::spawn(pusher.run(app.clone()));
+            }
+            Err(e) => tracing::warn!(error = %e, "the fake will not push template receipts"),
+        }
     }
     let server = testkit::local_server::serve(listener, move |req| {
         let app = app.clone();
@@ -364,6 +376,86 @@ fn banner(
     }
     out
 }
+
+/// What WeChat does once it has delivered a template message: a `TEMPLATESENDJOBFINISH` push to
+/// the webhook, a moment later. The fake delivers at once; this pushes `success` for each new
+/// delivery, signed (and sealed) with this server's own settings, so that under `make run` a send
+/// through the api function gets its receipt end to end (recorded with `TEMPLATE_RECEIPTS=true`).
+struct ReceiptPusher {
+    webhook: String,
+    token: String,
+    crypto: Option<MessageCrypto>,
+}
+
+impl ReceiptPusher {
+    fn from_env(env: &HashMap<String, String>, webhook: String) -> Result<Self, Box<dyn Error>> {
+        let token = optional(env, WECHAT_TOKEN).ok_or("no WECHAT_TOKEN")?;
+        // The fake answers for WECHAT_APP_ID, or its own AppID when none is set (`App::build`).
+        let app_id = account::config::app_id(env)?.unwrap_or_else(|| FAKE_APP_ID.into());
+        let crypto = optional(env, WECHAT_ENCODING_AES_KEY)
+            .map(|key| MessageCrypto::new(&key, &app_id))
+            .transpose()?;
+        Ok(Self {
+            webhook,
+            token,
+            crypto,
+        })
+    }
+
+    async fn run(self, app: Arc<App>) {
+        let WeChatApi::Fake(fake) = &app.wechat_api else {
+            return;
+        };
+        let delivered = || {
+            testkit::fake_wechat::lock(&fake.state().template)
+                .sent()
+                .len()
+        };
+        // Deliveries of earlier runs (the fake's state persists) were pushed then.
+        let mut pushed = delivered();
+        let mode = match self.crypto {
+            Some(_) => Mode::Safe,
+            None => Mode::Plaintext,
+        };
+        let target = PushTarget {
+            url: &self.webhook,
+            token: &self.token,
+            crypto: self.crypto.as_ref(),
+            mode,
+        };
+        let mut ticks = tokio::time::interval(RECEIPT_DELAY);
+        loop {
+            ticks.tick().await;
+            let new: Vec<u64> = {
+                let templates = testkit::fake_wechat::lock(&fake.state().template);
+                let sent = templates.sent();
+                sent[pushed.min(sent.len())..]
+                    .iter()
+                    .map(|sent| sent.msgid)
+                    .collect()
+            };
+            for msgid in new {
+                pushed += 1;
+                match fake.push_template_finish(msgid, "success", &target).await {
+                    Ok((200, _)) => {}
+                    Ok((status, _)) => {
+                        tracing::warn!(
+                            msgid,
+                            status,
+                            "the webhook refused the fake's template receipt"
+                        )
+                    }
+                    Err(e) => {
+                        tracing::warn!(msgid, error = %e, "the fake's template receipt was not pushed")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How soon after a delivery the fake pushes its receipt (WeChat's come within seconds).
+const RECEIPT_DELAY: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {

@@ -727,6 +727,47 @@ fn a_local_server_without_a_run_file_here_serves_menu_calls_through_its_api_func
     let _ = std::fs::remove_dir_all(&elsewhere);
 }
 
+/// Under `make run` the fake pushes WeChat's `TEMPLATESENDJOBFINISH` for each delivery, sealed
+/// in the server's own mode: with `TEMPLATE_RECEIPTS=true` the receipt turns `success` by itself.
+#[test]
+fn under_the_local_server_a_sent_template_message_gets_its_receipt_from_the_fake() {
+    let server = Server::start_with(
+        "notify-receipt",
+        Setup {
+            encrypted: true,
+            env: vec![("TEMPLATE_RECEIPTS".into(), "true".into())],
+            ..Setup::default()
+        },
+    );
+    let sent = server.json(&[
+        "notify",
+        "send",
+        "--to",
+        "o6_bmjrPTlm6_2sgVt7hMZOPfL2M",
+        "--template",
+        "fa4eTPL-OrderShipped_0000000000000000000001",
+        "--data",
+        "thing1=Order #14 shipped",
+        "--local",
+    ]);
+    assert_eq!(sent["outcome"], "sent", "{sent}");
+    let msgid = sent["msgid"].as_str().unwrap().to_string();
+    // The push comes about a second after the delivery; wait for it, boundedly.
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = server.json(&["notify", "status", &msgid, "--local"]);
+        if status["status"] != "pending" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(status["status"], "success", "{status}");
+    assert!(
+        status["sent_at"].is_i64() && status["finished_at"].is_i64(),
+        "{status}"
+    );
+}
+
 #[test]
 fn a_template_message_is_sent_once_per_key_and_its_receipt_read_through_the_local_api_function() {
     let server = Server::start("notify", false);
