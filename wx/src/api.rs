@@ -5,44 +5,25 @@
 //! token.
 
 use account::api::{Action, ApiFunction, ApiInvokeError, Payload};
-use account::config::vars::{API_FUNCTION_NAME, LOCAL_INVOKE_KEY};
-use account::config::{optional, required};
-use wechat_protocol::secret::Secret;
+use account::config::vars::API_FUNCTION_NAME;
 
 pub use account::api::{ApiAnswer, CallRequest as ApiRequest};
 
 use crate::CliError;
 use crate::config::Config;
-use crate::token::{Via, local_server, needs_a_stack_named};
+use crate::token::{Via, function_client};
 
 /// The function to invoke: the deployed one, or the local server's.
 async fn function(config: &Config, via: &Via) -> Result<ApiFunction, CliError> {
-    let Some(local) = &via.local else {
-        let name = required(&config.env, API_FUNCTION_NAME).map_err(|e| {
-            CliError::Message(needs_a_stack_named(
-                &e.to_string(),
-                "api function (its ApiFunctionName output)",
-            ))
-        })?;
-        let sdk = account::aws::sdk_config().await;
-        return Ok(ApiFunction::new(
-            account::aws::lambda_client(&sdk, None),
-            name,
-        ));
-    };
-    let server = local_server(config, local)?;
-    let key = optional(&config.env, LOCAL_INVOKE_KEY)
-        .or_else(|| server.info.as_ref().map(|info| info.invoke_key.clone()))
-        .ok_or_else(|| {
-            CliError::Message(format!(
-                "no invoke key for {}: set {LOCAL_INVOKE_KEY} to the X-Local-Invoke-Key its `wx serve` banner prints",
-                server.url
-            ))
-        })?;
-    let sdk = account::aws::local_sdk_config().await;
-    let lambda =
-        account::aws::lambda_client_with_key(&sdk, Some(&server.url), Some(Secret::new(key)));
-    Ok(ApiFunction::new(lambda, "api"))
+    let (lambda, name, _) = function_client(
+        config,
+        via,
+        API_FUNCTION_NAME,
+        "api function (its ApiFunctionName output)",
+        "api",
+    )
+    .await?;
+    Ok(ApiFunction::new(lambda, name))
 }
 
 fn invoke_failed(e: ApiInvokeError) -> CliError {

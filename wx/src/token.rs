@@ -90,12 +90,32 @@ pub async fn refresh_function(
     config: &Config,
     via: &Via,
 ) -> Result<(RefreshFunction, Option<LocalServer>), CliError> {
+    let (lambda, name, local) = function_client(
+        config,
+        via,
+        TOKEN_FUNCTION_NAME,
+        "refresh function (its RefreshFunctionName output)",
+        "refresh",
+    )
+    .await?;
+    Ok((RefreshFunction::new(lambda, name), local))
+}
+
+/// A Lambda client for one of the stack's functions and the name to invoke: the deployed one
+/// named by `variable` (the caller's AWS credentials), or with `--local` the local server's
+/// emulation of `local_name` (with this run's invoke key), and then that server.
+pub async fn function_client(
+    config: &Config,
+    via: &Via,
+    variable: &'static str,
+    function: &str,
+    local_name: &str,
+) -> Result<(aws_sdk_lambda::Client, String, Option<LocalServer>), CliError> {
     let Some(local) = &via.local else {
-        let name = required(&config.env, TOKEN_FUNCTION_NAME)
-            .map_err(|e| CliError::Message(needs_a_stack(&e.to_string())))?;
+        let name = required(&config.env, variable)
+            .map_err(|e| CliError::Message(needs_a_stack_named(&e.to_string(), function)))?;
         let sdk = account::aws::sdk_config().await;
-        let lambda = account::aws::lambda_client(&sdk, None);
-        return Ok((RefreshFunction::new(lambda, name), None));
+        return Ok((account::aws::lambda_client(&sdk, None), name, None));
     };
     let server = local_server(config, local)?;
     let key = optional(&config.env, LOCAL_INVOKE_KEY)
@@ -109,16 +129,12 @@ pub async fn refresh_function(
     let sdk = account::aws::local_sdk_config().await;
     let lambda =
         account::aws::lambda_client_with_key(&sdk, Some(&server.url), Some(Secret::new(key)));
-    Ok((RefreshFunction::new(lambda, "refresh"), Some(server)))
+    Ok((lambda, local_name.to_string(), Some(server)))
 }
 
-/// `problem` (a deployed stack's setting is missing), with the way to the local server instead.
-pub fn needs_a_stack(problem: &str) -> String {
-    needs_a_stack_named(problem, "refresh function (its RefreshFunctionName output)")
-}
-
-/// [`needs_a_stack`] for a setting that names the stack's `function`.
-pub fn needs_a_stack_named(problem: &str, function: &str) -> String {
+/// `problem` (a deployed stack's setting that names the stack's `function` is missing), with the
+/// way to the local server instead.
+fn needs_a_stack_named(problem: &str, function: &str) -> String {
     let running = run_file::running(Path::new("."));
     let local = match running.first() {
         Some(info) => format!(

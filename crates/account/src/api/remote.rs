@@ -2,11 +2,8 @@
 //! Invoke per payload, the answer read back as [`ApiAnswer`], a function error as
 //! [`ApiInvokeError::Remote`].
 
-use aws_sdk_lambda::error::DisplayErrorContext;
-use aws_sdk_lambda::primitives::Blob;
-
 use super::{ApiAnswer, Payload};
-use crate::token::LambdaError;
+use crate::aws::{self, Invoked, LambdaError};
 
 /// Why no answer came back.
 #[derive(Debug, thiserror::Error)]
@@ -51,54 +48,22 @@ impl ApiFunction {
     pub async fn invoke(&self, payload: &Payload) -> Result<ApiAnswer, ApiInvokeError> {
         let bytes = serde_json::to_vec(&payload.to_value())
             .map_err(|e| ApiInvokeError::Invoke(e.to_string()))?;
-        let output = self
-            .lambda
-            .invoke()
-            .function_name(&self.function_name)
-            .payload(Blob::new(bytes))
-            .send()
+        let body = match aws::invoke_json(&self.lambda, &self.function_name, bytes)
             .await
-            .map_err(|e| ApiInvokeError::Invoke(invoke_error(&e)))?;
-        let body = output
-            .payload()
-            .map(|blob| blob.as_ref())
-            .unwrap_or(b"null");
-        if output.function_error().is_some() {
-            let error: LambdaError = serde_json::from_slice(body).unwrap_or(LambdaError {
-                error_message: "no message".into(),
-                error_type: "error".into(),
-            });
-            return Err(ApiInvokeError::Remote {
-                kind: error.error_type,
-                message: error.error_message,
-            });
-        }
-        serde_json::from_slice(body).map_err(|e| ApiInvokeError::Answer(e.to_string()))
+            .map_err(ApiInvokeError::Invoke)?
+        {
+            Invoked::Answer(body) => body,
+            Invoked::Failed { error, .. } => {
+                let error = error.unwrap_or(LambdaError {
+                    error_message: "no message".into(),
+                    error_type: "error".into(),
+                });
+                return Err(ApiInvokeError::Remote {
+                    kind: error.error_type,
+                    message: error.error_message,
+                });
+            }
+        };
+        serde_json::from_slice(&body).map_err(|e| ApiInvokeError::Answer(e.to_string()))
     }
-}
-
-/// The SDK's error chain; for an answer that is not Lambda's (the local server's 403), its status
-/// and first line.
-fn invoke_error(
-    e: &aws_sdk_lambda::error::SdkError<
-        aws_sdk_lambda::operation::invoke::InvokeError,
-        aws_sdk_lambda::config::http::HttpResponse,
-    >,
-) -> String {
-    if let Some(raw) = e.raw_response() {
-        let status = raw.status().as_u16();
-        let body = raw.body().bytes().unwrap_or_default();
-        if !(200..300).contains(&status) && body.trim_ascii_start().first() != Some(&b'{') {
-            let text = String::from_utf8_lossy(body);
-            let line: String = text
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .chars()
-                .take(200)
-                .collect();
-            return format!("HTTP {status}: {line}");
-        }
-    }
-    DisplayErrorContext(e).to_string()
 }

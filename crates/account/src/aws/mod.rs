@@ -1,9 +1,13 @@
 //! The AWS SDK configuration, loaded once per container in `main` from the standard AWS
 //! environment (region, credentials, `AWS_ENDPOINT_URL_*` overrides), with one HTTP client
 //! (rustls with ring, the project's one TLS stack) shared by every AWS client built from it; and
-//! the lean Secrets Manager client of the cold start.
+//! the lean Secrets Manager client of the cold start; and the synchronous JSON Invoke of the
+//! functions' Rust callers ([`invoke_json`]).
 
+mod invoke;
 mod secrets;
+
+pub use invoke::{Invoked, LambdaError, invoke_json};
 
 use std::time::Duration;
 

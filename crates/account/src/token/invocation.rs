@@ -26,6 +26,7 @@ use serde_json::Value;
 use wechat_protocol::secret::Secret;
 
 use super::{AccessToken, RefreshReport, TicketReport, TokenError, TokenService, fingerprint};
+pub use crate::aws::LambdaError;
 use crate::token::JsapiTicket;
 use crate::token::store::TokenStore;
 
@@ -284,15 +285,6 @@ pub struct TicketSummary {
     pub expires_at: Option<i64>,
     pub outcome: String,
     pub ticket: Option<String>,
-}
-
-/// Lambda's shape for a function error, as `lambda_runtime` reports a handler's `Err`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LambdaError {
-    #[serde(rename = "errorMessage", default)]
-    pub error_message: String,
-    #[serde(rename = "errorType", default)]
-    pub error_type: String,
 }
 
 impl From<&TokenError> for LambdaError {

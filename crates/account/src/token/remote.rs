@@ -5,15 +5,12 @@
 //! table reader, the Lambda client and the clock come from `main`. [`RefreshFunction`] is the Invoke half alone, for callers that
 //! cannot read the table (the `wx` CLI).
 
-use aws_sdk_lambda::config::http::HttpResponse;
-use aws_sdk_lambda::error::{DisplayErrorContext, SdkError};
-use aws_sdk_lambda::operation::invoke::InvokeError;
-use aws_sdk_lambda::primitives::Blob;
 use serde::de::DeserializeOwned;
 use wechat_protocol::secret::Secret;
 
-use super::invocation::{LambdaError, TicketAnswer, TokenAnswer};
+use super::invocation::{TicketAnswer, TokenAnswer};
 use super::{AccessToken, Invocation, MIN_REMAINING_MS, TokenError, TokenSource};
+use crate::aws::{self, Invoked};
 use crate::clock::SharedClock;
 use crate::config::vars::TOKEN_FUNCTION_NAME;
 use crate::config::{ConfigError, Env, required};
@@ -72,36 +69,29 @@ impl RefreshFunction {
     ) -> Result<A, TokenError> {
         let payload = serde_json::to_vec(&invocation.to_payload())
             .map_err(|e| TokenError::Invoke(e.to_string()))?;
-        let output = self
-            .lambda
-            .invoke()
-            .function_name(&self.function_name)
-            .payload(Blob::new(payload))
-            .send()
+        let body = match aws::invoke_json(&self.lambda, &self.function_name, payload)
             .await
-            .map_err(|e| TokenError::Invoke(invoke_error(&e)))?;
-        let body = output
-            .payload()
-            .map(|blob| blob.as_ref())
-            .unwrap_or(b"null");
-        if let Some(kind) = output.function_error() {
-            let error: Option<LambdaError> = serde_json::from_slice(body).ok();
-            let (error_type, message) = error.map_or((None, None), |e| {
-                (Some(e.error_type), Some(e.error_message))
-            });
-            return Err(TokenError::Remote(format!(
-                "{kind}: {}: {}",
-                error_type
-                    .filter(|t| !t.is_empty())
-                    .as_deref()
-                    .unwrap_or("error"),
-                message
-                    .filter(|m| !m.is_empty())
-                    .as_deref()
-                    .unwrap_or("no message")
-            )));
-        }
-        serde_json::from_slice::<A>(body).map_err(|e| {
+            .map_err(TokenError::Invoke)?
+        {
+            Invoked::Answer(body) => body,
+            Invoked::Failed { kind, error } => {
+                let (error_type, message) = error.map_or((None, None), |e| {
+                    (Some(e.error_type), Some(e.error_message))
+                });
+                return Err(TokenError::Remote(format!(
+                    "{kind}: {}: {}",
+                    error_type
+                        .filter(|t| !t.is_empty())
+                        .as_deref()
+                        .unwrap_or("error"),
+                    message
+                        .filter(|m| !m.is_empty())
+                        .as_deref()
+                        .unwrap_or("no message")
+                )));
+            }
+        };
+        serde_json::from_slice::<A>(&body).map_err(|e| {
             if e.is_data() {
                 TokenError::Remote(format!("the answer lacks {fields}"))
             } else {
@@ -109,27 +99,6 @@ impl RefreshFunction {
             }
         })
     }
-}
-
-/// The SDK's error chain; for an answer that is not Lambda's JSON (a proxy's or the local
-/// server's refusal), its status and first line instead of the SDK's parse error.
-fn invoke_error(e: &SdkError<InvokeError, HttpResponse>) -> String {
-    if let Some(raw) = e.raw_response() {
-        let status = raw.status().as_u16();
-        let body = raw.body().bytes().unwrap_or_default();
-        if !(200..300).contains(&status) && body.trim_ascii_start().first() != Some(&b'{') {
-            let text = String::from_utf8_lossy(body);
-            let line: String = text
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .chars()
-                .take(200)
-                .collect();
-            return format!("HTTP {status}: {line}");
-        }
-    }
-    DisplayErrorContext(e).to_string()
 }
 
 impl TicketSource for RefreshFunction {
