@@ -269,4 +269,35 @@ mod tests {
             AllowList::default()
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever a caller sends as the path, the check answers (never panics), and what
+            /// passes is one of the allowed paths exactly: nothing with a host, a query, a
+            /// traversal or an encoded character reaches WeChat.
+            #[test]
+            fn a_path_passes_only_when_it_is_an_allowed_plain_path(path in "\\PC{0,80}|/cgi-bin/[a-z./%?#_-]{0,40}") {
+                let allow = AllowList::default();
+                let query = BTreeMap::new();
+                if allow.check("POST", &path, &query, None).is_ok() {
+                    prop_assert!(DEFAULT_ALLOWED_PATHS.contains(&path.as_str()));
+                    prop_assert!(is_plain_path(&path));
+                }
+            }
+
+            /// A plain path never holds what a URL would read as another host, a query or a
+            /// traversal.
+            #[test]
+            fn a_plain_path_has_no_host_query_or_traversal(path in "\\PC{0,80}") {
+                if is_plain_path(&path) {
+                    prop_assert!(path.starts_with('/') && !path.starts_with("//"));
+                    prop_assert!(!path.contains(['?', '#', '%', '\\', ':', '@']));
+                    prop_assert!(!path.split('/').any(|s| s == ".."));
+                }
+            }
+        }
+    }
 }

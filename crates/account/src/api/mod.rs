@@ -426,4 +426,55 @@ mod tests {
             json!({"status": 403, "body": {"error": "path_not_allowed", "message": "/cgi-bin/clear_quota is not on this function's allow-list (API_ALLOWED_PATHS)"}})
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                "\\PC{0,20}".prop_map(Value::from),
+                prop_oneof![
+                    Just("GET"),
+                    Just("POST"),
+                    Just("/cgi-bin/user/info"),
+                    Just("template_receipt")
+                ]
+                .prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map(
+                        prop_oneof![
+                            Just("method".to_string()),
+                            Just("path".to_string()),
+                            Just("query".to_string()),
+                            Just("body".to_string()),
+                            Just("action".to_string()),
+                            Just("msgid".to_string()),
+                            "[a-z]{1,6}"
+                        ],
+                        inner,
+                        0..5
+                    )
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            /// Any JSON an invoker sends is read or refused with a reason: never a panic.
+            #[test]
+            fn any_payload_is_read_or_refused(event in json_value()) {
+                match Payload::parse(&event) {
+                    Ok(payload) => prop_assert!(payload.to_value().is_object()),
+                    Err(refusal) => prop_assert!(!refusal.to_string().is_empty()),
+                }
+            }
+        }
+    }
 }

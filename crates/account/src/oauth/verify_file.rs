@@ -88,4 +88,24 @@ mod tests {
         assert_eq!(err.variable, "WECHAT_MP_VERIFY_FILE");
         assert_eq!(VerifyFile::from_env(&[("OTHER", "x")]).unwrap(), None);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any name parses or is refused (never a panic), and what parses is served at
+            /// exactly one path whose body is plain alphanumerics.
+            #[test]
+            fn a_name_parses_only_as_the_console_names_its_file(name in "(MP_verify_)?\\PC{0,20}(\\.txt)?") {
+                if let Ok(file) = VerifyFile::parse(&name) {
+                    prop_assert_eq!(file.name(), name.as_str());
+                    prop_assert!(!file.code().is_empty());
+                    prop_assert!(file.code().bytes().all(|b| b.is_ascii_alphanumeric()));
+                    let path = format!("/{name}");
+                    prop_assert!(file.is_path(&path));
+                }
+            }
+        }
+    }
 }
