@@ -13,14 +13,16 @@
 //!
 //! Each check is a function returning a [`Outcome`]; the command prints them and fails (exit 1)
 //! when any failed. The webhook's URL is not in the configuration the functions read (the stack
-//! prints it as its `WebhookUrl` output): `--webhook` gives it; `--local` uses the local server's.
+//! prints it as its `WebhookUrl` output): `--webhook` gives it, or `--outputs FILE` (the stack's
+//! outputs as `aws cloudformation describe-stacks` prints them, which also name the functions and
+//! the public base URL when `.env` does not); `--local` uses the local server's.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use account::config::vars::{
-    JSSDK_ALLOWED_ORIGINS, PUBLIC_BASE_URL, WECHAT_ENCODING_AES_KEY, WECHAT_MP_VERIFY_FILE,
-    WECHAT_TOKEN,
+    API_FUNCTION_NAME, JSSDK_ALLOWED_ORIGINS, PUBLIC_BASE_URL, TOKEN_FUNCTION_NAME,
+    WECHAT_ENCODING_AES_KEY, WECHAT_MP_VERIFY_FILE, WECHAT_TOKEN,
 };
 use account::config::{optional, required};
 use account::oauth::VerifyFile;
@@ -50,8 +52,68 @@ pub struct DoctorArgs {
     /// server's /wechat unless this is set
     #[arg(long, value_name = "URL")]
     webhook: Option<String>,
+    /// The stack's outputs, as `aws cloudformation describe-stacks --stack-name STACK` prints
+    /// them (the whole answer, or its `Stacks[0].Outputs`): WebhookUrl, and the function names and
+    /// public URL for settings `.env` leaves unset
+    #[arg(long, value_name = "FILE")]
+    outputs: Option<std::path::PathBuf>,
     #[command(flatten)]
     via: Via,
+}
+
+/// What the doctor takes from a stack's outputs, by output key.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct StackOutputs {
+    webhook: Option<String>,
+    /// Settings `.env` may lack, as (variable, value).
+    settings: Vec<(&'static str, String)>,
+}
+
+impl StackOutputs {
+    /// Read `describe-stacks`' JSON: `{"Stacks": [{"Outputs": [...]}]}` or the outputs' list
+    /// alone, each `{"OutputKey", "OutputValue"}`.
+    fn parse(json: &str) -> Result<Self, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
+        let list = match &value {
+            serde_json::Value::Array(list) => list,
+            _ => value
+                .pointer("/Stacks/0/Outputs")
+                .and_then(|outputs| outputs.as_array())
+                .ok_or(
+                    "neither a list of outputs nor describe-stacks' answer with Stacks[0].Outputs",
+                )?,
+        };
+        let output = |key: &str| {
+            list.iter()
+                .find(|o| o["OutputKey"] == key)
+                .and_then(|o| o["OutputValue"].as_str())
+                .map(str::to_string)
+        };
+        let mut settings = Vec::new();
+        if let Some(name) = output("RefreshFunctionName") {
+            settings.push((TOKEN_FUNCTION_NAME, name));
+        }
+        if let Some(name) = output("ApiFunctionName") {
+            settings.push((API_FUNCTION_NAME, name));
+        }
+        if let Some(base) = output("OAuthAuthorizeUrl")
+            .as_deref()
+            .and_then(|url| url.strip_suffix("/oauth/authorize"))
+        {
+            settings.push((PUBLIC_BASE_URL, base.to_string()));
+        }
+        Ok(Self {
+            webhook: output("WebhookUrl"),
+            settings,
+        })
+    }
+
+    fn read(path: &std::path::Path) -> Result<Self, CliError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::Message(format!("cannot read {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| CliError::Message(format!("{}: {e}", path.display())))
+    }
 }
 
 /// One check's result.
@@ -107,7 +169,21 @@ struct Target {
     local: Option<LocalServer>,
 }
 
-pub async fn run(config: &Config, out: &Output, args: DoctorArgs) -> Result<(), CliError> {
+pub async fn run(config: &Config, out: &Output, mut args: DoctorArgs) -> Result<(), CliError> {
+    let outputs = match &args.outputs {
+        Some(path) => StackOutputs::read(path)?,
+        None => StackOutputs::default(),
+    };
+    // `.env` and the environment win over the outputs: they are what the owner chose.
+    let mut env = config.env.clone();
+    for (variable, value) in outputs.settings {
+        env.entry(variable.to_string()).or_insert(value);
+    }
+    let config = &Config {
+        env,
+        defaulted: config.defaulted.clone(),
+    };
+    args.webhook = args.webhook.take().or(outputs.webhook);
     let local = match &args.via.local {
         Some(local) => Some(local_server(config, local)?),
         None => None,
@@ -699,6 +775,36 @@ fn now_s() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_stack_outputs_name_the_webhook_the_functions_and_the_public_url() {
+        let list = r#"[
+            {"OutputKey": "WebhookUrl", "OutputValue": "https://wx.example.com/wechat"},
+            {"OutputKey": "RefreshFunctionName", "OutputValue": "stack-RefreshFunction-1"},
+            {"OutputKey": "ApiFunctionName", "OutputValue": "stack-ApiFunction-1"},
+            {"OutputKey": "OAuthAuthorizeUrl", "OutputValue": "https://wx.example.com/oauth/authorize"}
+        ]"#;
+        let outputs = StackOutputs::parse(list).unwrap();
+        assert_eq!(
+            outputs.webhook.as_deref(),
+            Some("https://wx.example.com/wechat")
+        );
+        assert_eq!(
+            outputs.settings,
+            vec![
+                (TOKEN_FUNCTION_NAME, "stack-RefreshFunction-1".to_string()),
+                (API_FUNCTION_NAME, "stack-ApiFunction-1".to_string()),
+                (PUBLIC_BASE_URL, "https://wx.example.com".to_string()),
+            ]
+        );
+        // describe-stacks' whole answer reads the same.
+        let whole = format!(r#"{{"Stacks": [{{"StackName": "s", "Outputs": {list}}}]}}"#);
+        assert_eq!(StackOutputs::parse(&whole).unwrap(), outputs);
+        // Missing outputs are simply absent; anything else is refused with a reason.
+        assert_eq!(StackOutputs::parse("[]").unwrap(), StackOutputs::default());
+        assert!(StackOutputs::parse(r#"{"Stacks": []}"#).is_err());
+        assert!(StackOutputs::parse("not json").is_err());
+    }
+
     use super::*;
 
     fn why(outcome: Outcome) -> String {

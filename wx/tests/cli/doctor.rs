@@ -217,6 +217,19 @@ fn each_wrong_setting_fails_its_check_with_a_fix() {
     assert_eq!(url["status"], "fail", "{report}");
     assert!(url["why"].as_str().unwrap().contains("not https"), "{url}");
     assert_eq!(status(&report, "verification"), "pass", "{report}");
+
+    // The same URL read from the stack's outputs, as `aws cloudformation describe-stacks` prints
+    // them: the webhook is the outputs' WebhookUrl.
+    let outputs = dir.join("outputs.json");
+    let described = serde_json::json!({"Stacks": [{"Outputs": [
+        {"OutputKey": "WebhookUrl", "OutputValue": webhook},
+    ]}]});
+    std::fs::write(&outputs, described.to_string()).unwrap();
+    let (_, report) = doctor(&server, &[], &["--outputs", outputs.to_str().unwrap()]);
+    let url = check(&report, "webhook_url");
+    assert_eq!(url["status"], "fail", "{report}");
+    assert!(url["why"].as_str().unwrap().contains("not https"), "{url}");
+    assert_eq!(status(&report, "verification"), "pass", "{report}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
