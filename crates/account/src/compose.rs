@@ -35,7 +35,7 @@ use crate::forward::{
 use crate::jssdk::{Jssdk, JssdkConfig};
 use crate::notify::ReceiptRecorder;
 use crate::oauth::{OAuth, OAuthConfig};
-use crate::qrcode::SceneCounter;
+use crate::qrcode::{QrStatsConfig, SceneCounter};
 use crate::rules::Rules;
 use crate::token::{LambdaTokenSource, TicketSource, TokenClient, TokenConfig, TokenService};
 use crate::webhook::{
@@ -105,39 +105,44 @@ pub async fn message() -> Result<Webhook<MessageHandler>, ColdStartError> {
     .await?;
     let config = WebhookConfig::from_env(&env)?;
     let rules = Rules::from_env(&env)?;
-    let forwarding = match rules.has_forward() {
+    let receipts = flag_or(&env, TEMPLATE_RECEIPTS, false)?;
+    let qr_stats = QrStatsConfig::from_env(&env)?;
+    // One SDK configuration and one DynamoDB client for whatever uses the table (forwarding,
+    // receipts, QR counts), built once; none at all for static rules, whose cold start makes no
+    // AWS call beyond the secret.
+    let aws = match rules.has_forward() || receipts || qr_stats.is_some() {
         false => None,
         true => {
-            forward::check_pushes_are_encrypted(&config)?;
-            let table_name = required(&env, TABLE_NAME)?;
             let sdk = aws::sdk_config().await;
-            let table = DynamoTable::new(aws::dynamodb_client(&sdk), table_name);
-            let launcher = LambdaLauncher::from_env(&env, aws::event_lambda_client(&sdk))?;
-            let side = MessageSide::new(table, launcher, clock::system())
+            let table = DynamoTable::new(aws::dynamodb_client(&sdk), required(&env, TABLE_NAME)?);
+            Some((sdk, table))
+        }
+    };
+    let forwarding = match (&aws, rules.has_forward()) {
+        (Some((sdk, table)), true) => {
+            forward::check_pushes_are_encrypted(&config)?;
+            let launcher = LambdaLauncher::from_env(&env, aws::event_lambda_client(sdk))?;
+            let side = MessageSide::new(table.clone(), launcher, clock::system())
                 .with_replay_window(config.max_clock_skew_secs)
                 .with_circuit_reply(forward::circuit_reply(&env)?);
             Some(side)
         }
+        _ => None,
     };
     let handler = ForwardingRules::new(rules, forwarding);
-    // Off, the recorder never touches the table and no client is built for it.
-    let handler = match flag_or(&env, TEMPLATE_RECEIPTS, false)? {
-        false => ReceiptRecorder::off(handler),
-        true => {
-            let table_name = required(&env, TABLE_NAME)?;
+    // Off, the recorder never touches the table.
+    let handler = match (&aws, receipts) {
+        (Some((_, table)), true) => {
             let app_id = required_app_id(&env)?;
-            let sdk = aws::sdk_config().await;
-            let table = DynamoTable::new(aws::dynamodb_client(&sdk), table_name);
-            ReceiptRecorder::recording(handler, table, app_id, clock::system())
+            ReceiptRecorder::recording(handler, table.clone(), app_id, clock::system())
         }
+        _ => ReceiptRecorder::off(handler),
     };
-    let handler = SceneCounter::from_env(&env, handler, qr_stats_table, clock::system()).await?;
+    let handler = match (aws, qr_stats) {
+        (Some((_, table)), Some(stats)) => SceneCounter::on(handler, table, stats, clock::system()),
+        _ => SceneCounter::off(handler),
+    };
     Ok(Webhook::new(config, handler).with_key_source(SecretKeys::of(&env)))
-}
-
-/// The counters' table, built only when `QR_STATS` is on.
-async fn qr_stats_table(table_name: String) -> DynamoTable {
-    DynamoTable::new(aws::dynamodb_client(&aws::sdk_config().await), table_name)
 }
 
 /// The `oauth` function's routes: `/jssdk/config` and `/demo` first, web authorization for the
