@@ -125,23 +125,14 @@ pub async fn answer_invoke_request<S: TokenStore>(
     request: &Request,
 ) -> Response<Body> {
     if let Err(refusal) = check(key, request) {
-        tracing::warn!(%refusal, "Lambda Invoke request refused");
-        return account::http::text(StatusCode::FORBIDDEN, format!("{refusal}\n"));
+        return refused(refusal);
     }
-    // A body that is not JSON is a bad invocation, answered like any other.
-    let event: Value = serde_json::from_slice(request.body().as_ref()).unwrap_or(Value::Null);
+    let event = event_of(request);
     let entry = Entry::of_invoke_request(request.uri().path(), request.uri().query())
         .unwrap_or(Entry::Full);
     match handle_invocation_via(service, entry, event).await {
         Ok(answer) => json(StatusCode::OK, &answer),
-        Err(e) => {
-            let mut response = json(StatusCode::OK, &LambdaError::from(&e));
-            response.headers_mut().insert(
-                "x-amz-function-error",
-                HeaderValue::from_static("Unhandled"),
-            );
-            response
-        }
+        Err(e) => function_error(&LambdaError::from(&e)),
     }
 }
 
@@ -153,26 +144,38 @@ pub async fn answer_api_invoke_request<S: TokenSource>(
     request: &Request,
 ) -> Response<Body> {
     if let Err(refusal) = check(key, request) {
-        tracing::warn!(%refusal, "Lambda Invoke request refused");
-        return account::http::text(StatusCode::FORBIDDEN, format!("{refusal}\n"));
+        return refused(refusal);
     }
-    // A body that is not JSON is a bad payload, answered like any other.
-    let event: Value = serde_json::from_slice(request.body().as_ref()).unwrap_or(Value::Null);
+    let event = event_of(request);
     match api.handle(event).await {
         Ok(answer) => json(StatusCode::OK, &answer),
-        Err(e) => {
-            let error = LambdaError {
-                error_message: e.to_string(),
-                error_type: e.kind().into(),
-            };
-            let mut response = json(StatusCode::OK, &error);
-            response.headers_mut().insert(
-                "x-amz-function-error",
-                HeaderValue::from_static("Unhandled"),
-            );
-            response
-        }
+        Err(e) => function_error(&LambdaError {
+            error_message: e.to_string(),
+            error_type: e.kind().into(),
+        }),
     }
+}
+
+/// The 403 that says why [`check`] refused the request.
+fn refused(refusal: Refusal) -> Response<Body> {
+    tracing::warn!(%refusal, "Lambda Invoke request refused");
+    account::http::text(StatusCode::FORBIDDEN, format!("{refusal}\n"))
+}
+
+/// The invocation's event: a body that is not JSON is a bad invocation, answered like any other.
+fn event_of(request: &Request) -> Value {
+    serde_json::from_slice(request.body().as_ref()).unwrap_or(Value::Null)
+}
+
+/// A function error as Lambda's Invoke API answers it: HTTP 200, `X-Amz-Function-Error`, and
+/// `{"errorType", "errorMessage"}`.
+fn function_error(error: &LambdaError) -> Response<Body> {
+    let mut response = json(StatusCode::OK, error);
+    response.headers_mut().insert(
+        "x-amz-function-error",
+        HeaderValue::from_static("Unhandled"),
+    );
+    response
 }
 
 #[cfg(test)]

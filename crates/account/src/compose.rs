@@ -25,7 +25,9 @@ use crate::config::vars::{
     SESSION_SECRET, TABLE_NAME, TEMPLATE_RECEIPTS, WECHAT_APP_SECRET, WECHAT_ENCODING_AES_KEY,
     WECHAT_FORWARD_SECRET, WECHAT_TOKEN,
 };
-use crate::config::{ConfigError, ProcessEnv, WeChatApiConfig, flag_or, required, required_app_id};
+use crate::config::{
+    ConfigError, Env, ProcessEnv, WeChatApiConfig, flag_or, required, required_app_id,
+};
 use crate::customer_service::CustomerService;
 use crate::forward;
 use crate::forward::client::BuildError;
@@ -221,19 +223,29 @@ pub async fn worker() -> Result<LambdaWorker, ColdStartError> {
     let rules = Rules::from_env(&env)?;
     let api = WeChatApiConfig::from_env(&env)?;
     let clock = clock::system();
-    let sdk = aws::sdk_config().await;
-    let table = DynamoTable::new(aws::dynamodb_client(&sdk), required(&env, TABLE_NAME)?);
-    // The token comes from the central service: read from the table, refreshed by invoking it.
-    let source = LambdaTokenSource::from_env(
-        &env,
-        table.clone(),
-        aws::lambda_client(&sdk, None),
-        clock.clone(),
-    )?;
+    let (table, source) = central_tokens(&env, &clock).await?;
     let tokens = Arc::new(TokenClient::with_clock(source, clock.clone()));
     let late_channel = CustomerService::new(api.client()?, tokens);
     let forwarder = HttpForwarder::new(forward.secret, forward.late_timeout, clock)?;
     Ok(Worker::new(table, forwarder, late_channel, &rules))
+}
+
+/// The stack's table and the token from the central service over it, for the functions that call
+/// WeChat without being the token service (worker, api): read from the table, refreshed by
+/// invoking the refresh function.
+async fn central_tokens(
+    env: &impl Env,
+    clock: &clock::SharedClock,
+) -> Result<(DynamoTable, LambdaTokenSource<DynamoTable>), ColdStartError> {
+    let sdk = aws::sdk_config().await;
+    let table = DynamoTable::new(aws::dynamodb_client(&sdk), required(env, TABLE_NAME)?);
+    let source = LambdaTokenSource::from_env(
+        env,
+        table.clone(),
+        aws::lambda_client(&sdk, None),
+        clock.clone(),
+    )?;
+    Ok((table, source))
 }
 
 /// The `refresh` function: the central token service on DynamoDB.
@@ -257,14 +269,7 @@ pub async fn api() -> Result<LambdaApi, ColdStartError> {
     let config = ApiConfig::from_env(&env)?;
     let wechat = WeChatApiConfig::from_env(&env)?;
     let clock = clock::system();
-    let sdk = aws::sdk_config().await;
-    let table = DynamoTable::new(aws::dynamodb_client(&sdk), required(&env, TABLE_NAME)?);
-    let source = LambdaTokenSource::from_env(
-        &env,
-        table.clone(),
-        aws::lambda_client(&sdk, None),
-        clock.clone(),
-    )?;
+    let (table, source) = central_tokens(&env, &clock).await?;
     // A warm container asks nobody for the token while it is usable.
     let tokens = TokenClient::with_clock(source, clock.clone());
     Ok(Api::new(config, table, wechat.client()?, tokens, clock))
