@@ -211,7 +211,17 @@ pub struct ApiConfig {
     /// `API_RETRY_ATTEMPTS` (default 3) and `API_RETRY_BACKOFF_MS` (default 200, doubling): the
     /// bounded retries when WeChat answers -1 (system busy).
     pub retry: RetryPolicy,
+    /// No retry of a -1 begins later than this after the call began ([`RETRY_WINDOW`]).
+    pub retry_window: Duration,
 }
+
+/// How long after a call began a retry of WeChat's -1 may still begin. The function's timeout
+/// (60 s) must cover the last retry's worst case too: a retry begun at 20 s that meets a
+/// rejected token (a call, a stale report of at most 12 s, the resend: 22 s) and the pending
+/// receipt (2 s) ends by 44 s; the first attempt's token lookup (at most 14 s) is inside the
+/// window. Without it, `API_RETRY_ATTEMPTS=5` with a long backoff could outlast the timeout,
+/// and a send the function was stopped in the middle of may have reached WeChat.
+pub const RETRY_WINDOW: Duration = Duration::from_secs(20);
 
 impl ApiConfig {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
@@ -229,6 +239,7 @@ impl ApiConfig {
                 attempts,
                 backoff: Duration::from_millis(parsed_or(env, API_RETRY_BACKOFF_MS, 200)?),
             },
+            retry_window: RETRY_WINDOW,
         })
     }
 }

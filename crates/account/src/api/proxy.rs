@@ -4,7 +4,8 @@
 //! - 40001/40014/42001 (the token was rejected): one stale report to the central service and one
 //!   retry with its replacement ([`TokenClient::call_with_token`]);
 //! - -1 (system busy): up to `API_RETRY_ATTEMPTS` calls in all, pausing `API_RETRY_BACKOFF_MS`,
-//!   doubling.
+//!   doubling, none begun later than [`RETRY_WINDOW`](super::RETRY_WINDOW) after the call began
+//!   (so that the function's timeout covers every retry's worst case).
 //!
 //! A template send (`/cgi-bin/message/template/send`) is read as a [`TemplateMessage`] first:
 //! checked offline, and given a `client_msg_id` when it has none, so that those retries cannot
@@ -224,6 +225,7 @@ impl<T: Table, S: TokenSource> Api<T, S> {
             .filter(|b| !b.is_null())
             .map(|b| serde_json::to_vec(b).unwrap_or_default());
         let retry = self.config.retry;
+        let began = tokio::time::Instant::now();
         let mut pause = retry.backoff;
         let mut attempts = 0;
         loop {
@@ -257,7 +259,10 @@ impl<T: Table, S: TokenSource> Api<T, S> {
                 Err(CallError::Api(e)) => return Err(ApiFailure::WeChat(e)),
                 Err(CallError::Token(e)) => return Err(ApiFailure::Token(e)),
             };
-            if relayed.errcode == Some(-1) && attempts < retry.attempts {
+            if relayed.errcode == Some(-1)
+                && attempts < retry.attempts
+                && began.elapsed() + pause <= self.config.retry_window
+            {
                 tracing::warn!(path, attempt = attempts, "WeChat is busy (-1); retrying");
                 tokio::time::sleep(pause).await;
                 pause = pause.saturating_mul(2);

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use account::api::{Api, ApiConfig, ApiFailure};
 use account::clock::{self, SharedClock};
@@ -43,6 +44,16 @@ async fn setup<T: Table + Clone + 'static>(
     app_id: &str,
     extra: &[(&str, &str)],
 ) -> Setup<T> {
+    setup_with(table, app_id, extra, |_| {}).await
+}
+
+/// [`setup`] with the function's configuration changed by `tweak` after it is read.
+async fn setup_with<T: Table + Clone + 'static>(
+    table: T,
+    app_id: &str,
+    extra: &[(&str, &str)],
+    tweak: impl FnOnce(&mut ApiConfig),
+) -> Setup<T> {
     let fake = fake_on_wall_clock(app_id).await;
     let clock: SharedClock = clock::system();
     // The classic token API: every stale report fetches a new token (the stable API's forced
@@ -59,8 +70,10 @@ async fn setup<T: Table + Clone + 'static>(
     env.extend_from_slice(extra);
     let env: std::collections::HashMap<String, String> =
         env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+    let mut api_config = ApiConfig::from_env(&env).unwrap();
+    tweak(&mut api_config);
     let api = Api::new(
-        ApiConfig::from_env(&env).unwrap(),
+        api_config,
         table.clone(),
         config(&fake, &[]).wechat.client().unwrap(),
         TokenClient::with_clock(source.clone(), clock.clone()),
@@ -301,6 +314,24 @@ async fn a_busy_wechat_is_retried_within_bounds_and_notifies_once() {
         "3 attempts (API_RETRY_ATTEMPTS), no more"
     );
     assert_eq!(s.delivered(), 1);
+}
+
+#[tokio::test]
+async fn no_retry_of_a_busy_wechat_begins_after_the_retry_window() {
+    // The window is what keeps every retry inside the function's timeout; at zero, the first
+    // retry's pause already ends past it.
+    let s = setup_with(
+        EmbeddedStore::in_memory(),
+        testkit::fake_wechat::FAKE_APP_ID,
+        &[("API_RETRY_ATTEMPTS", "5")],
+        |config| config.retry_window = Duration::ZERO,
+    )
+    .await;
+    s.fake.script(PATH, Scripted::ErrCode(-1));
+    let answer = s.call(send(None)).await;
+    assert_eq!(answer["outcome"], "wechat_busy", "{answer}");
+    assert_eq!(s.fake.calls(PATH), 1, "5 attempts allowed, none begun late");
+    assert_eq!(s.delivered(), 0);
 }
 
 #[tokio::test]
