@@ -3,7 +3,7 @@
 //! [`ApiInvokeError::Remote`].
 
 use super::{ApiAnswer, Payload};
-use crate::aws::{self, Invoked, LambdaError};
+use crate::aws::{Invoked, JsonFunction, LambdaError};
 
 /// Why no answer came back.
 #[derive(Debug, thiserror::Error)]
@@ -18,37 +18,29 @@ pub enum ApiInvokeError {
 }
 
 /// The deployed function (or the local server's emulation of it), by name or ARN.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ApiFunction {
-    lambda: aws_sdk_lambda::Client,
-    function_name: String,
-}
-
-impl std::fmt::Debug for ApiFunction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiFunction")
-            .field("function_name", &self.function_name)
-            .finish_non_exhaustive()
-    }
+    function: JsonFunction,
 }
 
 impl ApiFunction {
     pub fn new(lambda: aws_sdk_lambda::Client, function_name: impl Into<String>) -> Self {
         Self {
-            lambda,
-            function_name: function_name.into(),
+            function: JsonFunction::new(lambda, function_name),
         }
     }
 
     pub fn function_name(&self) -> &str {
-        &self.function_name
+        self.function.name()
     }
 
     /// Invoke with `payload` and read the answer.
     pub async fn invoke(&self, payload: &Payload) -> Result<ApiAnswer, ApiInvokeError> {
         let bytes = serde_json::to_vec(&payload.to_value())
             .map_err(|e| ApiInvokeError::Invoke(e.to_string()))?;
-        let body = match aws::invoke_json(&self.lambda, &self.function_name, bytes)
+        let body = match self
+            .function
+            .invoke(bytes)
             .await
             .map_err(ApiInvokeError::Invoke)?
         {

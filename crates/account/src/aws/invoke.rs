@@ -30,30 +30,57 @@ pub enum Invoked {
     },
 }
 
-/// Invoke `function_name` with the JSON `payload` and wait for its answer; `Err` says why no
-/// answer came (the SDK's error chain, or a non-Lambda refusal's status and first line).
-pub async fn invoke_json(
-    lambda: &aws_sdk_lambda::Client,
-    function_name: &str,
-    payload: Vec<u8>,
-) -> Result<Invoked, String> {
-    let output = lambda
-        .invoke()
-        .function_name(function_name)
-        .payload(Blob::new(payload))
-        .send()
-        .await
-        .map_err(|e| invoke_error(&e))?;
-    let body = output
-        .payload()
-        .map_or_else(|| b"null".to_vec(), |blob| blob.as_ref().to_vec());
-    Ok(match output.function_error() {
-        Some(kind) => Invoked::Failed {
-            kind: kind.to_string(),
-            error: serde_json::from_slice(&body).ok(),
-        },
-        None => Invoked::Answer(body),
-    })
+/// A function its Rust callers invoke synchronously with JSON: the Lambda client and the
+/// function's name or ARN (never more in its `Debug`).
+#[derive(Clone)]
+pub struct JsonFunction {
+    lambda: aws_sdk_lambda::Client,
+    name: String,
+}
+
+impl std::fmt::Debug for JsonFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonFunction")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JsonFunction {
+    pub fn new(lambda: aws_sdk_lambda::Client, name: impl Into<String>) -> Self {
+        Self {
+            lambda,
+            name: name.into(),
+        }
+    }
+
+    /// The function's name or ARN, as given.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Invoke with the JSON `payload` and wait for the answer; `Err` says why no answer came
+    /// (the SDK's error chain, or a non-Lambda refusal's status and first line).
+    pub async fn invoke(&self, payload: Vec<u8>) -> Result<Invoked, String> {
+        let output = self
+            .lambda
+            .invoke()
+            .function_name(&self.name)
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .map_err(|e| invoke_error(&e))?;
+        let body = output
+            .payload()
+            .map_or_else(|| b"null".to_vec(), |blob| blob.as_ref().to_vec());
+        Ok(match output.function_error() {
+            Some(kind) => Invoked::Failed {
+                kind: kind.to_string(),
+                error: serde_json::from_slice(&body).ok(),
+            },
+            None => Invoked::Answer(body),
+        })
+    }
 }
 
 /// The SDK's error chain; for an answer that is not Lambda's JSON (a proxy's or the local

@@ -2,12 +2,12 @@
 //! environment (region, credentials, `AWS_ENDPOINT_URL_*` overrides), with one HTTP client
 //! (rustls with ring, the project's one TLS stack) shared by every AWS client built from it; and
 //! the lean Secrets Manager client of the cold start; and the synchronous JSON Invoke of the
-//! functions' Rust callers ([`invoke_json`]).
+//! functions' Rust callers ([`JsonFunction`]).
 
 mod invoke;
 mod secrets;
 
-pub use invoke::{Invoked, LambdaError, invoke_json};
+pub use invoke::{Invoked, JsonFunction, LambdaError};
 
 use std::time::Duration;
 

@@ -10,7 +10,7 @@ use wechat_protocol::secret::Secret;
 
 use super::invocation::{TicketAnswer, TokenAnswer};
 use super::{AccessToken, Invocation, MIN_REMAINING_MS, TokenError, TokenSource};
-use crate::aws::{self, Invoked};
+use crate::aws::{Invoked, JsonFunction};
 use crate::clock::SharedClock;
 use crate::config::vars::TOKEN_FUNCTION_NAME;
 use crate::config::{ConfigError, Env, required};
@@ -20,30 +20,20 @@ use crate::token::{JsapiTicket, TicketSource};
 /// The refresh function, asked by Lambda Invoke: [`Invocation::Get`] and [`Invocation::Refresh`]
 /// answered with the token, [`Invocation::GetTicket`] with the ticket, or the function's error. Also a [`TokenSource`] of its own, for
 /// callers with no table access (the `wx` CLI): every lookup is an invoke.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RefreshFunction {
-    lambda: aws_sdk_lambda::Client,
-    function_name: String,
-}
-
-impl std::fmt::Debug for RefreshFunction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RefreshFunction")
-            .field("function_name", &self.function_name)
-            .finish_non_exhaustive()
-    }
+    function: JsonFunction,
 }
 
 impl RefreshFunction {
     pub fn new(lambda: aws_sdk_lambda::Client, function_name: impl Into<String>) -> Self {
         Self {
-            lambda,
-            function_name: function_name.into(),
+            function: JsonFunction::new(lambda, function_name),
         }
     }
 
     pub fn function_name(&self) -> &str {
-        &self.function_name
+        self.function.name()
     }
 
     /// Invoke the function with `invocation`'s payload and read the token it answers.
@@ -69,7 +59,9 @@ impl RefreshFunction {
     ) -> Result<A, TokenError> {
         let payload = serde_json::to_vec(&invocation.to_payload())
             .map_err(|e| TokenError::Invoke(e.to_string()))?;
-        let body = match aws::invoke_json(&self.lambda, &self.function_name, payload)
+        let body = match self
+            .function
+            .invoke(payload)
             .await
             .map_err(TokenError::Invoke)?
         {
@@ -133,7 +125,7 @@ pub struct LambdaTokenSource<R> {
 impl<R> std::fmt::Debug for LambdaTokenSource<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LambdaTokenSource")
-            .field("function_name", &self.function.function_name)
+            .field("function_name", &self.function.function_name())
             .field("app_id", &self.app_id)
             .finish_non_exhaustive()
     }
